@@ -1,0 +1,25 @@
+//! The conformance server: `cargo run --release --example conformance-server -- --listen 127.0.0.1:0`
+//!
+//! Prints `listening on http://HOST:PORT` once it accepts connections, then serves the
+//! conformance service of `shared/CONFORMANCE.md` over WebSocket and HTTP batch at `/`.
+
+use std::io::Write;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut listen = "127.0.0.1:8787".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--listen" => match args.next() {
+                Some(addr) => listen = addr,
+                None => return Err(std::io::Error::other("--listen needs an address, e.g. 127.0.0.1:0")),
+            },
+            other => return Err(std::io::Error::other(format!("unknown argument {other}; usage: --listen HOST:PORT"))),
+        }
+    }
+    let (server, addr) = capwire_examples::conformance::bind(&listen).await?;
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    capwire_examples::conformance::run(server).await
+}

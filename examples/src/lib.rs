@@ -1,0 +1,3 @@
+//! Examples for capwire, and the conformance service every interop test uses.
+
+pub mod conformance;

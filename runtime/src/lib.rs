@@ -1,0 +1,81 @@
+//! # capwire
+//!
+//! Object-capability RPC for Rust, speaking the [Cap'n Web] protocol: a capwire service
+//! can be called by the `capnweb` JavaScript client, and a capwire client can call
+//! `capnweb` services.
+//!
+//! The model, in brief:
+//!
+//! - A **stub** ([`RpcStub`]) refers to an object that may live in another process. Calls
+//!   on it return promises.
+//! - A **promise** ([`RpcPromise`]) is a [`Future`](std::future::Future) for a call's
+//!   result, and can be called on before it resolves: such calls are *pipelined*, sent
+//!   at once, so a chain of dependent calls costs one network round trip.
+//! - A **local object** ([`RpcObject`]) answers calls. Put a stub to one in a value and it
+//!   travels by reference: the receiver gets a stub that calls back to it.
+//! - A **session** ([`Session`]) joins two peers over a transport: WebSocket
+//!   ([`connect`], [`serve`]), HTTP batch ([`BatchClient`], [`rpc_route`]) or in memory
+//!   ([`transport::memory`]).
+//! - Values are ordinary serde types, or the dynamic [`Value`].
+//!
+//! ```
+//! use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value};
+//! use std::sync::Arc;
+//!
+//! struct Calculator;
+//!
+//! impl RpcObject for Calculator {
+//!     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+//!         let result = match method {
+//!             "square" => capwire::arg::<f64>(&args, 0, method, "i").map(|i| Value::from(i * i)),
+//!             other => Err(RpcError::not_a_function(other)),
+//!         };
+//!         Box::pin(std::future::ready(result))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), RpcError> {
+//! let (a, b) = capwire::transport::memory::channel(std::time::Duration::ZERO);
+//! let _server = Session::start(b, Some(RpcStub::new(Calculator)), Default::default());
+//! let client = Session::start(a, None, Default::default());
+//! let nine: f64 = client.main().call("square", (3,)).typed().await?;
+//! assert_eq!(nine, 9.0);
+//! # Ok(()) }
+//! ```
+//!
+//! [Cap'n Web]: https://github.com/cloudflare/capnweb
+
+#![warn(missing_docs)]
+
+mod de;
+mod error;
+mod limits;
+mod object;
+mod ser;
+mod session;
+mod stub;
+pub mod transport;
+mod value;
+pub mod wire;
+
+#[allow(unused_imports)]
+pub use capwire_macros::*;
+pub use de::from_value;
+pub use error::{ProtocolError, RpcError};
+pub use limits::Limits;
+pub use object::{CallFuture, RpcObject, arg};
+pub use ser::to_value;
+pub use session::SessionStats;
+pub use stub::{IntoPath, RpcPromise, RpcStub};
+pub use transport::batch::BatchClient;
+pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};
+pub use transport::websocket::{connect, connect_with};
+pub use transport::{Session, TransportError};
+pub use value::{BigInt, Bytes, Date, Object, Value};
+pub use wire::PathKey;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{RpcError, RpcObject, RpcPromise, RpcStub, Value};
+}

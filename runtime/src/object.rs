@@ -1,0 +1,91 @@
+//! Local objects: what a stub points at when the object lives in this process.
+
+use crate::error::RpcError;
+use crate::value::Value;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The future a call on a local object returns.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'static>>;
+
+/// An object that can be called over RPC.
+///
+/// This is the runtime's object-facing trait: a local object answers "call method `name`
+/// with these arguments" and "read property `name`". `#[rpc_target]` and `#[entrypoint]`
+/// implement it for you; implement it by hand for dynamic objects.
+///
+/// Only names the object chooses to answer are reachable. An unknown method should reject
+/// with [`RpcError::not_a_function`], as capnweb's peers do; an unknown property reads as
+/// `undefined`.
+///
+/// ```
+/// use capwire::{CallFuture, RpcError, RpcObject, Value};
+/// use std::sync::Arc;
+///
+/// struct Greeter;
+///
+/// impl RpcObject for Greeter {
+///     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+///         let result = match method {
+///             "greet" => capwire::arg::<String>(&args, 0, "greet", "name").map(|n| format!("hello, {n}").into()),
+///             other => Err(RpcError::not_a_function(other)),
+///         };
+///         Box::pin(std::future::ready(result))
+///     }
+/// }
+///
+/// let stub = capwire::RpcStub::new(Greeter);
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// let hello = stub.call("greet", ("ada",)).await.unwrap();
+/// assert_eq!(hello.as_str(), Some("hello, ada"));
+/// # });
+/// ```
+pub trait RpcObject: Send + Sync + 'static {
+    /// Calls the method `method` with positional arguments.
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture;
+
+    /// Reads the property `name`. The default answers `undefined` for every name.
+    fn get(self: Arc<Self>, name: &str) -> CallFuture {
+        let _ = name;
+        Box::pin(std::future::ready(Ok(Value::Undefined)))
+    }
+
+    /// Calls the object itself as a function. The default rejects: objects are not
+    /// functions unless they say so.
+    fn call_self(self: Arc<Self>, args: Vec<Value>) -> CallFuture {
+        let _ = args;
+        Box::pin(std::future::ready(Err(RpcError::type_error("RPC target is not a function."))))
+    }
+}
+
+impl RpcError {
+    /// The error capnweb's peers answer for a call of a name that is not a method:
+    /// `TypeError: 'name' is not a function.`
+    pub fn not_a_function(name: &str) -> Self {
+        RpcError::type_error(format!("'{name}' is not a function."))
+    }
+}
+
+/// Decodes positional argument `index` of `method` (called `name` in messages).
+///
+/// A missing argument reads as `undefined`, so `Option<T>` arguments may be left out. A
+/// wrong type rejects with a `TypeError` naming the method and the argument.
+///
+/// ```
+/// let args = vec![capwire::Value::from(2)];
+/// let n: i64 = capwire::arg(&args, 0, "increment", "amount").unwrap();
+/// assert_eq!(n, 2);
+/// let missing: Option<i64> = capwire::arg(&args, 1, "increment", "step").unwrap();
+/// assert_eq!(missing, None);
+/// let err = capwire::arg::<String>(&args, 0, "increment", "amount").unwrap_err();
+/// assert_eq!(err.name(), "TypeError");
+/// ```
+pub fn arg<T: DeserializeOwned>(args: &[Value], index: usize, method: &str, name: &str) -> Result<T, RpcError> {
+    let value = args.get(index).cloned().unwrap_or(Value::Undefined);
+    crate::from_value(value).map_err(|e| {
+        RpcError::type_error(format!("{method}: argument {index} ({name}): {}", e.message()))
+    })
+}

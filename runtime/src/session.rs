@@ -1,0 +1,810 @@
+//! The session: import and export tables, the message loop, and value encoding.
+//!
+//! Vocabulary follows the protocol. From this side's point of view, an *import* is an
+//! object or promise the peer holds and we reference (positive IDs when we chose them, by
+//! `push`; negative when the peer did, by `export`/`promise`); an *export* is one we hold
+//! and the peer references. ID 0 is the main object on both sides. IDs are never reused.
+
+use crate::error::{ProtocolError, RpcError};
+use crate::limits::Limits;
+use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, value_op};
+use crate::value::{BigInt, Bytes, Date, Object, Value};
+use crate::wire::{Expr, Message, PathKey};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use tokio::sync::{Notify, mpsc};
+
+/// An entry of the import table, shared by every stub or promise that refers to it. When
+/// the last one is dropped, the session sends `release`.
+pub(crate) struct Import {
+    session: Arc<SessionInner>,
+    id: i64,
+    generation: u64,
+    promise: bool,
+    pulled: AtomicBool,
+    resolution: OnceLock<Result<Value, RpcError>>,
+    resolved: Notify,
+}
+
+impl Import {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn settle(&self, result: Result<Value, RpcError>) {
+        if self.resolution.set(result).is_ok() {
+            self.resolved.notify_waiters();
+        }
+    }
+
+    pub(crate) fn op(self: &Arc<Self>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+        match self.resolution.get() {
+            Some(Ok(v)) => value_op(v.clone(), path, args),
+            Some(Err(e)) => Hook::Error(e.clone()),
+            None => match self.session.send_call(self.id, path, args) {
+                Ok(import) => Hook::Import(import),
+                Err(e) => Hook::Error(e),
+            },
+        }
+    }
+
+    pub(crate) fn pull(&self) {
+        if self.promise && self.resolution.get().is_none() && !self.pulled.swap(true, Ordering::AcqRel) {
+            self.session.send(&Message::Pull(self.id));
+        }
+    }
+
+    pub(crate) fn resolve(this: &Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
+        if !this.promise {
+            return futures::future::ready(Ok(Value::Stub(RpcStub {
+                hook: Hook::Import(this.clone()),
+            })))
+            .boxed();
+        }
+        let this = this.clone();
+        async move {
+            loop {
+                let notified = this.resolved.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(r) = this.resolution.get() {
+                    return r.clone();
+                }
+                this.pull();
+                notified.await;
+            }
+        }
+        .boxed()
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        // Never lock here: a drop can happen anywhere, including under the session lock.
+        let _ = self.session.events.send(Event::Dropped {
+            id: self.id,
+            generation: self.generation,
+        });
+    }
+}
+
+struct ImportSlot {
+    import: Weak<Import>,
+    generation: u64,
+    /// Times the peer introduced this ID to us: what a `release` must report.
+    remote_refcount: u64,
+}
+
+struct ExportEntry {
+    hook: Hook,
+    refcount: u64,
+    resolving: bool,
+}
+
+pub(crate) enum Event {
+    Dropped { id: i64, generation: u64 },
+    Shutdown,
+}
+
+#[derive(Default)]
+struct State {
+    imports: HashMap<i64, ImportSlot>,
+    next_import: i64,
+    next_generation: u64,
+    exports: HashMap<i64, ExportEntry>,
+    reverse_exports: HashMap<usize, i64>,
+    next_export: i64,
+    next_peer_push: i64,
+    resolving: usize,
+    broken: Option<RpcError>,
+    main_taken: bool,
+}
+
+/// Sizes of a session's tables, for leak checks and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Live entries of the import table.
+    pub imports: usize,
+    /// Live entries of the export table (the main object included).
+    pub exports: usize,
+}
+
+pub(crate) struct SessionInner {
+    state: Mutex<State>,
+    out: mpsc::UnboundedSender<String>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    limits: Limits,
+    idle: Notify,
+    ended: Notify,
+}
+
+/// Detached encoding: a value outside any session (no capabilities allowed).
+pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcError> {
+    Ok(encode(value, &mut |_, _| {
+        Err(RpcError::type_error("Can't serialize RPC stubs in this context."))
+    })?
+    .to_json())
+}
+
+/// Encodes `value` as an expression; `export` is asked to export each capability.
+pub(crate) fn encode(
+    value: &Value,
+    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
+) -> Result<Expr, RpcError> {
+    Ok(match value {
+        Value::Undefined => Expr::Undefined,
+        Value::Null => Expr::Null,
+        Value::Bool(b) => Expr::Bool(*b),
+        Value::Number(n) => Expr::Number(*n),
+        Value::BigInt(b) => Expr::BigInt(b.to_string()),
+        Value::String(s) => Expr::String(s.clone()),
+        Value::Array(a) => Expr::Array(a.iter().map(|v| encode(v, export)).collect::<Result<_, _>>()?),
+        Value::Object(o) => Expr::Object(
+            o.iter()
+                .map(|(k, v)| Ok((k.clone(), encode(v, export)?)))
+                .collect::<Result<_, RpcError>>()?,
+        ),
+        Value::Date(d) => Expr::Date(Some(d.millis()).filter(|m| !m.is_nan())),
+        Value::Bytes(b) => Expr::Bytes {
+            data: b.data.to_vec(),
+            kind: b.kind.clone(),
+        },
+        Value::Error(e) => encode_error(e, export),
+        Value::Url(u) => Expr::Url(u.clone()),
+        Value::Headers(h) => Expr::Headers(h.clone()),
+        Value::Stub(s) => export(&s.hook, false)?,
+        Value::Promise(p) => export(&p.hook, true)?,
+    })
+}
+
+/// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
+fn encode_error(e: &RpcError, export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>) -> Expr {
+    let props = e.props().map(|p| {
+        p.iter()
+            .filter_map(|(k, v)| encode(v, export).ok().map(|x| (k.clone(), x)))
+            .collect::<Vec<_>>()
+    });
+    Expr::Error {
+        name: e.name().to_owned(),
+        message: e.message().to_owned(),
+        stack: e.stack().map(str::to_owned),
+        props: props.filter(|p| !p.is_empty()),
+    }
+}
+
+fn unsupported(what: &str) -> Value {
+    Value::Promise(RpcPromise::rejected(RpcError::type_error(format!(
+        "{what} over RPC is not supported by this version of capwire"
+    ))))
+}
+
+impl SessionInner {
+    pub(crate) fn new(
+        main: Option<RpcStub>,
+        limits: Limits,
+    ) -> (Arc<SessionInner>, mpsc::UnboundedReceiver<String>, mpsc::UnboundedReceiver<Event>) {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (events, ev_rx) = mpsc::unbounded_channel();
+        let mut state = State {
+            next_import: 1,
+            next_export: -1,
+            next_peer_push: 1,
+            ..State::default()
+        };
+        let main_hook = main.map_or_else(
+            || Hook::Error(RpcError::error("This connection has no main object.")),
+            |s| s.hook,
+        );
+        state.exports.insert(
+            0,
+            ExportEntry {
+                hook: main_hook,
+                refcount: 1,
+                resolving: false,
+            },
+        );
+        let inner = Arc::new(SessionInner {
+            state: Mutex::new(state),
+            out,
+            events,
+            limits,
+            idle: Notify::new(),
+            ended: Notify::new(),
+        });
+        (inner, out_rx, ev_rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; recover the data if one ever did.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn send(&self, msg: &Message) {
+        let state = self.lock();
+        if state.broken.is_none() {
+            let _ = self.out.send(msg.to_text());
+        }
+    }
+
+    /// The peer's main object. Dropping every clone of it (with nothing else imported or
+    /// exported) ends a client session, as disposing the main stub does in capnweb.
+    pub(crate) fn main_stub(self: &Arc<Self>) -> RpcStub {
+        let mut state = self.lock();
+        let slot = state.imports.get(&0).and_then(|s| s.import.upgrade());
+        let import = match slot {
+            Some(i) => i,
+            None => {
+                state.next_generation += 1;
+                state.main_taken = true;
+                let import = Arc::new(Import {
+                    session: self.clone(),
+                    id: 0,
+                    generation: state.next_generation,
+                    promise: false,
+                    pulled: AtomicBool::new(false),
+                    resolution: OnceLock::new(),
+                    resolved: Notify::new(),
+                });
+                state.imports.insert(
+                    0,
+                    ImportSlot {
+                        import: Arc::downgrade(&import),
+                        generation: import.generation,
+                        remote_refcount: 0,
+                    },
+                );
+                import
+            }
+        };
+        RpcStub {
+            hook: Hook::Import(import),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SessionStats {
+        let state = self.lock();
+        SessionStats {
+            imports: state.imports.len(),
+            exports: state.exports.len(),
+        }
+    }
+
+    pub(crate) fn broken(&self) -> Option<RpcError> {
+        self.lock().broken.clone()
+    }
+
+    fn new_import(self: &Arc<Self>, state: &mut State, id: i64, promise: bool, remote_refcount: u64) -> Arc<Import> {
+        state.next_generation += 1;
+        let import = Arc::new(Import {
+            session: self.clone(),
+            id,
+            generation: state.next_generation,
+            promise,
+            pulled: AtomicBool::new(promise && id < 0),
+            resolution: OnceLock::new(),
+            resolved: Notify::new(),
+        });
+        state.imports.insert(
+            id,
+            ImportSlot {
+                import: Arc::downgrade(&import),
+                generation: import.generation,
+                remote_refcount,
+            },
+        );
+        import
+    }
+
+    /// Sends a call (or, with no `args`, a property read) on import `id` as a `push`.
+    fn send_call(self: &Arc<Self>, id: i64, path: &[PathKey], args: Option<Vec<Value>>) -> Result<Arc<Import>, RpcError> {
+        let args = match args {
+            Some(args) => Some(
+                args.iter()
+                    .map(|a| self.encode_value(a))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let text = Message::Push(Expr::Pipeline {
+            id,
+            path: Some(path.to_vec()),
+            args,
+        })
+        .to_text();
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        let new_id = state.next_import;
+        state.next_import += 1;
+        let _ = self.out.send(text);
+        Ok(self.new_import(&mut state, new_id, true, 1))
+    }
+
+    /// Encodes a value for the peer, exporting the capabilities inside it.
+    pub(crate) fn encode_value(self: &Arc<Self>, value: &Value) -> Result<Expr, RpcError> {
+        encode(value, &mut |hook, promise| self.export_hook(hook, promise))
+    }
+
+    fn export_hook(self: &Arc<Self>, hook: &Hook, promise: bool) -> Result<Expr, RpcError> {
+        if let Hook::Import(imp) = hook
+            && Arc::ptr_eq(&imp.session, self)
+        {
+            match imp.resolution.get() {
+                // A settled promise import was released: send what it settled to.
+                Some(Ok(v)) if imp.promise => return self.encode_value(v),
+                Some(Err(e)) if imp.promise => return self.export_hook(&Hook::Error(e.clone()), promise),
+                _ => {
+                    return Ok(if imp.promise || promise {
+                        Expr::Pipeline {
+                            id: imp.id,
+                            path: None,
+                            args: None,
+                        }
+                    } else {
+                        Expr::Import {
+                            id: imp.id,
+                            path: None,
+                            args: None,
+                        }
+                    });
+                }
+            }
+        }
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        if !promise {
+            if let Some(id) = hook.identity().and_then(|k| state.reverse_exports.get(&k).copied()) {
+                if let Some(entry) = state.exports.get_mut(&id) {
+                    entry.refcount += 1;
+                    return Ok(Expr::Export(id));
+                }
+            }
+        }
+        let id = state.next_export;
+        state.next_export -= 1;
+        state.exports.insert(
+            id,
+            ExportEntry {
+                hook: hook.clone(),
+                refcount: 1,
+                resolving: false,
+            },
+        );
+        if promise {
+            self.start_resolving(&mut state, id, false);
+            Ok(Expr::Promise(id))
+        } else {
+            if let Some(key) = hook.identity() {
+                state.reverse_exports.insert(key, id);
+            }
+            Ok(Expr::Export(id))
+        }
+    }
+
+    /// Starts sending the resolution of export `id` once it is known.
+    fn start_resolving(self: &Arc<Self>, state: &mut State, id: i64, auto_release: bool) {
+        let Some(entry) = state.exports.get_mut(&id) else {
+            return;
+        };
+        if entry.resolving {
+            return;
+        }
+        entry.resolving = true;
+        state.resolving += 1;
+        let hook = entry.hook.clone();
+        let this = self.clone();
+        let task = async move {
+            let mut result = hook.resolve().await;
+            // A promise that resolves to another promise: follow it to the end.
+            while let Ok(Value::Promise(p)) = &result {
+                let next = p.hook.resolve();
+                result = next.await;
+            }
+            let msg = match result.and_then(|v| this.encode_value(&v)) {
+                Ok(expr) => Message::Resolve(id, expr),
+                Err(e) => Message::Reject(id, encode_error(&e, &mut |_, _| Err(RpcError::error("")))),
+            };
+            let mut released = Vec::new();
+            {
+                let mut state = this.lock();
+                if state.broken.is_none() && state.exports.contains_key(&id) {
+                    let _ = this.out.send(msg.to_text());
+                }
+                if auto_release {
+                    released.extend(this.release_locked(&mut state, id, 1).ok().flatten());
+                }
+                state.resolving -= 1;
+                if state.resolving == 0 {
+                    this.idle.notify_waiters();
+                }
+            }
+            drop(released);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(task);
+            }
+            Err(_) => tracing::warn!("capwire: no tokio runtime to resolve export {id}"),
+        }
+    }
+
+    fn release_locked(&self, state: &mut State, id: i64, count: u64) -> Result<Option<Hook>, ProtocolError> {
+        let entry = state.exports.get_mut(&id).ok_or(ProtocolError::NoSuchExport(id))?;
+        if entry.refcount < count {
+            return Err(ProtocolError::OverRelease {
+                id,
+                have: entry.refcount,
+                released: count,
+            });
+        }
+        entry.refcount -= count;
+        if entry.refcount > 0 {
+            return Ok(None);
+        }
+        let entry = state.exports.remove(&id).expect("present above");
+        if let Some(key) = entry.hook.identity()
+            && state.reverse_exports.get(&key) == Some(&id)
+        {
+            state.reverse_exports.remove(&key);
+        }
+        Ok(Some(entry.hook))
+    }
+
+    fn export_of(&self, id: i64) -> Result<Hook, ProtocolError> {
+        self.lock()
+            .exports
+            .get(&id)
+            .map(|e| e.hook.clone())
+            .ok_or(ProtocolError::NoSuchExport(id))
+    }
+
+    /// The peer introduced a stub (`export`) or promise (`promise`) with ID `id`.
+    fn import_from_peer(self: &Arc<Self>, id: i64, promise: bool) -> Result<Arc<Import>, ProtocolError> {
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(ProtocolError::Session(e.clone()));
+        }
+        if let Some(slot) = state.imports.get_mut(&id) {
+            if promise {
+                return Err(ProtocolError::Invalid(format!(
+                    "the peer sent a promise reusing an existing export ID: {id}"
+                )));
+            }
+            slot.remote_refcount += 1;
+            if let Some(import) = slot.import.upgrade() {
+                return Ok(import);
+            }
+            // The last local reference is gone but its release is not sent yet: a new
+            // generation takes over the count, so the pending release is skipped.
+            let count = slot.remote_refcount;
+            return Ok(self.new_import(&mut state, id, false, count));
+        }
+        Ok(self.new_import(&mut state, id, promise, 1))
+    }
+
+    /// Evaluates an expression from the peer into a value.
+    fn evaluate(self: &Arc<Self>, expr: Expr) -> Result<Value, ProtocolError> {
+        Ok(match expr {
+            Expr::Null => Value::Null,
+            Expr::Bool(b) => Value::Bool(b),
+            Expr::Number(n) => Value::Number(n),
+            Expr::String(s) => Value::String(s),
+            Expr::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|e| self.evaluate(e))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Object(fields) => {
+                let mut o = Object::with_capacity(fields.len());
+                for (k, v) in fields {
+                    let v = self.evaluate(v)?;
+                    // Like capnweb, never let a peer plant names that shadow built-ins.
+                    if k != "toJSON" && !is_prototype_name(&PathKey::Name(k.clone())) {
+                        o.insert(k, v);
+                    }
+                }
+                Value::Object(o)
+            }
+            Expr::Undefined => Value::Undefined,
+            Expr::Inf => Value::Number(f64::INFINITY),
+            Expr::NegInf => Value::Number(f64::NEG_INFINITY),
+            Expr::NaN => Value::Number(f64::NAN),
+            Expr::BigInt(d) => Value::BigInt(BigInt::parse(&d).map_err(|e| ProtocolError::Invalid(e.to_string()))?),
+            Expr::Date(ms) => Value::Date(Date::from_millis(ms.unwrap_or(f64::NAN))),
+            Expr::Bytes { data, kind } => Value::Bytes(Bytes {
+                data: data.into(),
+                kind: kind.filter(|k| k != "Uint8Array"),
+            }),
+            Expr::Error {
+                name,
+                message,
+                stack,
+                props,
+            } => {
+                let props = match props {
+                    Some(fields) => {
+                        let mut o = Object::new();
+                        for (k, v) in fields {
+                            let v = self.evaluate(v)?;
+                            if !matches!(k.as_str(), "name" | "message" | "stack" | "toJSON")
+                                && !is_prototype_name(&PathKey::Name(k.clone()))
+                            {
+                                o.insert(k, v);
+                            }
+                        }
+                        Some(o).filter(|o| !o.is_empty())
+                    }
+                    None => None,
+                };
+                Value::Error(RpcError::from_parts(name, message, stack, props))
+            }
+            Expr::Import { id, path, args } => {
+                let hook = self.export_of(id)?;
+                let args = self.evaluate_args(args)?;
+                match (path, args) {
+                    (None, None) => Value::Stub(RpcStub { hook }),
+                    (path, args) => Value::Stub(RpcStub {
+                        hook: hook.op(&path.unwrap_or_default(), args),
+                    }),
+                }
+            }
+            Expr::Pipeline { id, path, args } => {
+                let hook = self.export_of(id)?;
+                let args = self.evaluate_args(args)?;
+                Value::Promise(RpcPromise::from_hook(hook.op(&path.unwrap_or_default(), args)))
+            }
+            Expr::Export(id) => Value::Stub(RpcStub {
+                hook: Hook::Import(self.import_from_peer(id, false)?),
+            }),
+            Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(Hook::Import(self.import_from_peer(id, true)?))),
+            Expr::Url(u) => Value::Url(u),
+            Expr::Headers(h) => Value::Headers(h),
+            Expr::Remap { .. } => unsupported("map()"),
+            Expr::Readable(_) => unsupported("ReadableStream"),
+            Expr::Writable(_) => unsupported("WritableStream"),
+            Expr::Request { .. } => unsupported("Request"),
+            Expr::Response { .. } => unsupported("Response"),
+            Expr::Blob { .. } => unsupported("Blob"),
+        })
+    }
+
+    fn evaluate_args(self: &Arc<Self>, args: Option<Vec<Expr>>) -> Result<Option<Vec<Value>>, ProtocolError> {
+        args.map(|a| a.into_iter().map(|e| self.evaluate(e)).collect())
+            .transpose()
+    }
+
+    /// Handles one incoming message. An error ends the session.
+    pub(crate) fn handle_text(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
+        if let Some(e) = self.broken() {
+            return Err(ProtocolError::Session(e));
+        }
+        match Message::parse(text, &self.limits)? {
+            Message::Push(expr) => {
+                self.handle_push(expr, false)?;
+            }
+            Message::Stream(expr) => {
+                self.handle_push(expr, true)?;
+            }
+            Message::Pipe => {
+                let mut state = self.lock();
+                let id = state.next_peer_push;
+                state.next_peer_push += 1;
+                state.exports.insert(
+                    id,
+                    ExportEntry {
+                        hook: Hook::Error(RpcError::type_error(
+                            "ReadableStream over RPC is not supported by this version of capwire",
+                        )),
+                        refcount: 1,
+                        resolving: false,
+                    },
+                );
+            }
+            Message::Pull(id) => {
+                let mut state = self.lock();
+                if !state.exports.contains_key(&id) {
+                    return Err(ProtocolError::NoSuchExport(id));
+                }
+                self.start_resolving(&mut state, id, false);
+            }
+            Message::Resolve(id, expr) => {
+                let value = self.evaluate(expr);
+                self.settle_import(id, value.map_err(RpcError::from));
+            }
+            Message::Reject(id, expr) => {
+                let error = match self.evaluate(expr) {
+                    Ok(Value::Error(e)) => e,
+                    Ok(other) => RpcError::error(format!("{other:?}")),
+                    Err(e) => e.into(),
+                };
+                self.settle_import(id, Err(error));
+            }
+            Message::Release(id, count) => {
+                let released = {
+                    let mut state = self.lock();
+                    self.release_locked(&mut state, id, count)?
+                };
+                drop(released);
+            }
+            Message::Abort(expr) => {
+                let error = match self.evaluate(expr) {
+                    Ok(Value::Error(e)) => e,
+                    Ok(other) => RpcError::error(format!("{other:?}")),
+                    Err(e) => e.into(),
+                };
+                return Err(ProtocolError::PeerAborted(error));
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_push(self: &Arc<Self>, expr: Expr, stream: bool) -> Result<(), ProtocolError> {
+        let id = {
+            let mut state = self.lock();
+            let id = state.next_peer_push;
+            state.next_peer_push += 1;
+            id
+        };
+        let hook = match self.evaluate(expr)? {
+            Value::Promise(p) => p.hook,
+            Value::Stub(s) => s.hook,
+            plain if plain.has_capabilities() => {
+                Hook::start(crate::stub::resolve_promises(plain))
+            }
+            plain => Hook::ready(Ok(plain)),
+        };
+        let mut state = self.lock();
+        state.exports.insert(
+            id,
+            ExportEntry {
+                hook,
+                refcount: 1,
+                resolving: false,
+            },
+        );
+        if stream {
+            self.start_resolving(&mut state, id, true);
+        }
+        Ok(())
+    }
+
+    fn settle_import(&self, id: i64, result: Result<Value, RpcError>) {
+        let import = {
+            let mut state = self.lock();
+            let Some(slot) = state.imports.get(&id) else {
+                // Released already (a race capnweb tolerates too): drop the value.
+                return;
+            };
+            let import = slot.import.upgrade();
+            if import.is_some() {
+                // We keep the resolution locally; the peer can let go of its export.
+                let slot = state.imports.remove(&id).expect("present above");
+                if slot.remote_refcount > 0 && state.broken.is_none() {
+                    let _ = self.out.send(Message::Release(id, slot.remote_refcount).to_text());
+                }
+            }
+            import
+        };
+        if let Some(import) = import {
+            import.settle(result);
+        }
+    }
+
+    /// A local reference went away: release the import if nothing re-introduced it.
+    pub(crate) fn handle_event(self: &Arc<Self>, event: Event) -> bool {
+        match event {
+            Event::Dropped { id, generation } => {
+                let mut state = self.lock();
+                let current = state
+                    .imports
+                    .get(&id)
+                    .is_some_and(|s| s.generation == generation && s.import.strong_count() == 0);
+                if current {
+                    let slot = state.imports.remove(&id).expect("present above");
+                    if slot.remote_refcount > 0 && state.broken.is_none() {
+                        let _ = self.out.send(Message::Release(id, slot.remote_refcount).to_text());
+                    }
+                }
+                // A client session whose main stub and every other reference are gone ends.
+                let done = id == 0
+                    && state.main_taken
+                    && state.imports.is_empty()
+                    && state.exports.len() == 1
+                    && state.resolving == 0;
+                drop(state);
+                if done {
+                    self.shutdown(RpcError::error("RPC session was shut down by disposing the main stub"), false);
+                    return false;
+                }
+                true
+            }
+            Event::Shutdown => false,
+        }
+    }
+
+    /// Ends the session: optionally sends `abort`, fails every pending import, and frees
+    /// every table entry.
+    pub(crate) fn shutdown(self: &Arc<Self>, error: RpcError, send_abort: bool) {
+        let (imports, exports) = {
+            let mut state = self.lock();
+            if state.broken.is_some() {
+                return;
+            }
+            if send_abort {
+                let expr = encode_error(&error, &mut |_, _| Err(RpcError::error("")));
+                let _ = self.out.send(Message::Abort(expr).to_text());
+            }
+            state.broken = Some(error.clone());
+            state.reverse_exports.clear();
+            (
+                std::mem::take(&mut state.imports),
+                std::mem::take(&mut state.exports),
+            )
+        };
+        let _ = self.events.send(Event::Shutdown);
+        for slot in imports.into_values() {
+            if let Some(import) = slot.import.upgrade() {
+                import.settle(Err(error.clone()));
+            }
+        }
+        drop(exports);
+        self.idle.notify_waiters();
+        self.ended.notify_waiters();
+    }
+
+    /// Waits until every pulled result has been sent (or the session ended).
+    pub(crate) async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.resolving == 0 || state.broken.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the session has ended, and returns why.
+    pub(crate) async fn closed(&self) -> RpcError {
+        loop {
+            let notified = self.ended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.broken() {
+                return e;
+            }
+            notified.await;
+        }
+    }
+}

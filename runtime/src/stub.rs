@@ -1,0 +1,537 @@
+//! Stubs and promises: the handles users hold on objects and results that live elsewhere.
+
+use crate::error::RpcError;
+use crate::object::{CallFuture, RpcObject};
+use crate::session::Import;
+use crate::value::Value;
+use crate::wire::PathKey;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+type SharedResult = Shared<BoxFuture<'static, Result<Value, RpcError>>>;
+
+/// What a stub or promise points at.
+#[derive(Clone)]
+pub(crate) enum Hook {
+    /// An object in this process.
+    Local(Arc<dyn RpcObject>),
+    /// An entry of a session's import table.
+    Import(Arc<Import>),
+    /// A value being computed here.
+    Pending(SharedResult),
+    /// A broken reference.
+    Error(RpcError),
+}
+
+/// Property names every JavaScript object inherits from `Object.prototype`; capnweb never
+/// follows them, so neither do we.
+pub(crate) fn is_prototype_name(key: &PathKey) -> bool {
+    matches!(
+        key,
+        PathKey::Name(n) if matches!(
+            n.as_str(),
+            "constructor"
+                | "__proto__"
+                | "toString"
+                | "toLocaleString"
+                | "valueOf"
+                | "hasOwnProperty"
+                | "isPrototypeOf"
+                | "propertyIsEnumerable"
+                | "__defineGetter__"
+                | "__defineSetter__"
+                | "__lookupGetter__"
+                | "__lookupSetter__"
+        )
+    )
+}
+
+fn path_text(path: &[PathKey]) -> String {
+    path.iter().map(|k| k.as_name().into_owned()).collect::<Vec<_>>().join(".")
+}
+
+/// Where following a path through a value ends.
+enum Followed {
+    Value(Value),
+    Hook(Hook, Vec<PathKey>),
+}
+
+fn follow(mut value: Value, path: &[PathKey]) -> Followed {
+    for (i, key) in path.iter().enumerate() {
+        if is_prototype_name(key) {
+            value = Value::Undefined;
+            continue;
+        }
+        value = match value {
+            Value::Object(mut o) => o.swap_remove(key.as_name().as_ref()).unwrap_or_default(),
+            Value::Array(mut a) => match key {
+                PathKey::Index(idx) if (*idx as usize) < a.len() => a.swap_remove(*idx as usize),
+                _ => Value::Undefined,
+            },
+            Value::Stub(s) => return Followed::Hook(s.hook, path[i..].to_vec()),
+            Value::Promise(p) => return Followed::Hook(p.hook, path[i..].to_vec()),
+            _ => Value::Undefined,
+        };
+    }
+    match value {
+        Value::Promise(p) => Followed::Hook(p.hook, Vec::new()),
+        other => Followed::Value(other),
+    }
+}
+
+/// Applies a call (`args` is `Some`) or a property read at `path` to a plain value.
+pub(crate) fn value_op(value: Value, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+    match follow(value, path) {
+        Followed::Hook(hook, rest) => hook.op(&rest, args),
+        Followed::Value(v) => match args {
+            None => Hook::ready(Ok(v)),
+            Some(_) => Hook::Error(RpcError::not_a_function(&path_text(path))),
+        },
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Resolves every promise inside `value`, as capnweb does before delivering a call.
+pub(crate) fn resolve_promises(value: Value) -> BoxFuture<'static, Result<Value, RpcError>> {
+    async move {
+        Ok(match value {
+            Value::Promise(p) => resolve_promises(p.hook.resolve().await?).await?,
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for v in items {
+                    out.push(resolve_promises(v).await?);
+                }
+                Value::Array(out)
+            }
+            Value::Object(o) => {
+                let mut out = crate::value::Object::with_capacity(o.len());
+                for (k, v) in o {
+                    out.insert(k, resolve_promises(v).await?);
+                }
+                Value::Object(out)
+            }
+            other => other,
+        })
+    }
+    .boxed()
+}
+
+fn args_have_promises(args: &[Value]) -> bool {
+    fn has(v: &Value) -> bool {
+        match v {
+            Value::Promise(_) => true,
+            Value::Array(a) => a.iter().any(has),
+            Value::Object(o) => o.values().any(has),
+            _ => false,
+        }
+    }
+    args.iter().any(has)
+}
+
+impl Hook {
+    pub(crate) fn ready(result: Result<Value, RpcError>) -> Hook {
+        match result {
+            Ok(v) => Hook::Pending(futures::future::ready(Ok(v)).boxed().shared()),
+            Err(e) => Hook::Error(e),
+        }
+    }
+
+    /// Starts `fut` now: it runs up to its first suspension point before this returns (so
+    /// calls begin in the order they were made), then continues on the runtime. A panic
+    /// inside becomes a rejection.
+    pub(crate) fn start<F>(fut: F) -> Hook
+    where
+        F: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let mut fut = std::panic::AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|p| Err(RpcError::error(format!("internal error: {}", panic_message(&*p))))))
+            .boxed();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => Hook::ready(r),
+            Poll::Pending => match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let task = rt.spawn(fut);
+                    Hook::Pending(
+                        async move { task.await.unwrap_or_else(|e| Err(RpcError::error(format!("call cancelled: {e}")))) }
+                            .boxed()
+                            .shared(),
+                    )
+                }
+                Err(_) => Hook::Pending(fut.shared()),
+            },
+        }
+    }
+
+    /// A call (`args` is `Some`) or a property read at `path`.
+    pub(crate) fn op(&self, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+        match self {
+            Hook::Error(e) => Hook::Error(e.clone()),
+            Hook::Local(obj) => local_op(obj, path, args),
+            Hook::Import(imp) => imp.op(path, args),
+            Hook::Pending(shared) => match shared.peek() {
+                Some(Ok(v)) => value_op(v.clone(), path, args),
+                Some(Err(e)) => Hook::Error(e.clone()),
+                None => {
+                    let shared = shared.clone();
+                    let path = path.to_vec();
+                    Hook::start(async move { value_op(shared.await?, &path, args).resolve().await })
+                }
+            },
+        }
+    }
+
+    /// The value this refers to: a stub resolves to itself, a promise to its result.
+    pub(crate) fn resolve(&self) -> BoxFuture<'static, Result<Value, RpcError>> {
+        match self {
+            Hook::Local(_) => futures::future::ready(Ok(Value::Stub(RpcStub { hook: self.clone() }))).boxed(),
+            Hook::Import(imp) => Import::resolve(imp),
+            Hook::Pending(shared) => shared.clone().boxed(),
+            Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
+        }
+    }
+
+    /// Identity of the target, for "same object" checks and export deduplication.
+    pub(crate) fn identity(&self) -> Option<usize> {
+        match self {
+            Hook::Local(obj) => Some(Arc::as_ptr(obj) as *const () as usize),
+            Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
+            Hook::Pending(_) | Hook::Error(_) => None,
+        }
+    }
+}
+
+fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+    let deliver = |fut: CallFuture| Hook::start(fut);
+    match (path, args) {
+        ([], None) => Hook::ready(Ok(Value::Stub(RpcStub {
+            hook: Hook::Local(obj.clone()),
+        }))),
+        (_, Some(args)) if args_have_promises(&args) => {
+            // Promises among the arguments are replaced by their results before delivery.
+            let obj = obj.clone();
+            let path = path.to_vec();
+            Hook::start(async move {
+                let Value::Array(args) = resolve_promises(Value::Array(args)).await? else {
+                    unreachable!("an array resolves to an array")
+                };
+                local_op(&obj, &path, Some(args)).resolve().await
+            })
+        }
+        ([], Some(args)) => deliver(obj.clone().call_self(args)),
+        ([name], Some(args)) => {
+            if is_prototype_name(name) {
+                return Hook::Error(RpcError::not_a_function(&name.as_name()));
+            }
+            deliver(obj.clone().call(&name.as_name(), args))
+        }
+        ([name], None) => {
+            if is_prototype_name(name) {
+                return Hook::ready(Ok(Value::Undefined));
+            }
+            deliver(obj.clone().get(&name.as_name()))
+        }
+        ([name, rest @ ..], args) => {
+            let first = local_op(obj, std::slice::from_ref(name), None);
+            let rest = rest.to_vec();
+            Hook::start(async move { value_op(first.resolve().await?, &rest, args).resolve().await })
+        }
+    }
+}
+
+/// Anything that names a method or property: a name, or a path of names and indexes.
+///
+/// ```
+/// use capwire::{IntoPath, PathKey};
+/// assert_eq!("square".into_path(), vec![PathKey::from("square")]);
+/// assert_eq!(["bar", "baz"].into_path().len(), 2);
+/// ```
+pub trait IntoPath {
+    /// The path.
+    fn into_path(self) -> Vec<PathKey>;
+}
+
+impl IntoPath for &str {
+    fn into_path(self) -> Vec<PathKey> {
+        vec![PathKey::from(self)]
+    }
+}
+
+impl IntoPath for String {
+    fn into_path(self) -> Vec<PathKey> {
+        vec![PathKey::Name(self)]
+    }
+}
+
+impl IntoPath for Vec<PathKey> {
+    fn into_path(self) -> Vec<PathKey> {
+        self
+    }
+}
+
+impl IntoPath for &[PathKey] {
+    fn into_path(self) -> Vec<PathKey> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> IntoPath for [&str; N] {
+    fn into_path(self) -> Vec<PathKey> {
+        self.iter().map(|s| PathKey::from(*s)).collect()
+    }
+}
+
+fn args_of<A: serde::Serialize>(args: &A) -> Result<Vec<Value>, RpcError> {
+    match crate::to_value(args)? {
+        Value::Array(items) => Ok(items),
+        Value::Undefined | Value::Null => Ok(Vec::new()),
+        other => Err(RpcError::type_error(format!(
+            "call arguments must serialize to a list (use a tuple such as `(5,)`), not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// A reference to an object that may live in another process.
+///
+/// Calls on a stub go to wherever the object lives: another session's peer, or this
+/// process. Cloning a stub is cheap and refers to the same object; when the last clone of a
+/// stub to a remote object is dropped, the remote side is told to release it.
+///
+/// ```
+/// # use capwire::{RpcStub, Value};
+/// # async fn demo(api: RpcStub) -> Result<(), capwire::RpcError> {
+/// let sum = api.call("add", (2, 3)).await?;
+/// let user_name = api.call("getUser", (7,)).get("name").await?; // pipelined
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RpcStub {
+    pub(crate) hook: Hook,
+}
+
+impl RpcStub {
+    /// A stub to a local object; pass it in a value to hand the object out by reference.
+    pub fn new(object: impl RpcObject) -> RpcStub {
+        RpcStub {
+            hook: Hook::Local(Arc::new(object)),
+        }
+    }
+
+    /// A stub to a local object already in an `Arc`.
+    pub fn from_arc(object: Arc<dyn RpcObject>) -> RpcStub {
+        RpcStub {
+            hook: Hook::Local(object),
+        }
+    }
+
+    /// A stub whose every call fails with `error`.
+    pub fn broken(error: RpcError) -> RpcStub {
+        RpcStub {
+            hook: Hook::Error(error),
+        }
+    }
+
+    /// Calls the method at `path` with `args`, a tuple or list of serializable values.
+    /// The call is sent at once; the returned promise can be awaited or used for further
+    /// (pipelined) calls.
+    pub fn call<A: serde::Serialize>(&self, path: impl IntoPath, args: A) -> RpcPromise {
+        let hook = match args_of(&args) {
+            Ok(args) => self.hook.op(&path.into_path(), Some(args)),
+            Err(e) => Hook::Error(e),
+        };
+        RpcPromise::from_hook(hook)
+    }
+
+    /// Reads the property at `path`.
+    pub fn get(&self, path: impl IntoPath) -> RpcPromise {
+        RpcPromise::from_hook(self.hook.op(&path.into_path(), None))
+    }
+
+    /// `true` if both stubs refer to the same object.
+    pub fn same_target(&self, other: &RpcStub) -> bool {
+        match (self.hook.identity(), other.hook.identity()) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for RpcStub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.hook {
+            Hook::Local(_) => f.write_str("RpcStub(local)"),
+            Hook::Import(imp) => write!(f, "RpcStub(import {})", imp.id()),
+            Hook::Pending(_) => f.write_str("RpcStub(pending)"),
+            Hook::Error(e) => write!(f, "RpcStub(broken: {e})"),
+        }
+    }
+}
+
+impl serde::Serialize for RpcStub {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::ser::serialize_special(&Value::Stub(self.clone()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RpcStub {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match crate::de::deserialize_value(deserializer)? {
+            Value::Stub(s) => Ok(s),
+            Value::Promise(p) => Ok(RpcStub { hook: p.hook }),
+            other => Err(serde::de::Error::custom(format!("expected a stub, found {}", other.type_name()))),
+        }
+    }
+}
+
+/// The result of a call that may not have arrived yet.
+///
+/// Await it for the value (converted to `T`, [`Value`] by default), or call methods and
+/// read properties on it right away: those calls are pipelined, sent before the result is
+/// known, so a chain of dependent calls costs one round trip.
+///
+/// ```
+/// # use capwire::RpcStub;
+/// # async fn demo(api: RpcStub) -> Result<(), capwire::RpcError> {
+/// let counter = api.call("makeCounter", (2,));        // not awaited
+/// let five: i64 = counter.call("increment", (3,)).typed().await?;
+/// # Ok(()) }
+/// ```
+pub struct RpcPromise<T = Value> {
+    pub(crate) hook: Hook,
+    pending: Mutex<Option<BoxFuture<'static, Result<Value, RpcError>>>>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> RpcPromise<T> {
+    pub(crate) fn from_hook(hook: Hook) -> Self {
+        RpcPromise {
+            hook,
+            pending: Mutex::new(None),
+            _type: PhantomData,
+        }
+    }
+
+    /// A promise already resolved to `value`.
+    pub fn resolved(value: Value) -> Self {
+        Self::from_hook(Hook::ready(Ok(value)))
+    }
+
+    /// A promise already rejected with `error`.
+    pub fn rejected(error: RpcError) -> Self {
+        Self::from_hook(Hook::Error(error))
+    }
+
+    /// A promise of the result of a future running in this process.
+    pub fn from_future<F>(fut: F) -> Self
+    where
+        F: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        Self::from_hook(Hook::start(fut))
+    }
+
+    /// Calls the method at `path` on the promised value (pipelined).
+    pub fn call<A: serde::Serialize>(&self, path: impl IntoPath, args: A) -> RpcPromise {
+        let hook = match args_of(&args) {
+            Ok(args) => self.hook.op(&path.into_path(), Some(args)),
+            Err(e) => Hook::Error(e),
+        };
+        RpcPromise::from_hook(hook)
+    }
+
+    /// Reads the property at `path` of the promised value (pipelined).
+    pub fn get(&self, path: impl IntoPath) -> RpcPromise {
+        RpcPromise::from_hook(self.hook.op(&path.into_path(), None))
+    }
+
+    /// The same promise, resolving to a [`Value`].
+    pub fn untyped(&self) -> RpcPromise {
+        RpcPromise::from_hook(self.hook.clone())
+    }
+
+    /// The same promise, converting its result to `U`.
+    pub fn typed<U>(&self) -> RpcPromise<U> {
+        RpcPromise::from_hook(self.hook.clone())
+    }
+
+    /// Asks for the result now without waiting for it. Awaiting does this by itself; an
+    /// HTTP batch uses it to put the request for a result into the batch before sending.
+    pub fn pull(&self) {
+        if let Hook::Import(imp) = &self.hook {
+            imp.pull();
+        }
+    }
+
+    /// A stub on the promised object: calls on it are pipelined.
+    pub fn as_stub(&self) -> RpcStub {
+        RpcStub { hook: self.hook.clone() }
+    }
+
+    pub(crate) fn same_target(&self, other: &RpcPromise) -> bool {
+        match (self.hook.identity(), other.hook.identity()) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<T> Clone for RpcPromise<T> {
+    fn clone(&self) -> Self {
+        Self::from_hook(self.hook.clone())
+    }
+}
+
+impl<T> fmt::Debug for RpcPromise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.hook {
+            Hook::Import(imp) => write!(f, "RpcPromise(import {})", imp.id()),
+            _ => f.write_str("RpcPromise(local)"),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Future for RpcPromise<T> {
+    type Output = Result<T, RpcError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let hook = &this.hook;
+        let pending = this
+            .pending
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(|| hook.resolve());
+        pending.as_mut().poll(cx).map(|r| r.and_then(crate::from_value))
+    }
+}
+
+impl serde::Serialize for RpcPromise {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::ser::serialize_special(&Value::Promise(self.clone()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RpcPromise {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match crate::de::deserialize_value(deserializer)? {
+            Value::Promise(p) => p,
+            Value::Stub(s) => RpcPromise::from_hook(s.hook),
+            other => RpcPromise::resolved(other),
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! HTTP batch: one `POST` carries a whole session, newline-delimited messages each way.
+
+use super::Session;
+use crate::error::RpcError;
+use crate::limits::Limits;
+use crate::session::SessionInner;
+use crate::stub::RpcStub;
+use std::sync::Arc;
+
+/// Runs one batch session on the server side: feeds `body`'s messages to a fresh session
+/// serving `main`, waits until every pulled result is settled, and returns the response
+/// body. `Err` carries the body when the batch ended with an `abort`.
+pub async fn serve_batch(body: &str, main: RpcStub, limits: Limits) -> Result<String, String> {
+    let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits);
+    let mut failed = false;
+    if !body.is_empty() {
+        for line in body.split('\n') {
+            if let Err(e) = inner.handle_text(line) {
+                inner.shutdown(RpcError::from(e), true);
+                failed = true;
+                break;
+            }
+        }
+    }
+    inner.drained().await;
+    let mut lines = Vec::new();
+    while let Ok(text) = out_rx.try_recv() {
+        lines.push(text);
+    }
+    inner.shutdown(RpcError::disconnected("the HTTP batch is complete"), false);
+    let body = lines.join("\n");
+    if failed { Err(body) } else { Ok(body) }
+}
+
+/// The client side of an HTTP batch session.
+///
+/// Calls made on [`main`](BatchClient::main) are queued; [`send`](BatchClient::send) sends
+/// them in one `POST` and settles every promise that was pulled (awaiting pulls by itself,
+/// but an await cannot finish before `send`, so mark the results you want with
+/// [`RpcPromise::pull`](crate::RpcPromise::pull) first). Pipelining works across the batch.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), capwire::RpcError> {
+/// let batch = capwire::BatchClient::new("http://127.0.0.1:8787/");
+/// let api = batch.main();
+/// let counter = api.call("makeCounter", (2,));
+/// let five = counter.call("increment", (3,));
+/// five.pull();
+/// batch.send().await?;
+/// assert_eq!(five.await?.as_f64(), Some(5.0));
+/// # Ok(()) }
+/// ```
+pub struct BatchClient {
+    url: String,
+    inner: Arc<SessionInner>,
+    out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl BatchClient {
+    /// A batch for the server at `url`.
+    pub fn new(url: impl Into<String>) -> BatchClient {
+        let (inner, out_rx, _events) = SessionInner::new(None, Limits::default());
+        BatchClient {
+            url: url.into(),
+            inner,
+            out_rx,
+        }
+    }
+
+    /// A stub to the server's main object.
+    pub fn main(&self) -> RpcStub {
+        Session {
+            inner: self.inner.clone(),
+        }
+        .main()
+    }
+
+    /// Sends the batch and processes the response. Promises that were not settled by the
+    /// response fail with an error saying the batch ended.
+    pub async fn send(mut self) -> Result<(), RpcError> {
+        let mut lines = Vec::new();
+        while let Ok(text) = self.out_rx.try_recv() {
+            lines.push(text);
+        }
+        let result = self.post(lines.join("\n")).await;
+        match result {
+            Ok(body) => {
+                if !body.is_empty() {
+                    for line in body.split('\n') {
+                        if let Err(e) = self.inner.handle_text(line) {
+                            let e = RpcError::from(e);
+                            self.inner.shutdown(e.clone(), false);
+                            return Err(e);
+                        }
+                    }
+                }
+                self.inner.shutdown(RpcError::disconnected("Batch RPC request ended."), false);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.shutdown(e.clone(), false);
+                Err(e)
+            }
+        }
+    }
+
+    async fn post(&self, body: String) -> Result<String, RpcError> {
+        use http_body_util::BodyExt;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let request = http::Request::post(&self.url)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| RpcError::error(format!("bad batch URL {}: {e}", self.url)))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| RpcError::error(format!("RPC request failed: {e}")))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RpcError::error(format!("RPC request failed: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(RpcError::error(format!(
+                "RPC request failed: {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        String::from_utf8(body.to_vec()).map_err(|_| RpcError::error("RPC response is not UTF-8"))
+    }
+}

@@ -1,0 +1,155 @@
+//! Transports: how messages move between two sessions.
+//!
+//! A transport is anything that is a [`Stream`] of incoming message texts and a [`Sink`]
+//! for outgoing ones; [`Session::start`] runs a session over it. capwire ships WebSocket
+//! (client and server), HTTP batch (client and server) and an in-memory pair.
+
+pub mod batch;
+pub mod memory;
+pub mod server;
+pub mod websocket;
+
+use crate::error::{ProtocolError, RpcError};
+use crate::limits::Limits;
+use crate::session::{SessionInner, SessionStats};
+use crate::stub::RpcStub;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
+
+/// A transport failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// A running RPC session with one peer.
+///
+/// Dropping the `Session` handle does not end the session: it runs while the transport
+/// is open. Dropping every clone of the peer's [`main`](Session::main) stub, when nothing
+/// else is imported or exported, ends it, as disposing the main stub does in capnweb.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) inner: Arc<SessionInner>,
+}
+
+impl Session {
+    /// Starts a session over `transport`, serving `main` (if any) as this side's main
+    /// object. Must be called inside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Two sessions joined in memory: the right side serves an object to the left.
+    /// let (left_end, right_end) = capwire::transport::memory::channel(std::time::Duration::ZERO);
+    /// # struct Api;
+    /// # impl capwire::RpcObject for Api {
+    /// #     fn call(self: std::sync::Arc<Self>, _m: &str, args: Vec<capwire::Value>) -> capwire::CallFuture {
+    /// #         Box::pin(std::future::ready(Ok(args.into_iter().next().unwrap_or_default())))
+    /// #     }
+    /// # }
+    /// let right = capwire::Session::start(right_end, Some(capwire::RpcStub::new(Api)), Default::default());
+    /// let left = capwire::Session::start(left_end, None, Default::default());
+    /// let echoed = left.main().call("echo", ("hi",)).await.unwrap();
+    /// assert_eq!(echoed.as_str(), Some("hi"));
+    /// # drop(right);
+    /// # }
+    /// ```
+    pub fn start<T>(transport: T, main: Option<RpcStub>, limits: Limits) -> Session
+    where
+        T: Stream<Item = Result<String, TransportError>> + Sink<String, Error = TransportError> + Send + Unpin + 'static,
+    {
+        let (inner, out_rx, ev_rx) = SessionInner::new(main, limits);
+        tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx));
+        Session { inner }
+    }
+
+    /// A stub to the peer's main object.
+    pub fn main(&self) -> RpcStub {
+        self.inner.main_stub()
+    }
+
+    /// The sizes of the import and export tables.
+    pub fn stats(&self) -> SessionStats {
+        self.inner.stats()
+    }
+
+    /// Waits until the session ends, and returns why.
+    pub async fn closed(&self) -> RpcError {
+        self.inner.closed().await
+    }
+
+    /// Ends the session, failing every pending call.
+    pub fn close(&self) {
+        self.inner
+            .shutdown(RpcError::error("RPC session was closed by the local side"), false);
+    }
+}
+
+/// Runs a session's message loop until the transport closes or the session ends.
+async fn drive<T>(
+    inner: Arc<SessionInner>,
+    mut transport: T,
+    mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut ev_rx: tokio::sync::mpsc::UnboundedReceiver<crate::session::Event>,
+) where
+    T: Stream<Item = Result<String, TransportError>> + Sink<String, Error = TransportError> + Send + Unpin + 'static,
+{
+    loop {
+        tokio::select! {
+            biased;
+            Some(event) = ev_rx.recv() => {
+                if !inner.handle_event(event) {
+                    break;
+                }
+            }
+            Some(text) = out_rx.recv() => {
+                if feed_all(&mut transport, text, &mut out_rx).await.is_err() {
+                    inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
+                    break;
+                }
+            }
+            incoming = transport.next() => match incoming {
+                Some(Ok(text)) => {
+                    if let Err(e) = inner.handle_text(&text) {
+                        let send_abort = !matches!(e, ProtocolError::PeerAborted(_));
+                        tracing::debug!("capwire: ending session: {e}");
+                        inner.shutdown(RpcError::from(e), send_abort);
+                    }
+                }
+                Some(Err(e)) => {
+                    inner.shutdown(RpcError::disconnected(&e.0), false);
+                    break;
+                }
+                None => {
+                    inner.shutdown(RpcError::disconnected("the peer closed the connection"), false);
+                    break;
+                }
+            },
+        }
+    }
+    // Flush what is queued (an `abort`, say), then close.
+    while let Ok(text) = out_rx.try_recv() {
+        if transport.feed(text).await.is_err() {
+            break;
+        }
+    }
+    let _ = transport.close().await;
+}
+
+async fn feed_all<T>(
+    transport: &mut T,
+    first: String,
+    out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Result<(), TransportError>
+where
+    T: Sink<String, Error = TransportError> + Unpin,
+{
+    transport.feed(first).await?;
+    // Batch whatever else is ready into one flush.
+    for _ in 0..256 {
+        match out_rx.try_recv() {
+            Ok(text) => transport.feed(text).await?,
+            Err(_) => break,
+        }
+    }
+    transport.flush().await
+}

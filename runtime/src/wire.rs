@@ -1,0 +1,805 @@
+//! The Cap'n Web wire format: top-level messages and expressions, parsed from JSON text
+//! into typed Rust and encoded back exactly as the `capnweb` package encodes them.
+//!
+//! This layer knows nothing about sessions: an [`Expr`] is a syntax tree. Evaluating it
+//! (turning `["export", -1]` into a stub, say) is the session's job.
+
+use crate::error::ProtocolError;
+use crate::limits::Limits;
+use serde_json::Value as Json;
+
+/// One element of a property path: a property name or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathKey {
+    /// A property name.
+    Name(String),
+    /// An array index.
+    Index(u64),
+}
+
+impl PathKey {
+    fn to_json(&self) -> Json {
+        match self {
+            PathKey::Name(s) => Json::String(s.clone()),
+            PathKey::Index(i) => Json::from(*i),
+        }
+    }
+
+    /// The key as a string, as JavaScript would see it.
+    pub fn as_name(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            PathKey::Name(s) => std::borrow::Cow::Borrowed(s),
+            PathKey::Index(i) => std::borrow::Cow::Owned(i.to_string()),
+        }
+    }
+}
+
+impl From<&str> for PathKey {
+    fn from(s: &str) -> Self {
+        PathKey::Name(s.to_owned())
+    }
+}
+
+impl From<String> for PathKey {
+    fn from(s: String) -> Self {
+        PathKey::Name(s)
+    }
+}
+
+impl From<u64> for PathKey {
+    fn from(i: u64) -> Self {
+        PathKey::Index(i)
+    }
+}
+
+impl From<usize> for PathKey {
+    fn from(i: usize) -> Self {
+        PathKey::Index(i as u64)
+    }
+}
+
+impl std::fmt::Display for PathKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_name())
+    }
+}
+
+/// A capture of a `remap` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Capture {
+    /// `["import", id]`: an entry of the sender's import table.
+    Import(i64),
+    /// `["export", id]`: an entry of the sender's export table.
+    Export(i64),
+}
+
+/// The byte container types a `bytes` expression may name.
+pub const BYTE_CONTAINER_TYPES: [&str; 13] = [
+    "ArrayBuffer",
+    "DataView",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "BigInt64Array",
+    "BigUint64Array",
+    "Float32Array",
+    "Float64Array",
+];
+
+fn element_size(kind: &str) -> usize {
+    match kind {
+        "Int16Array" | "Uint16Array" => 2,
+        "Int32Array" | "Uint32Array" | "Float32Array" => 4,
+        "BigInt64Array" | "BigUint64Array" | "Float64Array" => 8,
+        _ => 1,
+    }
+}
+
+/// A Cap'n Web expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// JSON `null`.
+    Null,
+    /// JSON `true` / `false`.
+    Bool(bool),
+    /// A finite JSON number.
+    Number(f64),
+    /// A JSON string.
+    String(String),
+    /// `[[...]]`: an array whose elements are expressions.
+    Array(Vec<Expr>),
+    /// A JSON object whose values are expressions.
+    Object(Vec<(String, Expr)>),
+    /// `["undefined"]`.
+    Undefined,
+    /// `["inf"]`.
+    Inf,
+    /// `["-inf"]`.
+    NegInf,
+    /// `["nan"]`.
+    NaN,
+    /// `["bigint", decimal]`.
+    BigInt(String),
+    /// `["date", ms]`; `None` is an invalid date (`null` on the wire).
+    Date(Option<f64>),
+    /// `["bytes", base64]` or `["bytes", base64, type]`.
+    Bytes {
+        /// The decoded bytes.
+        data: Vec<u8>,
+        /// The byte container type, when the sender named one.
+        kind: Option<String>,
+    },
+    /// `["error", type, message, stack?, props?]`.
+    Error {
+        /// The error class name, e.g. `TypeError`.
+        name: String,
+        /// The message.
+        message: String,
+        /// The stack, when the sender included one.
+        stack: Option<String>,
+        /// Extra properties.
+        props: Option<Vec<(String, Expr)>>,
+    },
+    /// `["import", id, path?, args?]`.
+    Import {
+        /// The sender's import ID.
+        id: i64,
+        /// Property path.
+        path: Option<Vec<PathKey>>,
+        /// Call arguments.
+        args: Option<Vec<Expr>>,
+    },
+    /// `["pipeline", id, path?, args?]`.
+    Pipeline {
+        /// The sender's import ID.
+        id: i64,
+        /// Property path.
+        path: Option<Vec<PathKey>>,
+        /// Call arguments.
+        args: Option<Vec<Expr>>,
+    },
+    /// `["export", id]`.
+    Export(i64),
+    /// `["promise", id]`.
+    Promise(i64),
+    /// `["remap", id, path, captures, instructions]`.
+    Remap {
+        /// The sender's import ID.
+        id: i64,
+        /// Property path.
+        path: Vec<PathKey>,
+        /// Captured stubs.
+        captures: Vec<Capture>,
+        /// Mapper instructions.
+        instructions: Vec<Expr>,
+    },
+    /// `["readable", id]`.
+    Readable(i64),
+    /// `["writable", id]`.
+    Writable(i64),
+    /// `["url", href]`.
+    Url(String),
+    /// `["headers", pairs]`.
+    Headers(Vec<(String, String)>),
+    /// `["request", url, init]`.
+    Request {
+        /// The request URL.
+        url: String,
+        /// The body expression, if any.
+        body: Option<Box<Expr>>,
+        /// The other properties of `init`, kept as plain JSON.
+        init: serde_json::Map<String, Json>,
+    },
+    /// `["response", body, init]`.
+    Response {
+        /// The body expression.
+        body: Box<Expr>,
+        /// `init`, kept as plain JSON.
+        init: serde_json::Map<String, Json>,
+    },
+    /// `["blob", type, readable]`.
+    Blob {
+        /// The MIME type.
+        mime: String,
+        /// The expression of the content stream.
+        content: Box<Expr>,
+    },
+}
+
+/// A top-level Cap'n Web message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// `["push", expr]`.
+    Push(Expr),
+    /// `["pull", importId]`.
+    Pull(i64),
+    /// `["resolve", exportId, expr]`.
+    Resolve(i64, Expr),
+    /// `["reject", exportId, expr]`.
+    Reject(i64, Expr),
+    /// `["release", importId, refcount]`.
+    Release(i64, u64),
+    /// `["abort", expr]`.
+    Abort(Expr),
+    /// `["stream", expr]`.
+    Stream(Expr),
+    /// `["pipe"]`.
+    Pipe,
+}
+
+/// Largest integer a JavaScript number holds exactly.
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn bad(msg: &Json) -> ProtocolError {
+    ProtocolError::BadMessage(truncate(&msg.to_string()))
+}
+
+pub(crate) fn truncate(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The deepest bracket nesting in `text`, outside of strings; stops counting past `cap`.
+fn json_nesting_exceeds(text: &str, cap: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > cap {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+impl Message {
+    /// Parses one message from its JSON text, enforcing `limits`.
+    pub fn parse(text: &str, limits: &Limits) -> Result<Message, ProtocolError> {
+        if text.len() > limits.max_message_size {
+            return Err(ProtocolError::MessageTooLarge {
+                limit: limits.max_message_size,
+            });
+        }
+        // Each expression level is at most two JSON levels (`[[...]]`), plus the message's own
+        // array and a call's argument list. Anything deeper cannot be valid, and refusing it
+        // before parsing keeps the parser's recursion bounded.
+        if json_nesting_exceeds(text, limits.max_depth.saturating_mul(2).saturating_add(4)) {
+            return Err(ProtocolError::TooDeep {
+                limit: limits.max_depth,
+            });
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        let json: Json = serde::Deserialize::deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| ProtocolError::NotJson(e.to_string()))?;
+        Message::from_json(&json, limits)
+    }
+
+    /// Converts a parsed JSON value into a message.
+    pub fn from_json(json: &Json, limits: &Limits) -> Result<Message, ProtocolError> {
+        let arr = json.as_array().ok_or_else(|| bad(json))?;
+        let kind = arr.first().and_then(Json::as_str).ok_or_else(|| bad(json))?;
+        let p = Parser { limits };
+        let int = |i: usize| arr.get(i).and_then(as_id).ok_or_else(|| bad(json));
+        let msg = match kind {
+            "push" if arr.len() == 2 => Message::Push(p.expr(&arr[1], 0)?),
+            "stream" if arr.len() == 2 => Message::Stream(p.expr(&arr[1], 0)?),
+            "pull" if arr.len() == 2 => Message::Pull(int(1)?),
+            "resolve" if arr.len() == 3 => Message::Resolve(int(1)?, p.expr(&arr[2], 0)?),
+            "reject" if arr.len() == 3 => Message::Reject(int(1)?, p.expr(&arr[2], 0)?),
+            "release" if arr.len() == 3 => {
+                let count = arr[2]
+                    .as_u64()
+                    .or_else(|| arr[2].as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    .ok_or_else(|| bad(json))?;
+                Message::Release(int(1)?, count)
+            }
+            "abort" if arr.len() == 2 => Message::Abort(p.expr(&arr[1], 0)?),
+            "pipe" if arr.len() == 1 => Message::Pipe,
+            "push" | "stream" | "pull" | "resolve" | "reject" | "release" | "abort" | "pipe" => {
+                return Err(bad(json));
+            }
+            other => return Err(ProtocolError::UnknownMessage(truncate(other))),
+        };
+        Ok(msg)
+    }
+
+    /// Encodes the message as capnweb does.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Message::Push(e) => Json::Array(vec!["push".into(), e.to_json()]),
+            Message::Stream(e) => Json::Array(vec!["stream".into(), e.to_json()]),
+            Message::Pull(id) => Json::Array(vec!["pull".into(), (*id).into()]),
+            Message::Resolve(id, e) => Json::Array(vec!["resolve".into(), (*id).into(), e.to_json()]),
+            Message::Reject(id, e) => Json::Array(vec!["reject".into(), (*id).into(), e.to_json()]),
+            Message::Release(id, n) => Json::Array(vec!["release".into(), (*id).into(), (*n).into()]),
+            Message::Abort(e) => Json::Array(vec!["abort".into(), e.to_json()]),
+            Message::Pipe => Json::Array(vec!["pipe".into()]),
+        }
+    }
+
+    /// Encodes the message as one line of JSON text.
+    pub fn to_text(&self) -> String {
+        self.to_json().to_string()
+    }
+}
+
+fn as_id(v: &Json) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
+    v.as_f64()
+        .filter(|f| f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER)
+        .map(|f| f as i64)
+}
+
+struct Parser<'a> {
+    limits: &'a Limits,
+}
+
+impl Parser<'_> {
+    fn expr(&self, json: &Json, depth: usize) -> Result<Expr, ProtocolError> {
+        if depth >= self.limits.max_depth {
+            return Err(ProtocolError::TooDeep {
+                limit: self.limits.max_depth,
+            });
+        }
+        Ok(match json {
+            Json::Null => Expr::Null,
+            Json::Bool(b) => Expr::Bool(*b),
+            Json::Number(n) => Expr::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Json::String(s) => Expr::String(s.clone()),
+            Json::Object(map) => Expr::Object(self.object(map, depth)?),
+            Json::Array(arr) => self.special(json, arr, depth)?,
+        })
+    }
+
+    fn object(&self, map: &serde_json::Map<String, Json>, depth: usize) -> Result<Vec<(String, Expr)>, ProtocolError> {
+        map.iter()
+            .map(|(k, v)| Ok((k.clone(), self.expr(v, depth + 1)?)))
+            .collect()
+    }
+
+    fn elements(&self, items: &[Json], depth: usize) -> Result<Vec<Expr>, ProtocolError> {
+        items.iter().map(|v| self.expr(v, depth + 1)).collect()
+    }
+
+    fn path(&self, json: &Json) -> Option<Vec<PathKey>> {
+        json.as_array()?
+            .iter()
+            .map(|p| match p {
+                Json::String(s) => Some(PathKey::Name(s.clone())),
+                Json::Number(n) => n
+                    .as_u64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    .map(PathKey::Index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn special(&self, json: &Json, arr: &[Json], depth: usize) -> Result<Expr, ProtocolError> {
+        let unknown = || ProtocolError::UnknownSpecial(truncate(&json.to_string()));
+        if arr.len() == 1
+            && let Json::Array(inner) = &arr[0]
+        {
+            return Ok(Expr::Array(self.elements(inner, depth)?));
+        }
+        let tag = arr.first().and_then(Json::as_str).ok_or_else(unknown)?;
+        let str_at = |i: usize| arr.get(i).and_then(Json::as_str);
+        let id_at = |i: usize| arr.get(i).and_then(as_id);
+        let expr = match (tag, arr.len()) {
+            ("undefined", 1) => Expr::Undefined,
+            ("inf", 1) => Expr::Inf,
+            ("-inf", 1) => Expr::NegInf,
+            ("nan", 1) => Expr::NaN,
+            ("bigint", 2) => {
+                let digits = str_at(1).ok_or_else(unknown)?;
+                if digits.len() > self.limits.max_bigint_digits {
+                    return Err(ProtocolError::BigIntTooLong {
+                        limit: self.limits.max_bigint_digits,
+                    });
+                }
+                crate::value::BigInt::parse(digits).map_err(|_| unknown())?;
+                Expr::BigInt(digits.to_owned())
+            }
+            ("date", 2) => match &arr[1] {
+                Json::Null => Expr::Date(None),
+                Json::Number(n) => Expr::Date(n.as_f64()),
+                _ => return Err(unknown()),
+            },
+            ("bytes", 2 | 3) => {
+                let b64 = str_at(1).ok_or_else(unknown)?;
+                let data = decode_base64(b64).ok_or_else(unknown)?;
+                let kind = match arr.get(2) {
+                    None => None,
+                    Some(Json::String(k)) if BYTE_CONTAINER_TYPES.contains(&k.as_str()) => {
+                        if data.len() % element_size(k) != 0 {
+                            return Err(ProtocolError::Invalid(format!(
+                                "Invalid byte length {} for {k}; expected a multiple of {}",
+                                data.len(),
+                                element_size(k)
+                            )));
+                        }
+                        Some(k.clone())
+                    }
+                    Some(other) => {
+                        return Err(ProtocolError::Invalid(format!(
+                            "Unknown bytes type marker: {}",
+                            truncate(&other.to_string())
+                        )));
+                    }
+                };
+                Expr::Bytes { data, kind }
+            }
+            ("error", 3..=5) => {
+                let (Some(name), Some(message)) = (str_at(1), str_at(2)) else {
+                    return Err(unknown());
+                };
+                let stack = str_at(3).map(str::to_owned);
+                let props = match arr.get(4) {
+                    None => None,
+                    Some(Json::Object(map)) => Some(self.object(map, depth)?),
+                    Some(_) => return Err(unknown()),
+                };
+                Expr::Error {
+                    name: name.to_owned(),
+                    message: message.to_owned(),
+                    stack,
+                    props,
+                }
+            }
+            ("import" | "pipeline", 2..=4) => {
+                let id = id_at(1).ok_or_else(unknown)?;
+                let path = match arr.get(2) {
+                    None => None,
+                    Some(p) => Some(self.path(p).ok_or_else(unknown)?),
+                };
+                let args = match arr.get(3) {
+                    None => None,
+                    Some(Json::Array(items)) => Some(self.elements(items, depth)?),
+                    Some(_) => return Err(unknown()),
+                };
+                if tag == "import" {
+                    Expr::Import { id, path, args }
+                } else {
+                    Expr::Pipeline { id, path, args }
+                }
+            }
+            ("export", 2) => Expr::Export(id_at(1).ok_or_else(unknown)?),
+            ("promise", 2) => Expr::Promise(id_at(1).ok_or_else(unknown)?),
+            ("remap", 5) => {
+                let id = id_at(1).ok_or_else(unknown)?;
+                let path = self.path(&arr[2]).ok_or_else(unknown)?;
+                let captures = arr[3]
+                    .as_array()
+                    .ok_or_else(unknown)?
+                    .iter()
+                    .map(|c| {
+                        let pair = c.as_array().filter(|a| a.len() == 2);
+                        match pair.map(|a| (a[0].as_str(), as_id(&a[1]))) {
+                            Some((Some("import"), Some(i))) => Ok(Capture::Import(i)),
+                            Some((Some("export"), Some(i))) => Ok(Capture::Export(i)),
+                            _ => Err(ProtocolError::Invalid(format!(
+                                "unknown map capture: {}",
+                                truncate(&c.to_string())
+                            ))),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                let instructions = match &arr[4] {
+                    Json::Array(items) => self.elements(items, depth)?,
+                    _ => return Err(unknown()),
+                };
+                Expr::Remap {
+                    id,
+                    path,
+                    captures,
+                    instructions,
+                }
+            }
+            ("readable", 2) => Expr::Readable(id_at(1).ok_or_else(unknown)?),
+            ("writable", 2) => Expr::Writable(id_at(1).ok_or_else(unknown)?),
+            ("url", 2) => Expr::Url(str_at(1).ok_or_else(unknown)?.to_owned()),
+            ("headers", 2) => {
+                let pairs = arr[1].as_array().ok_or_else(unknown)?;
+                Expr::Headers(pairs.iter().map(header_pair).collect::<Option<_>>().ok_or_else(unknown)?)
+            }
+            ("request", 3) => {
+                let url = str_at(1).ok_or_else(unknown)?.to_owned();
+                let mut init = arr[2].as_object().ok_or_else(unknown)?.clone();
+                let body = match init.remove("body") {
+                    None | Some(Json::Null) => None,
+                    Some(b) => Some(Box::new(self.expr(&b, depth + 1)?)),
+                };
+                check_header_pairs(&init)?;
+                Expr::Request { url, body, init }
+            }
+            ("response", 3) => {
+                let body = Box::new(self.expr(&arr[1], depth + 1)?);
+                let init = arr[2].as_object().ok_or_else(unknown)?.clone();
+                check_header_pairs(&init)?;
+                Expr::Response { body, init }
+            }
+            ("blob", 3) => Expr::Blob {
+                mime: str_at(1).ok_or_else(unknown)?.to_owned(),
+                content: Box::new(self.expr(&arr[2], depth + 1)?),
+            },
+            _ => return Err(unknown()),
+        };
+        Ok(expr)
+    }
+}
+
+fn header_pair(p: &Json) -> Option<(String, String)> {
+    match p.as_array()?.as_slice() {
+        [Json::String(k), Json::String(v)] => Some((k.clone(), v.clone())),
+        _ => None,
+    }
+}
+
+fn check_header_pairs(init: &serde_json::Map<String, Json>) -> Result<(), ProtocolError> {
+    match init.get("headers") {
+        None => Ok(()),
+        Some(Json::Array(pairs)) if pairs.iter().all(|p| header_pair(p).is_some()) => Ok(()),
+        Some(_) => Err(ProtocolError::Invalid(
+            "Request headers must be serialized as an array of pairs.".into(),
+        )),
+    }
+}
+
+/// Decodes base64 as capnweb's peers accept it: standard alphabet, padding optional.
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
+}
+
+/// Encodes base64 as capnweb does: standard alphabet, no padding.
+pub(crate) fn encode_base64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(data)
+}
+
+/// Encodes a finite number as JavaScript's `JSON.stringify` would: integers without `.0`.
+pub(crate) fn number_to_json(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+        // -0 prints as 0 in JavaScript too.
+        Json::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+fn tagged(tag: &str, rest: impl IntoIterator<Item = Json>) -> Json {
+    let mut v = vec![Json::String(tag.to_owned())];
+    v.extend(rest);
+    Json::Array(v)
+}
+
+fn path_json(path: &[PathKey]) -> Json {
+    Json::Array(path.iter().map(PathKey::to_json).collect())
+}
+
+impl Expr {
+    /// Encodes the expression as capnweb does.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Expr::Null => Json::Null,
+            Expr::Bool(b) => Json::Bool(*b),
+            Expr::Number(n) => {
+                if n.is_finite() {
+                    number_to_json(*n)
+                } else if n.is_nan() {
+                    tagged("nan", [])
+                } else if *n > 0.0 {
+                    tagged("inf", [])
+                } else {
+                    tagged("-inf", [])
+                }
+            }
+            Expr::String(s) => Json::String(s.clone()),
+            Expr::Array(items) => Json::Array(vec![Json::Array(items.iter().map(Expr::to_json).collect())]),
+            Expr::Object(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Expr::Undefined => tagged("undefined", []),
+            Expr::Inf => tagged("inf", []),
+            Expr::NegInf => tagged("-inf", []),
+            Expr::NaN => tagged("nan", []),
+            Expr::BigInt(d) => tagged("bigint", [Json::String(d.clone())]),
+            Expr::Date(ms) => tagged("date", [ms.map_or(Json::Null, number_to_json)]),
+            Expr::Bytes { data, kind } => {
+                let mut rest = vec![Json::String(encode_base64(data))];
+                if let Some(k) = kind {
+                    rest.push(Json::String(k.clone()));
+                }
+                tagged("bytes", rest)
+            }
+            Expr::Error {
+                name,
+                message,
+                stack,
+                props,
+            } => {
+                let mut rest = vec![Json::String(name.clone()), Json::String(message.clone())];
+                match (stack, props) {
+                    (stack, Some(props)) => {
+                        rest.push(stack.clone().map_or(Json::Null, Json::String));
+                        rest.push(Json::Object(props.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()));
+                    }
+                    (Some(stack), None) => rest.push(Json::String(stack.clone())),
+                    (None, None) => {}
+                }
+                tagged("error", rest)
+            }
+            Expr::Import { id, path, args } => reference("import", *id, path.as_deref(), args.as_deref()),
+            Expr::Pipeline { id, path, args } => reference("pipeline", *id, path.as_deref(), args.as_deref()),
+            Expr::Export(id) => tagged("export", [Json::from(*id)]),
+            Expr::Promise(id) => tagged("promise", [Json::from(*id)]),
+            Expr::Remap {
+                id,
+                path,
+                captures,
+                instructions,
+            } => tagged(
+                "remap",
+                [
+                    Json::from(*id),
+                    path_json(path),
+                    Json::Array(
+                        captures
+                            .iter()
+                            .map(|c| match c {
+                                Capture::Import(i) => tagged("import", [Json::from(*i)]),
+                                Capture::Export(i) => tagged("export", [Json::from(*i)]),
+                            })
+                            .collect(),
+                    ),
+                    Json::Array(instructions.iter().map(Expr::to_json).collect()),
+                ],
+            ),
+            Expr::Readable(id) => tagged("readable", [Json::from(*id)]),
+            Expr::Writable(id) => tagged("writable", [Json::from(*id)]),
+            Expr::Url(href) => tagged("url", [Json::String(href.clone())]),
+            Expr::Headers(pairs) => tagged(
+                "headers",
+                [Json::Array(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| Json::Array(vec![Json::String(k.clone()), Json::String(v.clone())]))
+                        .collect(),
+                )],
+            ),
+            Expr::Request { url, body, init } => {
+                let mut init = init.clone();
+                if let Some(b) = body {
+                    init.insert("body".into(), b.to_json());
+                }
+                tagged("request", [Json::String(url.clone()), Json::Object(init)])
+            }
+            Expr::Response { body, init } => tagged("response", [body.to_json(), Json::Object(init.clone())]),
+            Expr::Blob { mime, content } => tagged("blob", [Json::String(mime.clone()), content.to_json()]),
+        }
+    }
+}
+
+fn reference(tag: &str, id: i64, path: Option<&[PathKey]>, args: Option<&[Expr]>) -> Json {
+    let mut rest = vec![Json::from(id)];
+    match (path, args) {
+        (None, None) => {}
+        (path, args) => {
+            rest.push(path_json(path.unwrap_or(&[])));
+            if let Some(args) = args {
+                rest.push(Json::Array(args.iter().map(Expr::to_json).collect()));
+            }
+        }
+    }
+    tagged(tag, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) {
+        let limits = Limits::default();
+        let msg = Message::parse(text, &limits).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let back = msg.to_text();
+        let a: Json = serde_json::from_str(text).unwrap();
+        let b: Json = serde_json::from_str(&back).unwrap();
+        assert_eq!(a, b, "{text} re-encoded as {back}");
+    }
+
+    #[test]
+    fn every_message_and_expression_form_round_trips() {
+        for text in [
+            r#"["push",["pipeline",0,["square"],[5]]]"#,
+            r#"["push",["pipeline",0,["a",1,"b"]]]"#,
+            r#"["pull",1]"#,
+            r#"["resolve",1,[[1,"two",null,true,{"a":["undefined"]}]]]"#,
+            r#"["reject",1,["error","RangeError","test error"]]"#,
+            r#"["reject",1,["error","Error","x","stack here"]]"#,
+            r#"["reject",1,["error","Error","x",null,{"code":42,"cause":["error","Error","inner"]}]]"#,
+            r#"["release",-1,2]"#,
+            r#"["abort",["error","Error","bye"]]"#,
+            r#"["stream",["pipeline",-2,["write"],[["bytes","AQID"]]]]"#,
+            r#"["pipe"]"#,
+            r#"["push",[["inf"],["-inf"],["nan"],["bigint","-123456789012345678901234567890"]]]"#,
+            r#"["push",[[["date",1749342170815],["date",null],["bytes",""],["bytes","AQ","Uint8Array"]]]]"#,
+            r#"["push",["import",3]]"#,
+            r#"["push",["import",3,["x"],[1]]]"#,
+            r#"["push",[[["export",-1],["promise",-2],["readable",4],["writable",-3]]]]"#,
+            r#"["push",["remap",1,["items"],[["import",2],["export",-1]],[["pipeline",0,["id"]],["pipeline",-1,["getUser"],[["pipeline",1]]]]]]"#,
+            r#"["push",[[["url","https://example.com/?q=1"],["headers",[["a","b"]]]]]]"#,
+            r#"["push",["request","https://x/",{"method":"POST","headers":[["a","b"]],"body":["readable",1],"duplex":"half"}]]"#,
+            r#"["push",["response",null,{"status":404}]]"#,
+            r#"["push",["blob","text/plain",["readable",1]]]"#,
+        ] {
+            round_trip(text);
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_errors_not_panics() {
+        let limits = Limits::default();
+        for text in [
+            "", "not json", "{}", "[]", "[1]", r#"["bogus"]"#, r#"["push"]"#, r#"["pull","x"]"#,
+            r#"["release",1]"#, r#"["push",["unknown-tag"]]"#, r#"["push",["bytes","!!!"]]"#,
+            r#"["push",["bytes","AQ","NotAType"]]"#, r#"["push",["bytes","AQ","Uint16Array"]]"#,
+            r#"["push",["bigint","12x"]]"#, r#"["push",["error",1,2]]"#, r#"["push",["import","x"]]"#,
+            r#"["push",["remap",1,[],[["bad",1]],[]]]"#, r#"["push",["headers",[[1,2]]]]"#,
+            r#"["push",1] trailing"#,
+        ] {
+            assert!(Message::parse(text, &limits).is_err(), "{text} should be refused");
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced_with_named_errors() {
+        let limits = Limits {
+            max_message_size: 64,
+            max_depth: 8,
+            max_bigint_digits: 4,
+        };
+        let big = format!(r#"["push","{}"]"#, "x".repeat(100));
+        assert!(matches!(Message::parse(&big, &limits), Err(ProtocolError::MessageTooLarge { limit: 64 })));
+        let deep = format!(r#"["push",{}1{}]"#, "[[".repeat(9), "]]".repeat(9));
+        assert!(matches!(Message::parse(&deep, &limits), Err(ProtocolError::TooDeep { limit: 8 })));
+        let very_deep = format!(r#"["push",{}1{}]"#, "[".repeat(60), "]".repeat(60));
+        assert!(matches!(Message::parse(&very_deep, &limits), Err(ProtocolError::TooDeep { .. })));
+        assert!(matches!(
+            Message::parse(r#"["push",["bigint","12345"]]"#, &limits),
+            Err(ProtocolError::BigIntTooLong { limit: 4 })
+        ));
+    }
+}

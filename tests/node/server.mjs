@@ -1,0 +1,231 @@
+// Reference conformance server built on the real `capnweb` npm package.
+//
+// Serves the conformance service (see CONFORMANCE.md: TestTarget, Counter, Vault) so the
+// Node client (client.mjs) can be checked against a known-good peer, and so the Rust client can
+// be pointed at it.
+//
+//   node server.mjs [--listen HOST:PORT]      (default 127.0.0.1:0)
+//
+// Prints exactly one line `listening on http://HOST:PORT` on stdout once accepting, then serves
+// until killed.
+//   ws://HOST:PORT/    WebSocket RPC session (one message per text frame)
+//   POST http://HOST:PORT/   HTTP batch RPC session; other methods on `/` answer 405.
+// Every session's main object is a fresh TestTarget.
+//
+// Not implemented (out of scope for this rig): callFunction, newCounterFn, foo, useCounter,
+// readBytes, sumBytes, writeBytes, echoBlob, echoRequest.
+
+import http from "node:http";
+import { WebSocketServer, WebSocket as WsWebSocket } from "ws";
+import {
+  RpcTarget,
+  RpcStub,
+  RpcPromise,
+  newWebSocketRpcSession,
+  nodeHttpBatchRpcResponse,
+} from "capnweb";
+
+// capnweb's WebSocketTransport reads the global `WebSocket.CONNECTING`; Node 20 has no global
+// WebSocket (it is behind --experimental-websocket), so provide the `ws` one.
+if (typeof globalThis.WebSocket === "undefined") globalThis.WebSocket = WsWebSocket;
+
+class Counter extends RpcTarget {
+  #value;
+  constructor(start = 0) {
+    super();
+    this.#value = start;
+  }
+  increment(amount = 1) {
+    this.#value += amount;
+    return this.#value;
+  }
+  get value() {
+    return this.#value;
+  }
+}
+
+class Vault extends RpcTarget {
+  #secret;
+  #opens = 0;
+  constructor(secret) {
+    super();
+    this.#secret = secret;
+  }
+  open(guess) {
+    this.#opens++;
+    return guess === this.#secret;
+  }
+  get opens() {
+    return this.#opens;
+  }
+}
+
+// Stubs received as call parameters are disposed by capnweb when the call returns; anything we
+// hand back must hold its own reference.
+//  - A stub the peer exported to us (["export", id]) arrives as an RpcStub: dup() it.
+//  - A stub to one of OUR objects handed back to us (["import", id]) arrives as an RpcPromise
+//    wrapping the local target; capnweb 0.12.0 refuses to dup() that ("Can't dup an RpcTarget
+//    stub as a promise."), and returning it as-is fails once the params are disposed. An
+//    identity map() yields a fresh, independently owned stub to the same local object.
+function keepStubs(value) {
+  if (value instanceof RpcPromise) return value.map((x) => x);
+  if (value instanceof RpcStub) return value.dup();
+  if (Array.isArray(value)) return value.map(keepStubs);
+  if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const out = {};
+    for (const key of Object.keys(value)) out[key] = keepStubs(value[key]);
+    return out;
+  }
+  return value;
+}
+
+class TestTarget extends RpcTarget {
+  square(i) {
+    return i * i;
+  }
+  add(a, b) {
+    return a + b;
+  }
+  callSquare(self, i) {
+    // Deliberately not awaited: the result carries a promise.
+    return { result: self.square(i) };
+  }
+  throwError() {
+    throw new RangeError("test error");
+  }
+  makeCounter(i) {
+    return new Counter(i);
+  }
+  getCounter() {
+    return new Counter(0);
+  }
+  async incrementCounter(c, i = 1) {
+    return await c.increment(i);
+  }
+  generateFibonacci(n) {
+    const out = [];
+    let a = 0;
+    let b = 1;
+    for (let k = 0; k < n; k++) {
+      out.push(a);
+      [a, b] = [b, a + b];
+    }
+    return out;
+  }
+  returnNull() {
+    return null;
+  }
+  returnUndefined() {
+    return undefined;
+  }
+  returnNumber(i) {
+    return i;
+  }
+  echo(v) {
+    return keepStubs(v);
+  }
+  delay(ms, v) {
+    return new Promise((resolve) => setTimeout(() => resolve(keepStubs(v)), ms));
+  }
+  listIds(n) {
+    const out = [];
+    for (let k = 1; k <= n; k++) out.push(k);
+    return out;
+  }
+  getUser(id) {
+    return { id, name: "user" + id };
+  }
+  makeVault(secret) {
+    return new Vault(secret);
+  }
+}
+
+function parseArgs(argv) {
+  let host = "127.0.0.1";
+  let port = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    let v;
+    if (a === "--listen") v = argv[++i];
+    else if (a.startsWith("--listen=")) v = a.slice("--listen=".length);
+    else {
+      process.stderr.write(`usage: node server.mjs [--listen HOST:PORT]\nunknown argument: ${a}\n`);
+      process.exit(2);
+    }
+    const m = /^(.*):(\d+)$/.exec(v ?? "");
+    if (!m) {
+      process.stderr.write(`--listen expects HOST:PORT, got ${v}\n`);
+      process.exit(2);
+    }
+    host = m[1].replace(/^\[(.*)\]$/, "$1");
+    port = Number(m[2]);
+  }
+  return { host, port };
+}
+
+function pathOf(req) {
+  try {
+    return new URL(req.url ?? "/", "http://x").pathname;
+  } catch {
+    return null;
+  }
+}
+
+const { host, port } = parseArgs(process.argv.slice(2));
+
+const server = http.createServer((req, res) => {
+  if (pathOf(req) !== "/") {
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+    return;
+  }
+  if (req.method !== "POST") {
+    res.writeHead(405, { allow: "POST", "content-type": "text/plain" });
+    res.end("This endpoint only accepts POST requests.\n");
+    return;
+  }
+  nodeHttpBatchRpcResponse(req, res, new TestTarget()).catch((err) => {
+    process.stderr.write(`batch session failed: ${err?.stack ?? err}\n`);
+    if (!res.headersSent) {
+      res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`batch session failed: ${err?.message ?? err}\n`);
+    } else {
+      res.destroy();
+    }
+  });
+});
+
+const wss = new WebSocketServer({ noServer: true });
+wss.on("error", (err) => process.stderr.write(`ws server error: ${err?.stack ?? err}\n`));
+
+server.on("upgrade", (req, socket, head) => {
+  socket.on("error", () => {});
+  if (pathOf(req) !== "/") {
+    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.on("error", (err) => process.stderr.write(`websocket error: ${err?.message ?? err}\n`));
+    try {
+      newWebSocketRpcSession(ws, new TestTarget());
+    } catch (err) {
+      process.stderr.write(`failed to start websocket session: ${err?.stack ?? err}\n`);
+      ws.close(1011, "internal error");
+    }
+  });
+});
+
+server.on("clientError", (err, socket) => {
+  socket.destroy();
+});
+
+// A misbehaving peer must not take the whole server down.
+process.on("uncaughtException", (err) => process.stderr.write(`uncaught exception: ${err?.stack ?? err}\n`));
+process.on("unhandledRejection", (err) => process.stderr.write(`unhandled rejection: ${err?.stack ?? err}\n`));
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(0));
+
+server.listen(port, host, () => {
+  const addr = server.address();
+  const shownHost = addr.family === "IPv6" || addr.family === 6 ? `[${addr.address}]` : addr.address;
+  process.stdout.write(`listening on http://${shownHost}:${addr.port}\n`);
+});
