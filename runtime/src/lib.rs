@@ -66,7 +66,7 @@ pub use error::{ProtocolError, RpcError};
 pub use limits::Limits;
 pub use object::{CallFuture, RpcObject, arg};
 pub use ser::to_value;
-pub use session::SessionStats;
+pub use session::{SessionStats, deserialize, serialize};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
 pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};

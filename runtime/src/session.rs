@@ -149,6 +149,33 @@ pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcErr
     .to_json())
 }
 
+/// Serializes a value as capnweb's `serialize()` does: JSON text of its expression. Stubs
+/// and promises cannot be serialized outside a session.
+///
+/// ```
+/// let v = capwire::Value::Array(vec![1.into(), capwire::Value::Undefined]);
+/// assert_eq!(capwire::serialize(&v).unwrap(), r#"[[1,["undefined"]]]"#);
+/// ```
+pub fn serialize(value: &Value) -> Result<String, RpcError> {
+    Ok(encode_detached(value)?.to_string())
+}
+
+/// Deserializes text produced by capnweb's `serialize()` (or [`serialize`]).
+///
+/// ```
+/// let v = capwire::deserialize(r#"["bigint","18446744073709551616"]"#).unwrap();
+/// assert_eq!(v, capwire::Value::BigInt(capwire::BigInt::parse("18446744073709551616").unwrap()));
+/// ```
+pub fn deserialize(text: &str) -> Result<Value, RpcError> {
+    let expr = Expr::parse(text, &Limits::default())?;
+    let (scratch, _out, _events) = SessionInner::new(None, Limits::default());
+    let value = scratch.evaluate(expr)?;
+    if value.has_capabilities() {
+        return Err(RpcError::type_error("Cannot deserialize RPC stubs without an RPC session."));
+    }
+    Ok(value)
+}
+
 /// Encodes `value` as an expression; `export` is asked to export each capability.
 pub(crate) fn encode(
     value: &Value,

@@ -206,6 +206,17 @@ impl Hook {
         }
     }
 
+    /// The value with every promise inside it replaced by its result, as an application
+    /// receives it.
+    pub(crate) fn resolve_deep(&self) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let first = self.resolve();
+        async move {
+            let v = first.await?;
+            if v.has_capabilities() { resolve_promises(v).await } else { Ok(v) }
+        }
+        .boxed()
+    }
+
     /// Identity of the target, for "same object" checks and export deduplication.
     pub(crate) fn identity(&self) -> Option<usize> {
         match self {
@@ -515,7 +526,7 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
             .pending
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_or_insert_with(|| hook.resolve());
+            .get_or_insert_with(|| hook.resolve_deep());
         pending.as_mut().poll(cx).map(|r| r.and_then(crate::from_value))
     }
 }

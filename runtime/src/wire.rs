@@ -354,6 +354,28 @@ impl Message {
     }
 }
 
+impl Expr {
+    /// Parses one expression from JSON text, enforcing `limits`.
+    pub fn parse(text: &str, limits: &Limits) -> Result<Expr, ProtocolError> {
+        if text.len() > limits.max_message_size {
+            return Err(ProtocolError::MessageTooLarge {
+                limit: limits.max_message_size,
+            });
+        }
+        if json_nesting_exceeds(text, limits.max_depth.saturating_mul(2).saturating_add(4)) {
+            return Err(ProtocolError::TooDeep {
+                limit: limits.max_depth,
+            });
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        let json: Json = serde::Deserialize::deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| ProtocolError::NotJson(e.to_string()))?;
+        Parser { limits }.expr(&json, 0)
+    }
+}
+
 fn as_id(v: &Json) -> Option<i64> {
     if let Some(i) = v.as_i64() {
         return Some(i);

@@ -1,0 +1,121 @@
+//! Shared helpers for the integration tests: the Node harness and servers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The Node harness directory (`tests/node`).
+pub fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node")
+}
+
+/// Makes sure the harness's npm packages are installed, running `npm ci` when
+/// `node_modules` is missing. Fails with a clear message when Node or npm is absent.
+pub fn ensure_node_modules() {
+    let dir = node_dir();
+    let lock = std::fs::File::create(std::env::temp_dir().join("capwire-npm-ci.lock"))
+        .expect("create the npm install lock file");
+    lock.lock().expect("take the npm install lock");
+    if !dir.join("node_modules/capnweb/package.json").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("could not run `npm ci` in {}: {e}; the interop tests need Node.js 20+ and npm", dir.display()));
+        assert!(status.success(), "`npm ci` failed in {}", dir.display());
+    }
+    let _ = lock.unlock();
+}
+
+/// Runs a Node script of the harness to completion and returns (success, stdout, stderr).
+pub fn run_node(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    ensure_node_modules();
+    let mut child = Command::new("node")
+        .args(args)
+        .current_dir(node_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run node: {e}; the interop tests need Node.js 20+"));
+    {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).expect("write to node");
+        }
+    }
+    let out = child.wait_with_output().expect("wait for node");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the Node harness's capnweb client against `url` and asserts every row passed.
+pub fn assert_node_client_passes(args: &[&str]) {
+    let mut all = vec!["client.mjs"];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = run_node(&all, None);
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("\"ok\":false")).collect();
+    assert!(
+        ok && failed.is_empty() && stdout.contains("\"failed\":0"),
+        "capnweb client failed rows:\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        failed.join("\n")
+    );
+}
+
+/// Starts the Rust conformance server in this process on a free port.
+pub async fn start_conformance_server() -> SocketAddr {
+    let (server, addr) = capwire_examples::conformance::bind("127.0.0.1:0").await.expect("bind");
+    tokio::spawn(capwire_examples::conformance::run(server));
+    addr
+}
+
+/// The Node conformance server (capnweb), killed on drop.
+pub struct NodeServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl NodeServer {
+    pub fn start() -> NodeServer {
+        ensure_node_modules();
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(node_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start node server.mjs: {e}; the interop tests need Node.js 20+"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut line)
+            .expect("read the node server's first line");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("node server printed {line:?}, expected `listening on http://127.0.0.1:PORT`"));
+        NodeServer { child, port }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
