@@ -13,9 +13,17 @@ async fn main() -> std::io::Result<()> {
         match a.as_str() {
             "--listen" => match args.next() {
                 Some(addr) => listen = addr,
-                None => return Err(std::io::Error::other("--listen needs an address, e.g. 127.0.0.1:0")),
+                None => {
+                    return Err(std::io::Error::other(
+                        "--listen needs an address, e.g. 127.0.0.1:0",
+                    ));
+                }
             },
-            other => return Err(std::io::Error::other(format!("unknown argument {other}; usage: --listen HOST:PORT"))),
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "unknown argument {other}; usage: --listen HOST:PORT"
+                )));
+            }
         }
     }
     let (server, addr) = capwire_examples::conformance::bind(&listen).await?;

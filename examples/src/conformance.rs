@@ -23,14 +23,21 @@ impl RpcObject for TestTarget {
         let m = method;
         match method {
             "square" => done(arg::<f64>(&args, 0, m, "i").map(|i| (i * i).into())),
-            "add" => done((|| Ok((arg::<f64>(&args, 0, m, "a")? + arg::<f64>(&args, 1, m, "b")?).into()))()),
+            "add" => done((|| {
+                Ok((arg::<f64>(&args, 0, m, "a")? + arg::<f64>(&args, 1, m, "b")?).into())
+            })()),
             "callSquare" => done((|| {
                 let target: RpcStub = arg(&args, 0, m, "self")?;
                 let i: f64 = arg(&args, 1, m, "i")?;
-                Ok(Value::object([("result", target.call("square", (i,)).into())]))
+                Ok(Value::object([(
+                    "result",
+                    target.call("square", (i,)).into(),
+                )]))
             })()),
             "throwError" => done(Err(RpcError::range("test error"))),
-            "makeCounter" => done(arg::<i64>(&args, 0, m, "i").map(|i| RpcStub::new(Counter::new(i)).into())),
+            "makeCounter" => {
+                done(arg::<i64>(&args, 0, m, "i").map(|i| RpcStub::new(Counter::new(i)).into()))
+            }
             "getCounter" => done(Ok(RpcStub::new(Counter::new(0)).into())),
             "incrementCounter" | "useCounter" => {
                 let parsed = (|| {
@@ -43,7 +50,11 @@ impl RpcObject for TestTarget {
             "generateFibonacci" => done(arg::<u32>(&args, 0, m, "n").map(|n| {
                 let mut seq: Vec<u64> = Vec::with_capacity(n as usize);
                 for k in 0..n as usize {
-                    seq.push(if k < 2 { k as u64 } else { seq[k - 1] + seq[k - 2] });
+                    seq.push(if k < 2 {
+                        k as u64
+                    } else {
+                        seq[k - 1] + seq[k - 2]
+                    });
                 }
                 seq.into()
             })),
@@ -60,10 +71,15 @@ impl RpcObject for TestTarget {
                     Ok(value)
                 })
             }
-            "listIds" => done(arg::<u32>(&args, 0, m, "n").map(|n| (1..=n).collect::<Vec<_>>().into())),
-            "getUser" => done(arg::<i64>(&args, 0, m, "id")
-                .map(|id| Value::object([("id", id.into()), ("name", format!("user{id}").into())]))),
-            "makeVault" => done(arg::<String>(&args, 0, m, "secret").map(|s| RpcStub::new(Vault::new(s)).into())),
+            "listIds" => {
+                done(arg::<u32>(&args, 0, m, "n").map(|n| (1..=n).collect::<Vec<_>>().into()))
+            }
+            "getUser" => done(arg::<i64>(&args, 0, m, "id").map(|id| {
+                Value::object([("id", id.into()), ("name", format!("user{id}").into())])
+            })),
+            "makeVault" => done(
+                arg::<String>(&args, 0, m, "secret").map(|s| RpcStub::new(Vault::new(s)).into()),
+            ),
             other => done(Err(RpcError::not_a_function(other))),
         }
     }
@@ -83,7 +99,10 @@ impl Counter {
     }
 
     fn add(&self, amount: i64) -> i64 {
-        let mut v = self.value.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v = self
+            .value
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *v += amount;
         *v
     }
@@ -92,7 +111,8 @@ impl Counter {
 impl RpcObject for Counter {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
         done(match method {
-            "increment" => arg::<Option<i64>>(&args, 0, method, "amount").map(|a| self.add(a.unwrap_or(1)).into()),
+            "increment" => arg::<Option<i64>>(&args, 0, method, "amount")
+                .map(|a| self.add(a.unwrap_or(1)).into()),
             other => Err(RpcError::not_a_function(other)),
         })
     }

@@ -100,10 +100,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
                     .collect::<Vec<_>>()
                     .into_iter(),
             )),
-            other @ (Value::Error(_) | Value::Stub(_) | Value::Promise(_)) => Err(de::Error::invalid_type(
-                unexpected(&other),
-                &visitor,
-            )),
+            other @ (Value::Error(_) | Value::Stub(_) | Value::Promise(_)) => {
+                Err(de::Error::invalid_type(unexpected(&other), &visitor))
+            }
         }
     }
 
@@ -124,13 +123,21 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.0 {
             Value::Bytes(b) => visitor.visit_seq(SeqAccess(
-                b.data.iter().map(|&x| Value::from(x)).collect::<Vec<_>>().into_iter(),
+                b.data
+                    .iter()
+                    .map(|&x| Value::from(x))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             )),
             other => ValueDeserializer(other).deserialize_any(visitor),
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         if name == MAGIC {
             HANDED.with(|h| *h.borrow_mut() = Some(self.0));
             return visitor.visit_newtype_struct(().into_deserializer());
@@ -164,8 +171,14 @@ struct SeqAccess(std::vec::IntoIter<Value>);
 
 impl<'de> de::SeqAccess<'de> for SeqAccess {
     type Error = DeError;
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        self.0.next().map(|v| seed.deserialize(ValueDeserializer(v))).transpose()
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        self.0
+            .next()
+            .map(|v| seed.deserialize(ValueDeserializer(v)))
+            .transpose()
     }
     fn size_hint(&self) -> Option<usize> {
         Some(self.0.len())
@@ -176,16 +189,23 @@ struct MapAccess(indexmap::map::IntoIter<String, Value>, Option<Value>);
 
 impl<'de> de::MapAccess<'de> for MapAccess {
     type Error = DeError;
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.0.next() {
             Some((k, v)) => {
                 self.1 = Some(v);
-                seed.deserialize(ValueDeserializer(Value::String(k))).map(Some)
+                seed.deserialize(ValueDeserializer(Value::String(k)))
+                    .map(Some)
             }
             None => Ok(None),
         }
     }
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DeError> {
         seed.deserialize(ValueDeserializer(self.1.take().unwrap_or_default()))
     }
     fn size_hint(&self) -> Option<usize> {
@@ -198,7 +218,10 @@ struct EnumAccess(String, Value);
 impl<'de> de::EnumAccess<'de> for EnumAccess {
     type Error = DeError;
     type Variant = ValueDeserializer;
-    fn variant_seed<V: de::DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, ValueDeserializer), DeError> {
+    fn variant_seed<V: de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, ValueDeserializer), DeError> {
         let variant = seed.deserialize(ValueDeserializer(Value::String(self.0)))?;
         Ok((variant, ValueDeserializer(self.1)))
     }
@@ -209,20 +232,29 @@ impl<'de> de::VariantAccess<'de> for ValueDeserializer {
     fn unit_variant(self) -> Result<(), DeError> {
         Ok(())
     }
-    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DeError> {
         seed.deserialize(self)
     }
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         de::Deserializer::deserialize_seq(self, visitor)
     }
-    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         de::Deserializer::deserialize_map(self, visitor)
     }
 }
 
 /// Deserializes a [`Value`] through the side channel when the deserializer is capwire's,
 /// or from plain data (JSON, say) otherwise.
-pub(crate) fn deserialize_value<'de, D: de::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+pub(crate) fn deserialize_value<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Value, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Value;
@@ -321,7 +353,10 @@ impl<'de> Deserialize<'de> for BigInt {
             Value::BigInt(b) => Ok(b),
             Value::Number(n) if n.fract() == 0.0 && n.is_finite() => Ok(BigInt::from(n as i128)),
             Value::String(s) => BigInt::parse(&s).map_err(de::Error::custom),
-            other => Err(de::Error::custom(format!("expected a bigint, found {}", other.type_name()))),
+            other => Err(de::Error::custom(format!(
+                "expected a bigint, found {}",
+                other.type_name()
+            ))),
         }
     }
 }
@@ -336,7 +371,10 @@ impl<'de> Deserialize<'de> for Bytes {
                 .collect::<Option<Vec<u8>>>()
                 .map(Bytes::from)
                 .ok_or_else(|| de::Error::custom("expected bytes")),
-            other => Err(de::Error::custom(format!("expected bytes, found {}", other.type_name()))),
+            other => Err(de::Error::custom(format!(
+                "expected bytes, found {}",
+                other.type_name()
+            ))),
         }
     }
 }

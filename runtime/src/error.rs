@@ -76,11 +76,18 @@ impl RpcError {
 
     /// Adds an extra property, sent in the error's `props`.
     pub fn with_prop(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.props.get_or_insert_with(Object::new).insert(key.into(), value.into());
+        self.props
+            .get_or_insert_with(Object::new)
+            .insert(key.into(), value.into());
         self
     }
 
-    pub(crate) fn from_parts(name: String, message: String, stack: Option<String>, props: Option<Object>) -> Self {
+    pub(crate) fn from_parts(
+        name: String,
+        message: String,
+        stack: Option<String>,
+        props: Option<Object>,
+    ) -> Self {
         RpcError {
             name,
             message,

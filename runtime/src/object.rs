@@ -57,7 +57,9 @@ pub trait RpcObject: Send + Sync + 'static {
     /// functions unless they say so.
     fn call_self(self: Arc<Self>, args: Vec<Value>) -> CallFuture {
         let _ = args;
-        Box::pin(std::future::ready(Err(RpcError::type_error("RPC target is not a function."))))
+        Box::pin(std::future::ready(Err(RpcError::type_error(
+            "RPC target is not a function.",
+        ))))
     }
 }
 
@@ -83,9 +85,17 @@ impl RpcError {
 /// let err = capwire::arg::<String>(&args, 0, "increment", "amount").unwrap_err();
 /// assert_eq!(err.name(), "TypeError");
 /// ```
-pub fn arg<T: DeserializeOwned>(args: &[Value], index: usize, method: &str, name: &str) -> Result<T, RpcError> {
+pub fn arg<T: DeserializeOwned>(
+    args: &[Value],
+    index: usize,
+    method: &str,
+    name: &str,
+) -> Result<T, RpcError> {
     let value = args.get(index).cloned().unwrap_or(Value::Undefined);
     crate::from_value(value).map_err(|e| {
-        RpcError::type_error(format!("{method}: argument {index} ({name}): {}", e.message()))
+        RpcError::type_error(format!(
+            "{method}: argument {index} ({name}): {}",
+            e.message()
+        ))
     })
 }

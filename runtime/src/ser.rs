@@ -40,7 +40,10 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, RpcError> {
 
 /// Serializes a special value: through the side channel when the serializer is capwire's,
 /// as its wire form otherwise.
-pub(crate) fn serialize_special<S: ser::Serializer>(value: &Value, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_special<S: ser::Serializer>(
+    value: &Value,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     if DEPTH.with(Cell::get) > 0 {
         PARKED.with(|p| *p.borrow_mut() = Some(value.clone()));
         serializer.serialize_newtype_struct(MAGIC, &())
@@ -78,7 +81,10 @@ fn key_of(v: Value) -> Result<String, SerError> {
         Value::Number(n) => Ok(crate::wire::number_to_json(n).to_string()),
         Value::BigInt(b) => Ok(b.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(SerError(format!("object keys must be strings, not {}", other.type_name()))),
+        other => Err(SerError(format!(
+            "object keys must be strings, not {}",
+            other.type_name()
+        ))),
     }
 }
 
@@ -153,10 +159,19 @@ impl ser::Serializer for ValueSerializer {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, SerError> {
         Ok(Value::Null)
     }
-    fn serialize_unit_variant(self, _name: &'static str, _idx: u32, variant: &'static str) -> Result<Value, SerError> {
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _idx: u32,
+        variant: &'static str,
+    ) -> Result<Value, SerError> {
         Ok(Value::String(variant.to_owned()))
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, value: &T) -> Result<Value, SerError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<Value, SerError> {
         if name == MAGIC {
             return PARKED
                 .with(|p| p.borrow_mut().take())
@@ -206,7 +221,10 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         len: usize,
     ) -> Result<VariantSer<MapSer>, SerError> {
-        Ok(VariantSer(variant, MapSer(Object::with_capacity(len), None)))
+        Ok(VariantSer(
+            variant,
+            MapSer(Object::with_capacity(len), None),
+        ))
     }
 }
 
@@ -256,7 +274,10 @@ impl ser::SerializeMap for MapSer {
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        let key = self.1.take().ok_or_else(|| SerError("map value without a key".into()))?;
+        let key = self
+            .1
+            .take()
+            .ok_or_else(|| SerError("map value without a key".into()))?;
         self.0.insert(key, value.serialize(ValueSerializer)?);
         Ok(())
     }
@@ -268,8 +289,13 @@ impl ser::SerializeMap for MapSer {
 impl ser::SerializeStruct for MapSer {
     type Ok = Value;
     type Error = SerError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), SerError> {
-        self.0.insert(key.to_owned(), value.serialize(ValueSerializer)?);
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), SerError> {
+        self.0
+            .insert(key.to_owned(), value.serialize(ValueSerializer)?);
         Ok(())
     }
     fn end(self) -> Result<Value, SerError> {
@@ -295,7 +321,11 @@ impl ser::SerializeTupleVariant for VariantSer<SeqSer> {
 impl ser::SerializeStructVariant for VariantSer<MapSer> {
     type Ok = Value;
     type Error = SerError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), SerError> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), SerError> {
         ser::SerializeStruct::serialize_field(&mut self.1, key, value)
     }
     fn end(self) -> Result<Value, SerError> {

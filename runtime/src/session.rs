@@ -52,7 +52,10 @@ impl Import {
     }
 
     pub(crate) fn pull(&self) {
-        if self.promise && self.resolution.get().is_none() && !self.pulled.swap(true, Ordering::AcqRel) {
+        if self.promise
+            && self.resolution.get().is_none()
+            && !self.pulled.swap(true, Ordering::AcqRel)
+        {
             self.session.send(&Message::Pull(self.id));
         }
     }
@@ -121,6 +124,7 @@ struct State {
     resolving: usize,
     broken: Option<RpcError>,
     main_taken: bool,
+    serves_main: bool,
 }
 
 /// Sizes of a session's tables, for leak checks and monitoring.
@@ -144,7 +148,9 @@ pub(crate) struct SessionInner {
 /// Detached encoding: a value outside any session (no capabilities allowed).
 pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcError> {
     Ok(encode(value, &mut |_, _| {
-        Err(RpcError::type_error("Can't serialize RPC stubs in this context."))
+        Err(RpcError::type_error(
+            "Can't serialize RPC stubs in this context.",
+        ))
     })?
     .to_json())
 }
@@ -171,7 +177,9 @@ pub fn deserialize(text: &str) -> Result<Value, RpcError> {
     let (scratch, _out, _events) = SessionInner::new(None, Limits::default());
     let value = scratch.evaluate(expr)?;
     if value.has_capabilities() {
-        return Err(RpcError::type_error("Cannot deserialize RPC stubs without an RPC session."));
+        return Err(RpcError::type_error(
+            "Cannot deserialize RPC stubs without an RPC session.",
+        ));
     }
     Ok(value)
 }
@@ -188,7 +196,11 @@ pub(crate) fn encode(
         Value::Number(n) => Expr::Number(*n),
         Value::BigInt(b) => Expr::BigInt(b.to_string()),
         Value::String(s) => Expr::String(s.clone()),
-        Value::Array(a) => Expr::Array(a.iter().map(|v| encode(v, export)).collect::<Result<_, _>>()?),
+        Value::Array(a) => Expr::Array(
+            a.iter()
+                .map(|v| encode(v, export))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(o) => Expr::Object(
             o.iter()
                 .map(|(k, v)| Ok((k.clone(), encode(v, export)?)))
@@ -208,7 +220,10 @@ pub(crate) fn encode(
 }
 
 /// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
-fn encode_error(e: &RpcError, export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>) -> Expr {
+fn encode_error(
+    e: &RpcError,
+    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
+) -> Expr {
     let props = e.props().map(|p| {
         p.iter()
             .filter_map(|(k, v)| encode(v, export).ok().map(|x| (k.clone(), x)))
@@ -232,7 +247,11 @@ impl SessionInner {
     pub(crate) fn new(
         main: Option<RpcStub>,
         limits: Limits,
-    ) -> (Arc<SessionInner>, mpsc::UnboundedReceiver<String>, mpsc::UnboundedReceiver<Event>) {
+    ) -> (
+        Arc<SessionInner>,
+        mpsc::UnboundedReceiver<String>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
         let (out, out_rx) = mpsc::unbounded_channel();
         let (events, ev_rx) = mpsc::unbounded_channel();
         let mut state = State {
@@ -241,6 +260,7 @@ impl SessionInner {
             next_peer_push: 1,
             ..State::default()
         };
+        state.serves_main = main.is_some();
         let main_hook = main.map_or_else(
             || Hook::Error(RpcError::error("This connection has no main object.")),
             |s| s.hook,
@@ -266,7 +286,9 @@ impl SessionInner {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code path panics while holding the lock; recover the data if one ever did.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn send(&self, msg: &Message) {
@@ -323,7 +345,13 @@ impl SessionInner {
         self.lock().broken.clone()
     }
 
-    fn new_import(self: &Arc<Self>, state: &mut State, id: i64, promise: bool, remote_refcount: u64) -> Arc<Import> {
+    fn new_import(
+        self: &Arc<Self>,
+        state: &mut State,
+        id: i64,
+        promise: bool,
+        remote_refcount: u64,
+    ) -> Arc<Import> {
         state.next_generation += 1;
         let import = Arc::new(Import {
             session: self.clone(),
@@ -346,7 +374,12 @@ impl SessionInner {
     }
 
     /// Sends a call (or, with no `args`, a property read) on import `id` as a `push`.
-    fn send_call(self: &Arc<Self>, id: i64, path: &[PathKey], args: Option<Vec<Value>>) -> Result<Arc<Import>, RpcError> {
+    fn send_call(
+        self: &Arc<Self>,
+        id: i64,
+        path: &[PathKey],
+        args: Option<Vec<Value>>,
+    ) -> Result<Arc<Import>, RpcError> {
         let args = match args {
             Some(args) => Some(
                 args.iter()
@@ -383,7 +416,9 @@ impl SessionInner {
             match imp.resolution.get() {
                 // A settled promise import was released: send what it settled to.
                 Some(Ok(v)) if imp.promise => return self.encode_value(v),
-                Some(Err(e)) if imp.promise => return self.export_hook(&Hook::Error(e.clone()), promise),
+                Some(Err(e)) if imp.promise => {
+                    return self.export_hook(&Hook::Error(e.clone()), promise);
+                }
                 _ => {
                     return Ok(if imp.promise || promise {
                         Expr::Pipeline {
@@ -406,7 +441,10 @@ impl SessionInner {
             return Err(e.clone());
         }
         if !promise {
-            if let Some(id) = hook.identity().and_then(|k| state.reverse_exports.get(&k).copied()) {
+            if let Some(id) = hook
+                .identity()
+                .and_then(|k| state.reverse_exports.get(&k).copied())
+            {
                 if let Some(entry) = state.exports.get_mut(&id) {
                     entry.refcount += 1;
                     return Ok(Expr::Export(id));
@@ -455,7 +493,9 @@ impl SessionInner {
             }
             let msg = match result.and_then(|v| this.encode_value(&v)) {
                 Ok(expr) => Message::Resolve(id, expr),
-                Err(e) => Message::Reject(id, encode_error(&e, &mut |_, _| Err(RpcError::error("")))),
+                Err(e) => {
+                    Message::Reject(id, encode_error(&e, &mut |_, _| Err(RpcError::error(""))))
+                }
             };
             let mut released = Vec::new();
             {
@@ -481,8 +521,16 @@ impl SessionInner {
         }
     }
 
-    fn release_locked(&self, state: &mut State, id: i64, count: u64) -> Result<Option<Hook>, ProtocolError> {
-        let entry = state.exports.get_mut(&id).ok_or(ProtocolError::NoSuchExport(id))?;
+    fn release_locked(
+        &self,
+        state: &mut State,
+        id: i64,
+        count: u64,
+    ) -> Result<Option<Hook>, ProtocolError> {
+        let entry = state
+            .exports
+            .get_mut(&id)
+            .ok_or(ProtocolError::NoSuchExport(id))?;
         if entry.refcount < count {
             return Err(ProtocolError::OverRelease {
                 id,
@@ -512,7 +560,11 @@ impl SessionInner {
     }
 
     /// The peer introduced a stub (`export`) or promise (`promise`) with ID `id`.
-    fn import_from_peer(self: &Arc<Self>, id: i64, promise: bool) -> Result<Arc<Import>, ProtocolError> {
+    fn import_from_peer(
+        self: &Arc<Self>,
+        id: i64,
+        promise: bool,
+    ) -> Result<Arc<Import>, ProtocolError> {
         let mut state = self.lock();
         if let Some(e) = &state.broken {
             return Err(ProtocolError::Session(e.clone()));
@@ -563,7 +615,9 @@ impl SessionInner {
             Expr::Inf => Value::Number(f64::INFINITY),
             Expr::NegInf => Value::Number(f64::NEG_INFINITY),
             Expr::NaN => Value::Number(f64::NAN),
-            Expr::BigInt(d) => Value::BigInt(BigInt::parse(&d).map_err(|e| ProtocolError::Invalid(e.to_string()))?),
+            Expr::BigInt(d) => {
+                Value::BigInt(BigInt::parse(&d).map_err(|e| ProtocolError::Invalid(e.to_string()))?)
+            }
             Expr::Date(ms) => Value::Date(Date::from_millis(ms.unwrap_or(f64::NAN))),
             Expr::Bytes { data, kind } => Value::Bytes(Bytes {
                 data: data.into(),
@@ -605,12 +659,16 @@ impl SessionInner {
             Expr::Pipeline { id, path, args } => {
                 let hook = self.export_of(id)?;
                 let args = self.evaluate_args(args)?;
-                Value::Promise(RpcPromise::from_hook(hook.op(&path.unwrap_or_default(), args)))
+                Value::Promise(RpcPromise::from_hook(
+                    hook.op(&path.unwrap_or_default(), args),
+                ))
             }
             Expr::Export(id) => Value::Stub(RpcStub {
                 hook: Hook::Import(self.import_from_peer(id, false)?),
             }),
-            Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(Hook::Import(self.import_from_peer(id, true)?))),
+            Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(Hook::Import(
+                self.import_from_peer(id, true)?,
+            ))),
             Expr::Url(u) => Value::Url(u),
             Expr::Headers(h) => Value::Headers(h),
             Expr::Remap { .. } => unsupported("map()"),
@@ -622,7 +680,10 @@ impl SessionInner {
         })
     }
 
-    fn evaluate_args(self: &Arc<Self>, args: Option<Vec<Expr>>) -> Result<Option<Vec<Value>>, ProtocolError> {
+    fn evaluate_args(
+        self: &Arc<Self>,
+        args: Option<Vec<Expr>>,
+    ) -> Result<Option<Vec<Value>>, ProtocolError> {
         args.map(|a| a.into_iter().map(|e| self.evaluate(e)).collect())
             .transpose()
     }
@@ -702,9 +763,7 @@ impl SessionInner {
         let hook = match self.evaluate(expr)? {
             Value::Promise(p) => p.hook,
             Value::Stub(s) => s.hook,
-            plain if plain.has_capabilities() => {
-                Hook::start(crate::stub::resolve_promises(plain))
-            }
+            plain if plain.has_capabilities() => Hook::start(crate::stub::resolve_promises(plain)),
             plain => Hook::ready(Ok(plain)),
         };
         let mut state = self.lock();
@@ -734,7 +793,9 @@ impl SessionInner {
                 // We keep the resolution locally; the peer can let go of its export.
                 let slot = state.imports.remove(&id).expect("present above");
                 if slot.remote_refcount > 0 && state.broken.is_none() {
-                    let _ = self.out.send(Message::Release(id, slot.remote_refcount).to_text());
+                    let _ = self
+                        .out
+                        .send(Message::Release(id, slot.remote_refcount).to_text());
                 }
             }
             import
@@ -756,18 +817,24 @@ impl SessionInner {
                 if current {
                     let slot = state.imports.remove(&id).expect("present above");
                     if slot.remote_refcount > 0 && state.broken.is_none() {
-                        let _ = self.out.send(Message::Release(id, slot.remote_refcount).to_text());
+                        let _ = self
+                            .out
+                            .send(Message::Release(id, slot.remote_refcount).to_text());
                     }
                 }
-                // A client session whose main stub and every other reference are gone ends.
+                // A client-only session whose main stub and every other reference are gone ends.
                 let done = id == 0
                     && state.main_taken
+                    && !state.serves_main
                     && state.imports.is_empty()
                     && state.exports.len() == 1
                     && state.resolving == 0;
                 drop(state);
                 if done {
-                    self.shutdown(RpcError::error("RPC session was shut down by disposing the main stub"), false);
+                    self.shutdown(
+                        RpcError::error("RPC session was shut down by disposing the main stub"),
+                        false,
+                    );
                     return false;
                 }
                 true

@@ -54,7 +54,10 @@ pub(crate) fn is_prototype_name(key: &PathKey) -> bool {
 }
 
 fn path_text(path: &[PathKey]) -> String {
-    path.iter().map(|k| k.as_name().into_owned()).collect::<Vec<_>>().join(".")
+    path.iter()
+        .map(|k| k.as_name().into_owned())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Where following a path through a value ends.
@@ -159,7 +162,14 @@ impl Hook {
     {
         let mut fut = std::panic::AssertUnwindSafe(fut)
             .catch_unwind()
-            .map(|r| r.unwrap_or_else(|p| Err(RpcError::error(format!("internal error: {}", panic_message(&*p))))))
+            .map(|r| {
+                r.unwrap_or_else(|p| {
+                    Err(RpcError::error(format!(
+                        "internal error: {}",
+                        panic_message(&*p)
+                    )))
+                })
+            })
             .boxed();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match fut.as_mut().poll(&mut cx) {
@@ -168,9 +178,13 @@ impl Hook {
                 Ok(rt) => {
                     let task = rt.spawn(fut);
                     Hook::Pending(
-                        async move { task.await.unwrap_or_else(|e| Err(RpcError::error(format!("call cancelled: {e}")))) }
-                            .boxed()
-                            .shared(),
+                        async move {
+                            task.await.unwrap_or_else(|e| {
+                                Err(RpcError::error(format!("call cancelled: {e}")))
+                            })
+                        }
+                        .boxed()
+                        .shared(),
                     )
                 }
                 Err(_) => Hook::Pending(fut.shared()),
@@ -199,7 +213,9 @@ impl Hook {
     /// The value this refers to: a stub resolves to itself, a promise to its result.
     pub(crate) fn resolve(&self) -> BoxFuture<'static, Result<Value, RpcError>> {
         match self {
-            Hook::Local(_) => futures::future::ready(Ok(Value::Stub(RpcStub { hook: self.clone() }))).boxed(),
+            Hook::Local(_) => {
+                futures::future::ready(Ok(Value::Stub(RpcStub { hook: self.clone() }))).boxed()
+            }
             Hook::Import(imp) => Import::resolve(imp),
             Hook::Pending(shared) => shared.clone().boxed(),
             Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
@@ -212,7 +228,11 @@ impl Hook {
         let first = self.resolve();
         async move {
             let v = first.await?;
-            if v.has_capabilities() { resolve_promises(v).await } else { Ok(v) }
+            if v.has_capabilities() {
+                resolve_promises(v).await
+            } else {
+                Ok(v)
+            }
         }
         .boxed()
     }
@@ -260,7 +280,11 @@ fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>
         ([name, rest @ ..], args) => {
             let first = local_op(obj, std::slice::from_ref(name), None);
             let rest = rest.to_vec();
-            Hook::start(async move { value_op(first.resolve().await?, &rest, args).resolve().await })
+            Hook::start(async move {
+                value_op(first.resolve().await?, &rest, args)
+                    .resolve()
+                    .await
+            })
         }
     }
 }
@@ -405,7 +429,10 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
         match crate::de::deserialize_value(deserializer)? {
             Value::Stub(s) => Ok(s),
             Value::Promise(p) => Ok(RpcStub { hook: p.hook }),
-            other => Err(serde::de::Error::custom(format!("expected a stub, found {}", other.type_name()))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a stub, found {}",
+                other.type_name()
+            ))),
         }
     }
 }
@@ -490,7 +517,9 @@ impl<T> RpcPromise<T> {
 
     /// A stub on the promised object: calls on it are pipelined.
     pub fn as_stub(&self) -> RpcStub {
-        RpcStub { hook: self.hook.clone() }
+        RpcStub {
+            hook: self.hook.clone(),
+        }
     }
 
     pub(crate) fn same_target(&self, other: &RpcPromise) -> bool {
@@ -527,7 +556,10 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_or_insert_with(|| hook.resolve_deep());
-        pending.as_mut().poll(cx).map(|r| r.and_then(crate::from_value))
+        pending
+            .as_mut()
+            .poll(cx)
+            .map(|r| r.and_then(crate::from_value))
     }
 }
 

@@ -75,7 +75,9 @@ impl Value {
     /// The number as an `i64`, if this is an integral number or bigint that fits.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
-            Value::Number(n) if n.fract() == 0.0 && n.abs() <= crate::wire::MAX_SAFE_INTEGER => Some(*n as i64),
+            Value::Number(n) if n.fract() == 0.0 && n.abs() <= crate::wire::MAX_SAFE_INTEGER => {
+                Some(*n as i64)
+            }
             Value::BigInt(b) => b.to_i128().and_then(|i| i64::try_from(i).ok()),
             _ => None,
         }
@@ -143,7 +145,9 @@ impl Value {
             Value::Stub(_) | Value::Promise(_) => true,
             Value::Array(a) => a.iter().any(Value::has_capabilities),
             Value::Object(o) => o.values().any(Value::has_capabilities),
-            Value::Error(e) => e.props().is_some_and(|p| p.values().any(Value::has_capabilities)),
+            Value::Error(e) => e
+                .props()
+                .is_some_and(|p| p.values().any(Value::has_capabilities)),
             _ => false,
         }
     }
@@ -229,7 +233,10 @@ impl BigInt {
     pub fn parse(text: &str) -> Result<BigInt, RpcError> {
         let digits = text.strip_prefix('-').unwrap_or(text);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RpcError::new("SyntaxError", format!("Cannot convert {text} to a BigInt")));
+            return Err(RpcError::new(
+                "SyntaxError",
+                format!("Cannot convert {text} to a BigInt"),
+            ));
         }
         let trimmed = digits.trim_start_matches('0');
         let canonical = match (trimmed.is_empty(), text.starts_with('-')) {
@@ -487,7 +494,9 @@ impl From<serde_json::Value> for Value {
             },
             serde_json::Value::String(s) => Value::String(s),
             serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
-            serde_json::Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
+            serde_json::Value::Object(o) => {
+                Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
+            }
         }
     }
 }

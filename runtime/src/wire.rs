@@ -308,7 +308,10 @@ impl Message {
     /// Converts a parsed JSON value into a message.
     pub fn from_json(json: &Json, limits: &Limits) -> Result<Message, ProtocolError> {
         let arr = json.as_array().ok_or_else(|| bad(json))?;
-        let kind = arr.first().and_then(Json::as_str).ok_or_else(|| bad(json))?;
+        let kind = arr
+            .first()
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad(json))?;
         let p = Parser { limits };
         let int = |i: usize| arr.get(i).and_then(as_id).ok_or_else(|| bad(json));
         let msg = match kind {
@@ -320,7 +323,12 @@ impl Message {
             "release" if arr.len() == 3 => {
                 let count = arr[2]
                     .as_u64()
-                    .or_else(|| arr[2].as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    .or_else(|| {
+                        arr[2]
+                            .as_f64()
+                            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                            .map(|f| f as u64)
+                    })
                     .ok_or_else(|| bad(json))?;
                 Message::Release(int(1)?, count)
             }
@@ -340,9 +348,13 @@ impl Message {
             Message::Push(e) => Json::Array(vec!["push".into(), e.to_json()]),
             Message::Stream(e) => Json::Array(vec!["stream".into(), e.to_json()]),
             Message::Pull(id) => Json::Array(vec!["pull".into(), (*id).into()]),
-            Message::Resolve(id, e) => Json::Array(vec!["resolve".into(), (*id).into(), e.to_json()]),
+            Message::Resolve(id, e) => {
+                Json::Array(vec!["resolve".into(), (*id).into(), e.to_json()])
+            }
             Message::Reject(id, e) => Json::Array(vec!["reject".into(), (*id).into(), e.to_json()]),
-            Message::Release(id, n) => Json::Array(vec!["release".into(), (*id).into(), (*n).into()]),
+            Message::Release(id, n) => {
+                Json::Array(vec!["release".into(), (*id).into(), (*n).into()])
+            }
             Message::Abort(e) => Json::Array(vec!["abort".into(), e.to_json()]),
             Message::Pipe => Json::Array(vec!["pipe".into()]),
         }
@@ -406,7 +418,11 @@ impl Parser<'_> {
         })
     }
 
-    fn object(&self, map: &serde_json::Map<String, Json>, depth: usize) -> Result<Vec<(String, Expr)>, ProtocolError> {
+    fn object(
+        &self,
+        map: &serde_json::Map<String, Json>,
+        depth: usize,
+    ) -> Result<Vec<(String, Expr)>, ProtocolError> {
         map.iter()
             .map(|(k, v)| Ok((k.clone(), self.expr(v, depth + 1)?)))
             .collect()
@@ -423,7 +439,11 @@ impl Parser<'_> {
                 Json::String(s) => Some(PathKey::Name(s.clone())),
                 Json::Number(n) => n
                     .as_u64()
-                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                            .map(|f| f as u64)
+                    })
                     .map(PathKey::Index),
                 _ => None,
             })
@@ -555,7 +575,13 @@ impl Parser<'_> {
             ("url", 2) => Expr::Url(str_at(1).ok_or_else(unknown)?.to_owned()),
             ("headers", 2) => {
                 let pairs = arr[1].as_array().ok_or_else(unknown)?;
-                Expr::Headers(pairs.iter().map(header_pair).collect::<Option<_>>().ok_or_else(unknown)?)
+                Expr::Headers(
+                    pairs
+                        .iter()
+                        .map(header_pair)
+                        .collect::<Option<_>>()
+                        .ok_or_else(unknown)?,
+                )
             }
             ("request", 3) => {
                 let url = str_at(1).ok_or_else(unknown)?.to_owned();
@@ -652,8 +678,15 @@ impl Expr {
                 }
             }
             Expr::String(s) => Json::String(s.clone()),
-            Expr::Array(items) => Json::Array(vec![Json::Array(items.iter().map(Expr::to_json).collect())]),
-            Expr::Object(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Expr::Array(items) => {
+                Json::Array(vec![Json::Array(items.iter().map(Expr::to_json).collect())])
+            }
+            Expr::Object(fields) => Json::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
             Expr::Undefined => tagged("undefined", []),
             Expr::Inf => tagged("inf", []),
             Expr::NegInf => tagged("-inf", []),
@@ -677,15 +710,24 @@ impl Expr {
                 match (stack, props) {
                     (stack, Some(props)) => {
                         rest.push(stack.clone().map_or(Json::Null, Json::String));
-                        rest.push(Json::Object(props.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()));
+                        rest.push(Json::Object(
+                            props
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.to_json()))
+                                .collect(),
+                        ));
                     }
                     (Some(stack), None) => rest.push(Json::String(stack.clone())),
                     (None, None) => {}
                 }
                 tagged("error", rest)
             }
-            Expr::Import { id, path, args } => reference("import", *id, path.as_deref(), args.as_deref()),
-            Expr::Pipeline { id, path, args } => reference("pipeline", *id, path.as_deref(), args.as_deref()),
+            Expr::Import { id, path, args } => {
+                reference("import", *id, path.as_deref(), args.as_deref())
+            }
+            Expr::Pipeline { id, path, args } => {
+                reference("pipeline", *id, path.as_deref(), args.as_deref())
+            }
             Expr::Export(id) => tagged("export", [Json::from(*id)]),
             Expr::Promise(id) => tagged("promise", [Json::from(*id)]),
             Expr::Remap {
@@ -718,7 +760,9 @@ impl Expr {
                 [Json::Array(
                     pairs
                         .iter()
-                        .map(|(k, v)| Json::Array(vec![Json::String(k.clone()), Json::String(v.clone())]))
+                        .map(|(k, v)| {
+                            Json::Array(vec![Json::String(k.clone()), Json::String(v.clone())])
+                        })
                         .collect(),
                 )],
             ),
@@ -729,8 +773,12 @@ impl Expr {
                 }
                 tagged("request", [Json::String(url.clone()), Json::Object(init)])
             }
-            Expr::Response { body, init } => tagged("response", [body.to_json(), Json::Object(init.clone())]),
-            Expr::Blob { mime, content } => tagged("blob", [Json::String(mime.clone()), content.to_json()]),
+            Expr::Response { body, init } => {
+                tagged("response", [body.to_json(), Json::Object(init.clone())])
+            }
+            Expr::Blob { mime, content } => {
+                tagged("blob", [Json::String(mime.clone()), content.to_json()])
+            }
         }
     }
 }
@@ -795,14 +843,30 @@ mod tests {
     fn malformed_messages_are_errors_not_panics() {
         let limits = Limits::default();
         for text in [
-            "", "not json", "{}", "[]", "[1]", r#"["bogus"]"#, r#"["push"]"#, r#"["pull","x"]"#,
-            r#"["release",1]"#, r#"["push",["unknown-tag"]]"#, r#"["push",["bytes","!!!"]]"#,
-            r#"["push",["bytes","AQ","NotAType"]]"#, r#"["push",["bytes","AQ","Uint16Array"]]"#,
-            r#"["push",["bigint","12x"]]"#, r#"["push",["error",1,2]]"#, r#"["push",["import","x"]]"#,
-            r#"["push",["remap",1,[],[["bad",1]],[]]]"#, r#"["push",["headers",[[1,2]]]]"#,
+            "",
+            "not json",
+            "{}",
+            "[]",
+            "[1]",
+            r#"["bogus"]"#,
+            r#"["push"]"#,
+            r#"["pull","x"]"#,
+            r#"["release",1]"#,
+            r#"["push",["unknown-tag"]]"#,
+            r#"["push",["bytes","!!!"]]"#,
+            r#"["push",["bytes","AQ","NotAType"]]"#,
+            r#"["push",["bytes","AQ","Uint16Array"]]"#,
+            r#"["push",["bigint","12x"]]"#,
+            r#"["push",["error",1,2]]"#,
+            r#"["push",["import","x"]]"#,
+            r#"["push",["remap",1,[],[["bad",1]],[]]]"#,
+            r#"["push",["headers",[[1,2]]]]"#,
             r#"["push",1] trailing"#,
         ] {
-            assert!(Message::parse(text, &limits).is_err(), "{text} should be refused");
+            assert!(
+                Message::parse(text, &limits).is_err(),
+                "{text} should be refused"
+            );
         }
     }
 
@@ -814,11 +878,20 @@ mod tests {
             max_bigint_digits: 4,
         };
         let big = format!(r#"["push","{}"]"#, "x".repeat(100));
-        assert!(matches!(Message::parse(&big, &limits), Err(ProtocolError::MessageTooLarge { limit: 64 })));
+        assert!(matches!(
+            Message::parse(&big, &limits),
+            Err(ProtocolError::MessageTooLarge { limit: 64 })
+        ));
         let deep = format!(r#"["push",{}1{}]"#, "[[".repeat(9), "]]".repeat(9));
-        assert!(matches!(Message::parse(&deep, &limits), Err(ProtocolError::TooDeep { limit: 8 })));
+        assert!(matches!(
+            Message::parse(&deep, &limits),
+            Err(ProtocolError::TooDeep { limit: 8 })
+        ));
         let very_deep = format!(r#"["push",{}1{}]"#, "[".repeat(60), "]".repeat(60));
-        assert!(matches!(Message::parse(&very_deep, &limits), Err(ProtocolError::TooDeep { .. })));
+        assert!(matches!(
+            Message::parse(&very_deep, &limits),
+            Err(ProtocolError::TooDeep { .. })
+        ));
         assert!(matches!(
             Message::parse(r#"["push",["bigint","12345"]]"#, &limits),
             Err(ProtocolError::BigIntTooLong { limit: 4 })

@@ -56,12 +56,25 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("max_safe", ser(&9_007_199_254_740_991i64)),
         ("min_safe", ser(&-9_007_199_254_740_991i64)),
         ("string", ser(&"hello")),
-        ("string_unicode", ser(&"héllo 🌍 \u{0} \u{1f} \"q\" \\ \n \t")),
+        (
+            "string_unicode",
+            ser(&"héllo 🌍 \u{0} \u{1f} \"q\" \\ \n \t"),
+        ),
         ("empty_string", ser(&String::new())),
-        ("array", Value::Array(vec![1.into(), "two".into(), Value::Null])),
+        (
+            "array",
+            Value::Array(vec![1.into(), "two".into(), Value::Null]),
+        ),
         ("nested_array", ser(&vec![(1, (2, vec![3]))])),
         ("empty_array", ser(&Vec::<i32>::new())),
-        ("object", ser(&Object { a: 1, b: "x", c: vec![true] })),
+        (
+            "object",
+            ser(&Object {
+                a: 1,
+                b: "x",
+                c: vec![true],
+            }),
+        ),
         (
             "nested_object",
             ser(&Nested {
@@ -74,8 +87,14 @@ fn cases() -> Vec<(&'static str, Value)> {
         ),
         ("empty_object", ser(&BTreeMap::<String, i32>::new())),
         ("undefined", ser(&())),
-        ("array_with_undefined", Value::Array(vec![1.into(), Value::Undefined])),
-        ("object_with_undefined", Value::object([("a", Value::Undefined), ("b", 2.into())])),
+        (
+            "array_with_undefined",
+            Value::Array(vec![1.into(), Value::Undefined]),
+        ),
+        (
+            "object_with_undefined",
+            Value::object([("a", Value::Undefined), ("b", 2.into())]),
+        ),
         ("inf", ser(&f64::INFINITY)),
         ("neg_inf", ser(&f64::NEG_INFINITY)),
         ("nan", ser(&f64::NAN)),
@@ -90,18 +109,31 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("bytes_empty", bytes(&[], None)),
         ("bytes_1", bytes(&[7], None)),
         ("bytes_2", bytes(&[7, 8], None)),
-        ("bytes_u16", bytes(&[1, 0, 2, 0, 255, 255], Some("Uint16Array"))),
+        (
+            "bytes_u16",
+            bytes(&[1, 0, 2, 0, 255, 255], Some("Uint16Array")),
+        ),
         ("bytes_arraybuffer", bytes(&[9, 10], Some("ArrayBuffer"))),
         ("bytes_i8", bytes(&[255, 1], Some("Int8Array"))),
-        ("bytes_f64", bytes(&1.5f64.to_le_bytes(), Some("Float64Array"))),
+        (
+            "bytes_f64",
+            bytes(&1.5f64.to_le_bytes(), Some("Float64Array")),
+        ),
         ("error", ser(&RpcError::error("plain"))),
         ("range_error", Value::Error(RpcError::range("bad range"))),
         ("type_error", Value::Error(RpcError::type_error("bad type"))),
         (
             "error_props",
-            Value::Error(RpcError::error("with props").with_prop("code", 42).with_prop("detail", "x")),
+            Value::Error(
+                RpcError::error("with props")
+                    .with_prop("code", 42)
+                    .with_prop("detail", "x"),
+            ),
         ),
-        ("error_cause", Value::Error(RpcError::error("outer").with_prop("cause", "inner"))),
+        (
+            "error_cause",
+            Value::Error(RpcError::error("outer").with_prop("cause", "inner")),
+        ),
         ("url", Value::Url("https://example.com/path?q=1".into())),
         (
             "headers",
@@ -113,7 +145,14 @@ fn cases() -> Vec<(&'static str, Value)> {
         (
             "mixed",
             Value::object([
-                ("list", Value::Array(vec![1.into(), Value::Undefined, Value::Date(Date::from_millis(0.0))])),
+                (
+                    "list",
+                    Value::Array(vec![
+                        1.into(),
+                        Value::Undefined,
+                        Value::Date(Date::from_millis(0.0)),
+                    ]),
+                ),
                 ("big", Value::BigInt(two_64)),
                 ("bytes", bytes(&[1], None)),
                 ("nested", ser(&vec![vec![vec!["deep"]]])),
@@ -145,7 +184,10 @@ fn capwire_encoding_equals_capnweb_serialize() {
     let golden = node_golden();
     let cases = cases();
     assert_eq!(
-        cases.iter().map(|(n, _)| n.to_string()).collect::<std::collections::BTreeSet<_>>(),
+        cases
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect::<std::collections::BTreeSet<_>>(),
         golden.keys().cloned().collect(),
         "the Rust case table and golden.mjs name different cases"
     );
@@ -153,13 +195,20 @@ fn capwire_encoding_equals_capnweb_serialize() {
     for (name, value) in &cases {
         let ours = capwire::serialize(value).expect("serialize");
         if ours != golden[*name] {
-            mismatches.push(format!("{name}:\n  capwire: {ours}\n  capnweb: {}", golden[*name]));
+            mismatches.push(format!(
+                "{name}:\n  capwire: {ours}\n  capnweb: {}",
+                golden[*name]
+            ));
         }
         // And decoding capnweb's text gives the value back.
         let decoded = capwire::deserialize(&golden[*name]).expect("deserialize capnweb's text");
         assert_eq!(&decoded, value, "{name}: decoding capnweb's encoding");
     }
-    assert!(mismatches.is_empty(), "encodings differ:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "encodings differ:\n{}",
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -171,10 +220,19 @@ fn capnweb_accepts_capwire_encoding_unchanged() {
     let input = serde_json::to_string(&ours).unwrap();
     let (ok, stdout, stderr) = support::run_node(&["golden.mjs", "--deserialize"], Some(&input));
     assert!(ok, "golden.mjs --deserialize failed: {stderr}");
-    let verdicts: BTreeMap<String, serde_json::Value> = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let verdicts: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(stdout.trim()).expect("one JSON object");
     for (name, text) in &ours {
         let v = &verdicts[name];
-        assert_eq!(v["ok"], true, "{name}: capnweb refused {text}: {}", v["error"]);
-        assert_eq!(v["reserialized"].as_str(), Some(text.as_str()), "{name}: capnweb re-serialized differently");
+        assert_eq!(
+            v["ok"], true,
+            "{name}: capnweb refused {text}: {}",
+            v["error"]
+        );
+        assert_eq!(
+            v["reserialized"].as_str(),
+            Some(text.as_str()),
+            "{name}: capnweb re-serialized differently"
+        );
     }
 }

@@ -7,7 +7,8 @@ use capwire::{BatchClient, BigInt, Bytes, Date, RpcError, RpcObject, RpcStub, Va
 use std::sync::Arc;
 
 fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("expected a number, got {v:?}"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("expected a number, got {v:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,16 +39,32 @@ async fn rust_client_passes_every_row_against_capnweb_over_websocket() {
     assert_eq!(f(&fresh.call("increment", ()).await.unwrap()), 1.0);
 
     let ten = api.call("makeCounter", (10,)).as_stub();
-    assert_eq!(f(&api.call("incrementCounter", (ten.clone(),)).await.unwrap()), 11.0);
-    assert_eq!(f(&api.call("incrementCounter", (ten, 5)).await.unwrap()), 16.0);
+    assert_eq!(
+        f(&api.call("incrementCounter", (ten.clone(),)).await.unwrap()),
+        11.0
+    );
+    assert_eq!(
+        f(&api.call("incrementCounter", (ten, 5)).await.unwrap()),
+        16.0
+    );
 
     // Property pipelining.
-    assert_eq!(api.call("getUser", (7,)).get("name").await.unwrap().as_str(), Some("user7"));
+    assert_eq!(
+        api.call("getUser", (7,))
+            .get("name")
+            .await
+            .unwrap()
+            .as_str(),
+        Some("user7")
+    );
 
     let fib: Vec<u64> = api.call("generateFibonacci", (10,)).typed().await.unwrap();
     assert_eq!(fib, [0, 1, 1, 2, 3, 5, 8, 13, 21, 34]);
     assert_eq!(api.call("returnNull", ()).await.unwrap(), Value::Null);
-    assert_eq!(api.call("returnUndefined", ()).await.unwrap(), Value::Undefined);
+    assert_eq!(
+        api.call("returnUndefined", ()).await.unwrap(),
+        Value::Undefined
+    );
     assert_eq!(f(&api.call("returnNumber", (-3.25,)).await.unwrap()), -3.25);
     let ids: Vec<u32> = api.call("listIds", (5,)).typed().await.unwrap();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
@@ -58,7 +75,13 @@ async fn rust_client_passes_every_row_against_capnweb_over_websocket() {
         name: String,
     }
     let user: User = api.call("getUser", (3,)).typed().await.unwrap();
-    assert_eq!(user, User { id: 3, name: "user3".into() });
+    assert_eq!(
+        user,
+        User {
+            id: 3,
+            name: "user3".into()
+        }
+    );
 
     for v in echo_values() {
         let back = api.call("echo", (v.clone(),)).await.unwrap();
@@ -78,12 +101,22 @@ async fn rust_client_passes_every_row_against_capnweb_over_websocket() {
     assert_eq!(slow.await.unwrap().as_str(), Some("slow"));
 
     let vault = api.call("makeVault", ("s3cret",));
-    assert_eq!(vault.call("open", ("x",)).await.unwrap(), Value::Bool(false));
-    assert_eq!(vault.call("open", ("s3cret",)).await.unwrap(), Value::Bool(true));
+    assert_eq!(
+        vault.call("open", ("x",)).await.unwrap(),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        vault.call("open", ("s3cret",)).await.unwrap(),
+        Value::Bool(true)
+    );
     assert_eq!(f(&vault.get("opens").await.unwrap()), 2.0);
 
     let calls: Vec<_> = (0..100).map(|i| api.call("square", (i,))).collect();
-    for (i, r) in futures::future::join_all(calls).await.into_iter().enumerate() {
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(f(&r.unwrap()), (i * i) as f64);
     }
 }
@@ -126,7 +159,10 @@ async fn echo_a_local_object_comes_home(api: &RpcStub) {
     }
     let mine = RpcStub::new(Local);
     let back: RpcStub = api.call("echo", (mine.clone(),)).typed().await.unwrap();
-    assert!(back.same_target(&mine), "the echoed stub is not the original object");
+    assert!(
+        back.same_target(&mine),
+        "the echoed stub is not the original object"
+    );
     assert_eq!(back.call("ping", ()).await.unwrap().as_str(), Some("pong"));
 }
 
@@ -156,7 +192,10 @@ async fn rust_client_passes_rows_against_capnweb_over_http_batch() {
     // Values round-trip in a batch too.
     let batch = BatchClient::new(node.http_url());
     let api = batch.main();
-    let echoes: Vec<_> = echo_values().into_iter().map(|v| (v.clone(), api.call("echo", (v,)))).collect();
+    let echoes: Vec<_> = echo_values()
+        .into_iter()
+        .map(|v| (v.clone(), api.call("echo", (v,))))
+        .collect();
     for (_, p) in &echoes {
         p.pull();
     }

@@ -94,7 +94,8 @@ impl BatchClient {
                         }
                     }
                 }
-                self.inner.shutdown(RpcError::disconnected("Batch RPC request ended."), false);
+                self.inner
+                    .shutdown(RpcError::disconnected("Batch RPC request ended."), false);
                 Ok(())
             }
             Err(e) => {
@@ -106,8 +107,9 @@ impl BatchClient {
 
     async fn post(&self, body: String) -> Result<String, RpcError> {
         use http_body_util::BodyExt;
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
         let request = http::Request::post(&self.url)
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| RpcError::error(format!("bad batch URL {}: {e}", self.url)))?;

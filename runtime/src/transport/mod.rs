@@ -55,7 +55,11 @@ impl Session {
     /// ```
     pub fn start<T>(transport: T, main: Option<RpcStub>, limits: Limits) -> Session
     where
-        T: Stream<Item = Result<String, TransportError>> + Sink<String, Error = TransportError> + Send + Unpin + 'static,
+        T: Stream<Item = Result<String, TransportError>>
+            + Sink<String, Error = TransportError>
+            + Send
+            + Unpin
+            + 'static,
     {
         let (inner, out_rx, ev_rx) = SessionInner::new(main, limits);
         tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx));
@@ -79,8 +83,10 @@ impl Session {
 
     /// Ends the session, failing every pending call.
     pub fn close(&self) {
-        self.inner
-            .shutdown(RpcError::error("RPC session was closed by the local side"), false);
+        self.inner.shutdown(
+            RpcError::error("RPC session was closed by the local side"),
+            false,
+        );
     }
 }
 
@@ -91,7 +97,11 @@ async fn drive<T>(
     mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
     mut ev_rx: tokio::sync::mpsc::UnboundedReceiver<crate::session::Event>,
 ) where
-    T: Stream<Item = Result<String, TransportError>> + Sink<String, Error = TransportError> + Send + Unpin + 'static,
+    T: Stream<Item = Result<String, TransportError>>
+        + Sink<String, Error = TransportError>
+        + Send
+        + Unpin
+        + 'static,
 {
     loop {
         tokio::select! {

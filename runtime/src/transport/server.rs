@@ -66,7 +66,8 @@ where
         ws.max_message_size(frame_limit(&limits))
             .max_frame_size(frame_limit(&limits))
             .on_upgrade(move |socket| async move {
-                let session = Session::start(WsTransport::new(socket), Some(for_ws.new_main()), limits);
+                let session =
+                    Session::start(WsTransport::new(socket), Some(for_ws.new_main()), limits);
                 session.closed().await;
             })
     })
@@ -79,7 +80,9 @@ where
             Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
         }
     })
-    .layer(axum::extract::DefaultBodyLimit::max(limits.max_message_size.saturating_add(1)))
+    .layer(axum::extract::DefaultBodyLimit::max(
+        limits.max_message_size.saturating_add(1),
+    ))
 }
 
 /// A bound RPC server, not yet serving: bind first to learn the port.
@@ -143,6 +146,9 @@ impl Server {
 /// capwire::serve("127.0.0.1:8787", || Api).await
 /// # }
 /// ```
-pub async fn serve(addr: impl tokio::net::ToSocketAddrs, new_main: impl NewMain) -> std::io::Result<()> {
+pub async fn serve(
+    addr: impl tokio::net::ToSocketAddrs,
+    new_main: impl NewMain,
+) -> std::io::Result<()> {
     Server::bind(addr).await?.serve(new_main).await
 }

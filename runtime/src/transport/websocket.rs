@@ -23,7 +23,8 @@ impl Frame for tokio_tungstenite::tungstenite::Message {
         match self {
             Message::Text(t) => Some(Ok(t.as_str().to_owned())),
             Message::Binary(b) => Some(
-                String::from_utf8(b.to_vec()).map_err(|_| TransportError("binary frame is not UTF-8".into())),
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| TransportError("binary frame is not UTF-8".into())),
             ),
             _ => None,
         }
@@ -42,7 +43,8 @@ impl Frame for axum::extract::ws::Message {
         match self {
             Message::Text(t) => Some(Ok(t.as_str().to_owned())),
             Message::Binary(b) => Some(
-                String::from_utf8(b.to_vec()).map_err(|_| TransportError("binary frame is not UTF-8".into())),
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| TransportError("binary frame is not UTF-8".into())),
             ),
             _ => None,
         }
@@ -84,7 +86,9 @@ where
                         return Poll::Ready(Some(item));
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(TransportError(e.to_string())))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(TransportError(e.to_string()))));
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
@@ -144,7 +148,11 @@ pub async fn connect(url: &str) -> Result<RpcStub, RpcError> {
 
 /// Connects to a WebSocket server, serving `main` (if any) to the server as this side's
 /// main object, with the given limits on what the server may send.
-pub async fn connect_with(url: &str, main: Option<RpcStub>, limits: Limits) -> Result<Session, RpcError> {
+pub async fn connect_with(
+    url: &str,
+    main: Option<RpcStub>,
+    limits: Limits,
+) -> Result<Session, RpcError> {
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(frame_limit(&limits));
     config.max_frame_size = Some(frame_limit(&limits));

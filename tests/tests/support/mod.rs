@@ -23,7 +23,12 @@ pub fn ensure_node_modules() {
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status()
-            .unwrap_or_else(|e| panic!("could not run `npm ci` in {}: {e}; the interop tests need Node.js 20+ and npm", dir.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not run `npm ci` in {}: {e}; the interop tests need Node.js 20+ and npm",
+                    dir.display()
+                )
+            });
         assert!(status.success(), "`npm ci` failed in {}", dir.display());
     }
     let _ = lock.unlock();
@@ -60,7 +65,10 @@ pub fn assert_node_client_passes(args: &[&str]) {
     let mut all = vec!["client.mjs"];
     all.extend_from_slice(args);
     let (ok, stdout, stderr) = run_node(&all, None);
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("\"ok\":false")).collect();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("\"ok\":false"))
+        .collect();
     assert!(
         ok && failed.is_empty() && stdout.contains("\"failed\":0"),
         "capnweb client failed rows:\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
@@ -70,7 +78,9 @@ pub fn assert_node_client_passes(args: &[&str]) {
 
 /// Starts the Rust conformance server in this process on a free port.
 pub async fn start_conformance_server() -> SocketAddr {
-    let (server, addr) = capwire_examples::conformance::bind("127.0.0.1:0").await.expect("bind");
+    let (server, addr) = capwire_examples::conformance::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     tokio::spawn(capwire_examples::conformance::run(server));
     addr
 }
@@ -90,7 +100,9 @@ impl NodeServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("could not start node server.mjs: {e}; the interop tests need Node.js 20+"));
+            .unwrap_or_else(|e| {
+                panic!("could not start node server.mjs: {e}; the interop tests need Node.js 20+")
+            });
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout is piped"))
             .read_line(&mut line)
@@ -100,7 +112,11 @@ impl NodeServer {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("node server printed {line:?}, expected `listening on http://127.0.0.1:PORT`"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "node server printed {line:?}, expected `listening on http://127.0.0.1:PORT`"
+                )
+            });
         NodeServer { child, port }
     }
 

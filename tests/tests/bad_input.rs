@@ -1,0 +1,228 @@
+//! Bad input from a peer ends that peer's session with an `abort` naming the problem; the
+//! server keeps serving everyone else. Sent over a raw WebSocket and as raw HTTP batches.
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sends `frames` on a fresh raw WebSocket session and returns the abort message text the
+/// server sent, after checking the server then closed the connection.
+async fn abort_for(addr: SocketAddr, frames: Vec<String>) -> String {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    for f in frames {
+        ws.send(Message::text(f)).await.expect("send");
+    }
+    let mut abort = None;
+    while let Some(frame) = ws.next().await {
+        match frame {
+            Ok(Message::Text(t)) if t.starts_with("[\"abort\"") => abort = Some(t.to_string()),
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    abort.expect("the server closed without sending an abort")
+}
+
+/// A new session on the same server still works.
+async fn server_still_serves(addr: SocketAddr) {
+    let api = capwire::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect after abort");
+    assert_eq!(
+        api.call("square", (7,)).await.expect("square").as_f64(),
+        Some(49.0)
+    );
+}
+
+async fn check(frames: Vec<String>, expected: &str) {
+    let addr = support::start_conformance_server().await;
+    // A bystander session, open across the bad one, keeps working.
+    let bystander = capwire::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    let counter = bystander.call("makeCounter", (1,));
+    assert_eq!(
+        counter.call("increment", ()).await.unwrap().as_f64(),
+        Some(2.0)
+    );
+
+    let abort = abort_for(addr, frames).await;
+    assert!(
+        abort.contains(expected),
+        "abort {abort:?} does not name {expected:?}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&abort).expect("the abort is JSON");
+    assert_eq!(
+        parsed[1][0], "error",
+        "the abort carries an error expression: {abort}"
+    );
+
+    assert_eq!(
+        counter.call("increment", ()).await.unwrap().as_f64(),
+        Some(3.0)
+    );
+    server_still_serves(addr).await;
+}
+
+#[tokio::test]
+async fn text_that_is_not_json_aborts() {
+    check(vec!["this is not json".into()], "not valid JSON").await;
+}
+
+#[tokio::test]
+async fn unknown_message_type_aborts() {
+    check(
+        vec![r#"["frobnicate",1]"#.into()],
+        "unknown message type: frobnicate",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_message_aborts() {
+    check(vec![r#"["push"]"#.into()], "bad RPC message").await;
+    check(
+        vec![r#"["push",["nosuchtag",1]]"#.into()],
+        "unknown special value",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_import_id_aborts() {
+    check(
+        vec![r#"["push",["pipeline",99,["square"],[2]]]"#.into()],
+        "no such entry on exports table: 99",
+    )
+    .await;
+    check(
+        vec![r#"["pull",42]"#.into()],
+        "no such entry on exports table: 42",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn over_release_aborts() {
+    check(
+        vec![
+            r#"["push",["pipeline",0,["makeCounter"],[1]]]"#.into(),
+            r#"["release",1,2]"#.into(),
+        ],
+        "refcount would go negative",
+    )
+    .await;
+    check(
+        vec![r#"["release",5,1]"#.into()],
+        "no such entry on exports table: 5",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn message_over_the_size_limit_aborts() {
+    let big = format!(
+        r#"["push",["pipeline",0,["echo"],["{}"]]]"#,
+        "x".repeat(33 * 1024 * 1024)
+    );
+    check(vec![big], "max_message_size").await;
+}
+
+#[tokio::test]
+async fn nesting_deeper_than_the_limit_aborts() {
+    let deep = format!(r#"["push",{}1{}]"#, "[[".repeat(300), "]]".repeat(300));
+    check(vec![deep], "max_depth").await;
+    // Plain JSON nesting far past the limit is refused before parsing, without recursion.
+    let very_deep = format!(
+        r#"["push",{}1{}]"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    check(vec![very_deep], "max_depth").await;
+}
+
+#[tokio::test]
+async fn bigint_longer_than_the_limit_aborts() {
+    let big = format!(
+        r#"["push",["pipeline",0,["echo"],[["bigint","{}"]]]]"#,
+        "9".repeat(20_000)
+    );
+    check(vec![big], "max_bigint_digits").await;
+}
+
+#[tokio::test]
+async fn bad_bytes_abort() {
+    check(
+        vec![r#"["push",["bytes","AQ","Uint16Array"]]"#.into()],
+        "Invalid byte length",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn peer_abort_ends_the_session_quietly() {
+    let addr = support::start_conformance_server().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        r#"["abort",["error","Error","client gave up"]]"#,
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Message::Text(t) = frame {
+            panic!("the server answered an abort with {t}");
+        }
+    }
+    server_still_serves(addr).await;
+}
+
+async fn post(addr: SocketAddr, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn malformed_http_batch_bodies_end_with_an_abort() {
+    let addr = support::start_conformance_server().await;
+    for (body, expected) in [
+        ("garbage", "not valid JSON"),
+        (
+            "[\"push\",[\"pipeline\",0,[\"square\"],[3]]]\n[\"pull\",1]\n[\"frobnicate\"]",
+            "unknown message type",
+        ),
+        ("[\"pull\",7]", "no such entry on exports table: 7"),
+        ("[\"release\",0,3]", "refcount would go negative"),
+    ] {
+        let (status, response) = post(addr, body).await;
+        assert_eq!(status, 400, "{body:?} answered {status}: {response}");
+        let last = response.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("[\"abort\"") && last.contains(expected),
+            "{body:?} answered {response:?}"
+        );
+    }
+    // A good batch still works, and an empty one is zero messages.
+    let (status, response) = post(
+        addr,
+        "[\"push\",[\"pipeline\",0,[\"square\"],[3]]]\n[\"pull\",1]",
+    )
+    .await;
+    assert_eq!((status, response.as_str()), (200, "[\"resolve\",1,9]"));
+    assert_eq!(post(addr, "").await, (200, String::new()));
+}

@@ -1,0 +1,426 @@
+//! Session semantics, Rust to Rust over the in-memory transport: ID allocation, promise
+//! pipelining, bidirectional calls, release on drop, E-order, disconnects, panics, and
+//! capabilities inside ordinary serde values.
+
+use capwire::transport::TransportError;
+use capwire::transport::memory::{MemoryTransport, channel};
+use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value, arg};
+use capwire_examples::conformance::{Counter, TestTarget};
+use futures::{Sink, Stream};
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A memory transport end that records every message it sends.
+struct Recorded {
+    inner: MemoryTransport,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stream for Recorded {
+    type Item = Result<String, TransportError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+impl Sink<String> for Recorded {
+    type Error = TransportError;
+    fn poll_ready(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+    fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
+        self.log.lock().unwrap().push(item.clone());
+        Pin::new(&mut self.inner).start_send(item)
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A client session and a server session (serving `main`), each recording what it sends.
+fn pair(main: RpcStub) -> (Session, Session, Log, Log) {
+    let (a, b) = channel(Duration::ZERO);
+    let (client_log, server_log) = (Log::default(), Log::default());
+    let server = Session::start(
+        Recorded {
+            inner: b,
+            log: server_log.clone(),
+        },
+        Some(main),
+        Default::default(),
+    );
+    let client = Session::start(
+        Recorded {
+            inner: a,
+            log: client_log.clone(),
+        },
+        None,
+        Default::default(),
+    );
+    (client, server, client_log, server_log)
+}
+
+/// Waits (yielding, bounded) until `cond` holds; fails the test if it never does.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_pipelined_chain_is_sent_before_any_answer() {
+    // The server end is not started until the client has made the whole chain, so every
+    // message the client sent was sent without waiting for an answer: one round trip.
+    let (a, b) = channel(Duration::ZERO);
+    let log = Log::default();
+    let client = Session::start(
+        Recorded {
+            inner: a,
+            log: log.clone(),
+        },
+        None,
+        Default::default(),
+    );
+    let api = client.main();
+    let counter = api.call("makeCounter", (2,));
+    let five = counter.call("increment", (3,));
+    let user = api.call("getUser", (7,));
+    let name = user.get("name");
+    five.pull();
+    name.pull();
+    eventually("the client flushed its messages", || {
+        log.lock().unwrap().len() == 6
+    })
+    .await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            r#"["push",["pipeline",0,["makeCounter"],[2]]]"#,
+            r#"["push",["pipeline",1,["increment"],[3]]]"#,
+            r#"["push",["pipeline",0,["getUser"],[7]]]"#,
+            r#"["push",["pipeline",3,["name"]]]"#,
+            r#"["pull",2]"#,
+            r#"["pull",4]"#,
+        ]
+    );
+    let _server = Session::start(b, Some(RpcStub::new(TestTarget)), Default::default());
+    assert_eq!(five.await.unwrap().as_f64(), Some(5.0));
+    assert_eq!(name.await.unwrap().as_str(), Some("user7"));
+    drop(user);
+}
+
+#[tokio::test]
+async fn ids_follow_the_protocol_and_results_are_released() {
+    let (client, server, client_log, server_log) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let counter: RpcStub = api.call("makeCounter", (1,)).typed().await.unwrap();
+    assert_eq!(
+        counter.call("increment", ()).await.unwrap().as_f64(),
+        Some(2.0)
+    );
+    // The server exported the counter under the first negative ID; the client's pushes
+    // took positive IDs 1 and 2; each result was released once received.
+    let server_sent = server_log.lock().unwrap().clone();
+    assert_eq!(
+        server_sent[..2],
+        [
+            r#"["resolve",1,["export",-1]]"#.to_string(),
+            r#"["resolve",2,2]"#.to_string()
+        ]
+    );
+    let client_sent = client_log.lock().unwrap().clone();
+    assert!(
+        client_sent.contains(&r#"["release",1,1]"#.to_string()),
+        "{client_sent:?}"
+    );
+    assert!(
+        client_sent.contains(&r#"["push",["pipeline",-1,["increment"],[]]]"#.to_string()),
+        "{client_sent:?}"
+    );
+    eventually("push results are released", || server.stats().exports == 2).await;
+    // Dropping the last stub releases the counter on the server.
+    drop(counter);
+    eventually("the counter is released", || server.stats().exports == 1).await;
+    assert!(
+        client_log
+            .lock()
+            .unwrap()
+            .contains(&r#"["release",-1,1]"#.to_string())
+    );
+}
+
+#[tokio::test]
+async fn both_sides_call_each_others_main_object() {
+    let (a, b) = channel(Duration::ZERO);
+    let left = Session::start(a, Some(RpcStub::new(Counter::new(100))), Default::default());
+    let right = Session::start(b, Some(RpcStub::new(TestTarget)), Default::default());
+    assert_eq!(
+        left.main().call("square", (4,)).await.unwrap().as_f64(),
+        Some(16.0)
+    );
+    assert_eq!(
+        right.main().call("increment", (5,)).await.unwrap().as_f64(),
+        Some(105.0)
+    );
+    assert_eq!(
+        right.main().get("value").await.unwrap().as_f64(),
+        Some(105.0)
+    );
+}
+
+#[tokio::test]
+async fn a_server_calls_back_into_a_stub_the_client_passed() {
+    let (client, _server, _, _) = pair(RpcStub::new(TestTarget));
+    let mine = RpcStub::new(Counter::new(5));
+    let result = client
+        .main()
+        .call("incrementCounter", (mine.clone(), 10))
+        .await
+        .unwrap();
+    assert_eq!(result.as_f64(), Some(15.0));
+    assert_eq!(mine.get("value").await.unwrap().as_f64(), Some(15.0));
+}
+
+/// Records the order in which calls reach it.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<i64>>,
+}
+
+impl RpcObject for Recorder {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+        let n = arg::<i64>(&args, 0, method, "n");
+        Box::pin(async move {
+            let n = n?;
+            self.seen.lock().unwrap().push(n);
+            // Yield so that a later call could overtake this one if order were not kept.
+            tokio::task::yield_now().await;
+            Ok(n.into())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reach_the_application_in_the_order_sent() {
+    let recorder = Arc::new(Recorder::default());
+    let (client, _server, _, _) = pair(RpcStub::from_arc(recorder.clone()));
+    let api = client.main();
+    let calls: Vec<_> = (0..200).map(|n| api.call("record", (n,))).collect();
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    assert_eq!(*recorder.seen.lock().unwrap(), (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_slow_call_does_not_block_others() {
+    let (client, _server, _, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let slow = api.call("delay", (60_000, "slow"));
+    assert_eq!(api.call("square", (3,)).await.unwrap().as_f64(), Some(9.0));
+    drop(slow);
+}
+
+#[tokio::test]
+async fn when_the_transport_closes_pending_calls_fail_and_tables_empty() {
+    let (client, server, _, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let counter: RpcStub = api.call("makeCounter", (1,)).typed().await.unwrap();
+    let pending = api.call("delay", (60_000, "never"));
+    pending.pull();
+    eventually("the server has the call", || server.stats().exports >= 3).await;
+    server.close();
+    let err = pending.await.unwrap_err();
+    assert!(
+        err.message().contains("session ended") || err.message().contains("closed"),
+        "{err}"
+    );
+    let err = counter.call("increment", ()).await.unwrap_err();
+    assert!(
+        err.message().contains("session ended") || err.message().contains("closed"),
+        "{err}"
+    );
+    assert_eq!(
+        server.stats(),
+        capwire::SessionStats {
+            imports: 0,
+            exports: 0
+        }
+    );
+    eventually("the client noticed", || {
+        client.stats().imports == 0 && client.stats().exports == 0
+    })
+    .await;
+}
+
+struct Panicker;
+
+impl RpcObject for Panicker {
+    fn call(self: Arc<Self>, method: &str, _args: Vec<Value>) -> CallFuture {
+        match method {
+            "sync" => panic!("sync bug"),
+            "async" => Box::pin(async {
+                tokio::task::yield_now().await;
+                panic!("async bug")
+            }),
+            _ => Box::pin(async { Ok("fine".into()) }),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_served_method_rejects_the_call() {
+    let (client, _server, _, _) = pair(RpcStub::new(Panicker));
+    let api = client.main();
+    let err = api.call("async", ()).await.unwrap_err();
+    assert!(err.message().contains("async bug"), "{err}");
+    assert_eq!(api.call("ok", ()).await.unwrap().as_str(), Some("fine"));
+}
+
+#[tokio::test]
+async fn unknown_methods_reject_with_type_error_and_the_session_goes_on() {
+    let (client, _server, _, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let err = api.call("nope", ()).await.unwrap_err();
+    assert_eq!(
+        (err.name(), err.message()),
+        ("TypeError", "'nope' is not a function.")
+    );
+    let err = api.call("square", ("not a number",)).await.unwrap_err();
+    assert_eq!(err.name(), "TypeError");
+    assert!(
+        err.message().contains("square") && err.message().contains("argument 0"),
+        "{err}"
+    );
+    let err = api
+        .call("throwError", ())
+        .call("anything", ())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "test error",
+        "a call pipelined on a rejection rejects with its error"
+    );
+    assert_eq!(api.call("square", (2,)).await.unwrap().as_f64(), Some(4.0));
+}
+
+#[tokio::test]
+async fn large_integers_travel_as_bigint() {
+    let (client, _server, client_log, _) = pair(RpcStub::new(TestTarget));
+    let back: u64 = client
+        .main()
+        .call("echo", (u64::MAX,))
+        .typed()
+        .await
+        .unwrap();
+    assert_eq!(back, u64::MAX);
+    let back: i64 = client
+        .main()
+        .call("echo", (i64::MIN,))
+        .typed()
+        .await
+        .unwrap();
+    assert_eq!(back, i64::MIN);
+    let sent = client_log.lock().unwrap().join("\n");
+    assert!(
+        sent.contains(r#"["bigint","18446744073709551615"]"#),
+        "{sent}"
+    );
+}
+
+/// Capabilities in every serde position: field, `Vec`, `Option`, map value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Holder {
+    counter: RpcStub,
+    list: Vec<RpcStub>,
+    maybe: Option<RpcStub>,
+    none: Option<RpcStub>,
+    map: BTreeMap<String, RpcStub>,
+}
+
+/// Returns a `Holder` of fresh counters, and adds up a `Holder` it is given.
+struct Holders;
+
+impl RpcObject for Holders {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+        match method {
+            "make" => Box::pin(async {
+                let c = |n| RpcStub::new(Counter::new(n));
+                capwire::to_value(&Holder {
+                    counter: c(1),
+                    list: vec![c(10), c(20)],
+                    maybe: Some(c(100)),
+                    none: None,
+                    map: BTreeMap::from([("k".to_string(), c(1000))]),
+                })
+            }),
+            "sum" => {
+                let holder = arg::<Holder>(&args, 0, method, "holder");
+                Box::pin(async move { Ok(sum(holder?).await?.into()) })
+            }
+            other => Box::pin(std::future::ready(Err(RpcError::not_a_function(other)))),
+        }
+    }
+}
+
+async fn sum(h: Holder) -> Result<f64, RpcError> {
+    let mut stubs = vec![h.counter];
+    stubs.extend(h.list);
+    stubs.extend(h.maybe);
+    assert!(h.none.is_none());
+    stubs.extend(h.map.into_values());
+    let mut total = 0.0;
+    for s in stubs {
+        total += s.get("value").await?.as_f64().unwrap_or(f64::NAN);
+    }
+    Ok(total)
+}
+
+#[tokio::test]
+async fn capabilities_travel_inside_serde_values_both_ways() {
+    let (client, _server, _, _) = pair(RpcStub::new(Holders));
+    let api = client.main();
+    // Receiving: stubs in a struct field, a Vec, an Option and a map value.
+    let holder: Holder = api.call("make", ()).typed().await.unwrap();
+    assert_eq!(
+        holder.list[1].call("increment", ()).await.unwrap().as_f64(),
+        Some(21.0)
+    );
+    assert_eq!(
+        sum(Holder { ..holder }).await.unwrap(),
+        1.0 + 10.0 + 21.0 + 100.0 + 1000.0
+    );
+    // Sending: the server calls back into the client's objects.
+    let c = |n| RpcStub::new(Counter::new(n));
+    let mine = Holder {
+        counter: c(1),
+        list: vec![c(2)],
+        maybe: Some(c(3)),
+        none: None,
+        map: BTreeMap::from([("x".to_string(), c(4))]),
+    };
+    assert_eq!(api.call("sum", (mine,)).await.unwrap().as_f64(), Some(10.0));
+}
