@@ -14,23 +14,33 @@ use std::fmt;
 /// assert_eq!(e.name(), "RangeError");
 /// assert_eq!(e.to_string(), "RangeError: test error");
 /// ```
+#[derive(Clone, PartialEq)]
+pub struct RpcError(Box<ErrorInner>);
+
+/// Boxed so that `Result<T, RpcError>` stays small on the success path.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RpcError {
+struct ErrorInner {
     name: String,
     message: String,
     stack: Option<String>,
     props: Option<Object>,
 }
 
+impl fmt::Debug for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl RpcError {
     /// An error with the given class name (`"Error"`, `"TypeError"`, ...) and message.
     pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
-        RpcError {
+        RpcError(Box::new(ErrorInner {
             name: name.into(),
             message: message.into(),
             stack: None,
             props: None,
-        }
+        }))
     }
 
     /// A plain `Error`.
@@ -50,33 +60,34 @@ impl RpcError {
 
     /// The error class name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The stack trace, if the sender included one (capnweb redacts stacks by default).
     pub fn stack(&self) -> Option<&str> {
-        self.stack.as_deref()
+        self.0.stack.as_deref()
     }
 
     /// Extra properties carried with the error.
     pub fn props(&self) -> Option<&Object> {
-        self.props.as_ref()
+        self.0.props.as_ref()
     }
 
     /// Sets the stack.
     pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
-        self.stack = Some(stack.into());
+        self.0.stack = Some(stack.into());
         self
     }
 
     /// Adds an extra property, sent in the error's `props`.
     pub fn with_prop(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.props
+        self.0
+            .props
             .get_or_insert_with(Object::new)
             .insert(key.into(), value.into());
         self
@@ -88,12 +99,12 @@ impl RpcError {
         stack: Option<String>,
         props: Option<Object>,
     ) -> Self {
-        RpcError {
+        RpcError(Box::new(ErrorInner {
             name,
             message,
             stack,
             props,
-        }
+        }))
     }
 
     /// The error every pending call gets when its session ends.
@@ -104,7 +115,7 @@ impl RpcError {
 
 impl fmt::Display for RpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.message)
+        write!(f, "{}: {}", self.0.name, self.0.message)
     }
 }
 

@@ -824,7 +824,7 @@ mod tests {
             r#"["abort",["error","Error","bye"]]"#,
             r#"["stream",["pipeline",-2,["write"],[["bytes","AQID"]]]]"#,
             r#"["pipe"]"#,
-            r#"["push",[["inf"],["-inf"],["nan"],["bigint","-123456789012345678901234567890"]]]"#,
+            r#"["push",[[["inf"],["-inf"],["nan"],["bigint","-123456789012345678901234567890"]]]]"#,
             r#"["push",[[["date",1749342170815],["date",null],["bytes",""],["bytes","AQ","Uint8Array"]]]]"#,
             r#"["push",["import",3]]"#,
             r#"["push",["import",3,["x"],[1]]]"#,
@@ -873,14 +873,14 @@ mod tests {
     #[test]
     fn limits_are_enforced_with_named_errors() {
         let limits = Limits {
-            max_message_size: 64,
+            max_message_size: 1024,
             max_depth: 8,
             max_bigint_digits: 4,
         };
-        let big = format!(r#"["push","{}"]"#, "x".repeat(100));
+        let big = format!(r#"["push","{}"]"#, "x".repeat(2000));
         assert!(matches!(
             Message::parse(&big, &limits),
-            Err(ProtocolError::MessageTooLarge { limit: 64 })
+            Err(ProtocolError::MessageTooLarge { limit: 1024 })
         ));
         let deep = format!(r#"["push",{}1{}]"#, "[[".repeat(9), "]]".repeat(9));
         assert!(matches!(
