@@ -79,3 +79,8 @@ pub use wire::PathKey;
 pub mod prelude {
     pub use crate::{RpcError, RpcObject, RpcPromise, RpcStub, Value};
 }
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
