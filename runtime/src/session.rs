@@ -380,10 +380,11 @@ impl SessionInner {
         path: &[PathKey],
         args: Option<Vec<Value>>,
     ) -> Result<Arc<Import>, RpcError> {
+        let mut promises = Vec::new();
         let args = match args {
             Some(args) => Some(
                 args.iter()
-                    .map(|a| self.encode_value(a))
+                    .map(|a| self.encode_value(a, &mut promises))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             None => None,
@@ -401,23 +402,46 @@ impl SessionInner {
         let new_id = state.next_import;
         state.next_import += 1;
         let _ = self.out.send(text);
-        Ok(self.new_import(&mut state, new_id, true, 1))
+        let import = self.new_import(&mut state, new_id, true, 1);
+        drop(state);
+        self.resolve_exports(promises);
+        Ok(import)
     }
 
     /// Encodes a value for the peer, exporting the capabilities inside it.
-    pub(crate) fn encode_value(self: &Arc<Self>, value: &Value) -> Result<Expr, RpcError> {
-        encode(value, &mut |hook, promise| self.export_hook(hook, promise))
+    /// Promises exported on the way are listed in `promises`: call [`Self::resolve_exports`]
+    /// with them once the message carrying the expression is sent.
+    pub(crate) fn encode_value(
+        self: &Arc<Self>,
+        value: &Value,
+        promises: &mut Vec<i64>,
+    ) -> Result<Expr, RpcError> {
+        encode(value, &mut |hook, promise| {
+            self.export_hook(hook, promise, promises)
+        })
     }
 
-    fn export_hook(self: &Arc<Self>, hook: &Hook, promise: bool) -> Result<Expr, RpcError> {
+    /// Starts resolving each export in `ids` (see [`Self::encode_value`]).
+    fn resolve_exports(self: &Arc<Self>, ids: Vec<i64>) {
+        for id in ids {
+            self.resolve_export(id, false);
+        }
+    }
+
+    fn export_hook(
+        self: &Arc<Self>,
+        hook: &Hook,
+        promise: bool,
+        promises: &mut Vec<i64>,
+    ) -> Result<Expr, RpcError> {
         if let Hook::Import(imp) = hook
             && Arc::ptr_eq(&imp.session, self)
         {
             match imp.resolution.get() {
                 // A settled promise import was released: send what it settled to.
-                Some(Ok(v)) if imp.promise => return self.encode_value(v),
+                Some(Ok(v)) if imp.promise => return self.encode_value(v, promises),
                 Some(Err(e)) if imp.promise => {
-                    return self.export_hook(&Hook::Error(e.clone()), promise);
+                    return self.export_hook(&Hook::Error(e.clone()), promise, promises);
                 }
                 _ => {
                     return Ok(if imp.promise || promise {
@@ -462,7 +486,8 @@ impl SessionInner {
             },
         );
         if promise {
-            self.start_resolving(&mut state, id, false);
+            // Resolved only after the message introducing it has been sent.
+            promises.push(id);
             Ok(Expr::Promise(id))
         } else {
             if let Some(key) = hook.identity() {
@@ -472,53 +497,78 @@ impl SessionInner {
         }
     }
 
-    /// Starts sending the resolution of export `id` once it is known.
-    fn start_resolving(self: &Arc<Self>, state: &mut State, id: i64, auto_release: bool) {
-        let Some(entry) = state.exports.get_mut(&id) else {
-            return;
-        };
-        if entry.resolving {
-            return;
-        }
-        entry.resolving = true;
-        state.resolving += 1;
-        let hook = entry.hook.clone();
-        let this = self.clone();
-        let task = async move {
-            let mut result = hook.resolve().await;
-            // A promise that resolves to another promise: follow it to the end.
-            while let Ok(Value::Promise(p)) = &result {
-                let next = p.hook.resolve();
-                result = next.await;
-            }
-            let msg = match result.and_then(|v| this.encode_value(&v)) {
-                Ok(expr) => Message::Resolve(id, expr),
-                Err(e) => {
-                    Message::Reject(id, encode_error(&e, &mut |_, _| Err(RpcError::error(""))))
-                }
+    /// Starts sending the resolution of export `id` once it is known (once per export).
+    fn resolve_export(self: &Arc<Self>, id: i64, auto_release: bool) {
+        let hook = {
+            let mut state = self.lock();
+            let Some(entry) = state.exports.get_mut(&id) else {
+                return;
             };
-            let mut released = Vec::new();
-            {
-                let mut state = this.lock();
-                if state.broken.is_none() && state.exports.contains_key(&id) {
-                    let _ = this.out.send(msg.to_text());
-                }
-                if auto_release {
-                    released.extend(this.release_locked(&mut state, id, 1).ok().flatten());
-                }
-                state.resolving -= 1;
-                if state.resolving == 0 {
-                    this.idle.notify_waiters();
-                }
+            if entry.resolving {
+                return;
             }
-            drop(released);
+            entry.resolving = true;
+            let hook = entry.hook.clone();
+            state.resolving += 1;
+            hook
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(task);
+        match hook {
+            // Known already: answer now, without a task.
+            Hook::Ready(v) if !matches!(*v, Value::Promise(_)) => {
+                self.finish_resolution(id, Ok(Value::clone(&v)), auto_release);
             }
-            Err(_) => tracing::warn!("capwire: no tokio runtime to resolve export {id}"),
+            Hook::Error(e) => self.finish_resolution(id, Err(e), auto_release),
+            hook => {
+                let this = self.clone();
+                let task = async move {
+                    let mut result = hook.resolve().await;
+                    // A promise that resolves to another promise: follow it to the end.
+                    while let Ok(Value::Promise(p)) = &result {
+                        let next = p.hook.resolve();
+                        result = next.await;
+                    }
+                    this.finish_resolution(id, result, auto_release);
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(task);
+                    }
+                    Err(_) => tracing::warn!("capwire: no tokio runtime to resolve export {id}"),
+                }
+            }
         }
+    }
+
+    /// Sends `resolve` or `reject` for export `id`.
+    fn finish_resolution(
+        self: &Arc<Self>,
+        id: i64,
+        result: Result<Value, RpcError>,
+        auto_release: bool,
+    ) {
+        let mut promises = Vec::new();
+        let msg = match result.and_then(|v| self.encode_value(&v, &mut promises)) {
+            Ok(expr) => Message::Resolve(id, expr),
+            Err(e) => Message::Reject(id, encode_error(&e, &mut |_, _| Err(RpcError::error("")))),
+        };
+        let released;
+        {
+            let mut state = self.lock();
+            if state.broken.is_none() && state.exports.contains_key(&id) {
+                let _ = self.out.send(msg.to_text());
+            }
+            released = if auto_release {
+                self.release_locked(&mut state, id, 1).ok().flatten()
+            } else {
+                None
+            };
+            state.resolving -= 1;
+            if state.resolving == 0 {
+                self.idle.notify_waiters();
+            }
+        }
+        drop(released);
+        self.resolve_exports(promises);
     }
 
     fn release_locked(
@@ -716,11 +766,10 @@ impl SessionInner {
                 );
             }
             Message::Pull(id) => {
-                let mut state = self.lock();
-                if !state.exports.contains_key(&id) {
+                if !self.lock().exports.contains_key(&id) {
                     return Err(ProtocolError::NoSuchExport(id));
                 }
-                self.start_resolving(&mut state, id, false);
+                self.resolve_export(id, false);
             }
             Message::Resolve(id, expr) => {
                 let value = self.evaluate(expr);
@@ -775,8 +824,9 @@ impl SessionInner {
                 resolving: false,
             },
         );
+        drop(state);
         if stream {
-            self.start_resolving(&mut state, id, true);
+            self.resolve_export(id, true);
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ pub(crate) enum Hook {
     Import(Arc<Import>),
     /// A value being computed here.
     Pending(SharedResult),
+    /// A value known here.
+    Ready(Arc<Value>),
     /// A broken reference.
     Error(RpcError),
 }
@@ -148,8 +150,19 @@ fn args_have_promises(args: &[Value]) -> bool {
 impl Hook {
     pub(crate) fn ready(result: Result<Value, RpcError>) -> Hook {
         match result {
-            Ok(v) => Hook::Pending(futures::future::ready(Ok(v)).boxed().shared()),
+            Ok(v) => Hook::Ready(Arc::new(v)),
             Err(e) => Hook::Error(e),
+        }
+    }
+
+    /// Calls into application code: a panic there becomes a rejection.
+    pub(crate) fn invoke(call: impl FnOnce() -> CallFuture) -> Hook {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+            Ok(fut) => Hook::start(fut),
+            Err(p) => Hook::Error(RpcError::error(format!(
+                "internal error: {}",
+                panic_message(&*p)
+            ))),
         }
     }
 
@@ -198,6 +211,7 @@ impl Hook {
             Hook::Error(e) => Hook::Error(e.clone()),
             Hook::Local(obj) => local_op(obj, path, args),
             Hook::Import(imp) => imp.op(path, args),
+            Hook::Ready(v) => value_op(Value::clone(v), path, args),
             Hook::Pending(shared) => match shared.peek() {
                 Some(Ok(v)) => value_op(v.clone(), path, args),
                 Some(Err(e)) => Hook::Error(e.clone()),
@@ -218,6 +232,7 @@ impl Hook {
             }
             Hook::Import(imp) => Import::resolve(imp),
             Hook::Pending(shared) => shared.clone().boxed(),
+            Hook::Ready(v) => futures::future::ready(Ok(Value::clone(v))).boxed(),
             Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
         }
     }
@@ -242,13 +257,12 @@ impl Hook {
         match self {
             Hook::Local(obj) => Some(Arc::as_ptr(obj) as *const () as usize),
             Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
-            Hook::Pending(_) | Hook::Error(_) => None,
+            Hook::Pending(_) | Hook::Ready(_) | Hook::Error(_) => None,
         }
     }
 }
 
 fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
-    let deliver = |fut: CallFuture| Hook::start(fut);
     match (path, args) {
         ([], None) => Hook::ready(Ok(Value::Stub(RpcStub {
             hook: Hook::Local(obj.clone()),
@@ -264,18 +278,18 @@ fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>
                 local_op(&obj, &path, Some(args)).resolve().await
             })
         }
-        ([], Some(args)) => deliver(obj.clone().call_self(args)),
+        ([], Some(args)) => Hook::invoke(|| obj.clone().call_self(args)),
         ([name], Some(args)) => {
             if is_prototype_name(name) {
                 return Hook::Error(RpcError::not_a_function(&name.as_name()));
             }
-            deliver(obj.clone().call(&name.as_name(), args))
+            Hook::invoke(|| obj.clone().call(&name.as_name(), args))
         }
         ([name], None) => {
             if is_prototype_name(name) {
                 return Hook::ready(Ok(Value::Undefined));
             }
-            deliver(obj.clone().get(&name.as_name()))
+            Hook::invoke(|| obj.clone().get(&name.as_name()))
         }
         ([name, rest @ ..], args) => {
             let first = local_op(obj, std::slice::from_ref(name), None);
@@ -412,7 +426,7 @@ impl fmt::Debug for RpcStub {
         match &self.hook {
             Hook::Local(_) => f.write_str("RpcStub(local)"),
             Hook::Import(imp) => write!(f, "RpcStub(import {})", imp.id()),
-            Hook::Pending(_) => f.write_str("RpcStub(pending)"),
+            Hook::Pending(_) | Hook::Ready(_) => f.write_str("RpcStub(pending)"),
             Hook::Error(e) => write!(f, "RpcStub(broken: {e})"),
         }
     }

@@ -294,6 +294,8 @@ impl RpcObject for Panicker {
 async fn a_panic_in_a_served_method_rejects_the_call() {
     let (client, _server, _, _) = pair(RpcStub::new(Panicker));
     let api = client.main();
+    let err = api.call("sync", ()).await.unwrap_err();
+    assert!(err.message().contains("sync bug"), "{err}");
     let err = api.call("async", ()).await.unwrap_err();
     assert!(err.message().contains("async bug"), "{err}");
     assert_eq!(api.call("ok", ()).await.unwrap().as_str(), Some("fine"));
