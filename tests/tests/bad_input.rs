@@ -226,3 +226,55 @@ async fn malformed_http_batch_bodies_end_with_an_abort() {
     assert_eq!((status, response.as_str()), (200, "[\"resolve\",1,9]"));
     assert_eq!(post(addr, "").await, (200, String::new()));
 }
+
+/// Streams, request/response, blob and `map()` parse but are not served yet: each is
+/// refused with a clear error for that call, and the session goes on.
+#[tokio::test]
+async fn forms_of_later_features_are_refused_without_ending_the_session() {
+    let addr = support::start_conformance_server().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    let frames = [
+        r#"["pipe"]"#,
+        r#"["push",["pipeline",0,["echo"],[["readable",1]]]]"#,
+        r#"["pull",2]"#,
+        r#"["push",["remap",0,["listIds"],[],[["pipeline",0,["id"]]]]]"#,
+        r#"["pull",3]"#,
+        r#"["push",["pipeline",0,["echo"],[["blob","text/plain",["readable",1]]]]]"#,
+        r#"["pull",4]"#,
+        r#"["push",["pipeline",0,["echo"],[["request","https://x/",{"method":"POST"}]]]]"#,
+        r#"["pull",5]"#,
+        r#"["push",["pipeline",0,["square"],[6]]]"#,
+        r#"["pull",6]"#,
+    ];
+    for f in frames {
+        ws.send(Message::text(f)).await.expect("send");
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 5 {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                assert_ne!(v[0], "abort", "the session was aborted: {t}");
+                answers.insert(v[1].as_i64().unwrap(), v);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for (id, what) in [
+        (2, "ReadableStream"),
+        (3, "map()"),
+        (4, "Blob"),
+        (5, "Request"),
+    ] {
+        let a = &answers[&id];
+        assert_eq!(a[0], "reject", "{a}");
+        assert!(
+            a[2][2].as_str().unwrap().contains(what)
+                && a[2][2].as_str().unwrap().contains("not supported"),
+            "{a}"
+        );
+    }
+    assert_eq!(answers[&6], serde_json::json!(["resolve", 6, 36]));
+}
