@@ -448,9 +448,114 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if std::env::var_os("CAPWIRE_EXP").is_some() {
+        exp::run(&rt);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c, &rt);
     chains(&mut c, &rt);
     c.final_summary();
     summary();
+}
+
+mod exp {
+    use super::*;
+    use futures::{Sink, Stream};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll};
+
+    pub static SENT: AtomicU64 = AtomicU64::new(0);
+    pub static RECV: AtomicU64 = AtomicU64::new(0);
+    pub struct Counting(pub memory::MemoryTransport);
+    impl Stream for Counting {
+        type Item = Result<String, capwire::TransportError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let r = Pin::new(&mut self.0).poll_next(cx);
+            if let Poll::Ready(Some(Ok(t))) = &r {
+                RECV.fetch_add(1, Ordering::Relaxed);
+                if RECV.load(Ordering::Relaxed) < 12 {
+                    eprintln!("client <- {t}");
+                }
+            }
+            r
+        }
+    }
+    impl Sink<String> for Counting {
+        type Error = capwire::TransportError;
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.0).poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), Self::Error> {
+            SENT.fetch_add(1, Ordering::Relaxed);
+            if SENT.load(Ordering::Relaxed) < 12 {
+                eprintln!("client -> {item}");
+            }
+            Pin::new(&mut self.0).start_send(item)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.0).poll_close(cx)
+        }
+    }
+
+    pub fn run(rt: &tokio::runtime::Runtime) {
+        rt.block_on(async {
+            let (a, b) = memory::channel(Duration::ZERO);
+            let _s = Session::start(b, Some(RpcStub::new(Calculator)), Default::default());
+            let c = Session::start(Counting(a), None, Default::default());
+            let api = c.main();
+            for i in 0..1000u64 {
+                let _: f64 = api.call("square", (i as f64,)).typed().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            eprintln!(
+                "per call: sent {} recv {}",
+                SENT.load(Ordering::Relaxed) as f64 / 1000.0,
+                RECV.load(Ordering::Relaxed) as f64 / 1000.0
+            );
+
+            use axum::serve::ListenerExt;
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let l = l.tap_io(|t| {
+                t.set_nodelay(true).unwrap();
+            });
+            let app = axum::Router::new()
+                .route("/", capwire::rpc_route(|| Calculator, Default::default()));
+            tokio::spawn(async move { axum::serve(l, app).await });
+            let api = capwire::connect(&format!("ws://{addr}/")).await.unwrap();
+            let plain = capwire::connect(&format!("ws://{}/", capwire_server().await))
+                .await
+                .unwrap();
+            for round in 0..2 {
+                for (name, api) in [("nodelay", &api), ("default", &plain)] {
+                    let n = 100_000;
+                    let t = tokio::spawn(capwire_windowed(api.clone(), n, WINDOW))
+                        .await
+                        .unwrap();
+                    let t1 = tokio::spawn(capwire_serial(api.clone(), 20_000))
+                        .await
+                        .unwrap();
+                    eprintln!(
+                        "{round} {name}: 64: {:.0}/s  1: {:.0}/s",
+                        n as f64 / t.as_secs_f64(),
+                        20_000.0 / t1.as_secs_f64()
+                    );
+                }
+            }
+        });
+    }
 }

@@ -104,7 +104,36 @@ struct ImportSlot {
 struct ExportEntry {
     hook: Hook,
     refcount: u64,
-    resolving: bool,
+    resolution: Resolution,
+}
+
+/// Where sending an export's resolution stands.
+#[derive(Default)]
+enum Resolution {
+    #[default]
+    NotPulled,
+    /// A task is waiting for the value (its handle, once spawned).
+    Running(Option<tokio::task::AbortHandle>),
+    Sent,
+}
+
+impl ExportEntry {
+    fn new(hook: Hook) -> ExportEntry {
+        ExportEntry {
+            hook,
+            refcount: 1,
+            resolution: Resolution::NotPulled,
+        }
+    }
+}
+
+impl Drop for ExportEntry {
+    /// An export that goes away stops waiting for its value: nobody will read it.
+    fn drop(&mut self) {
+        if let Resolution::Running(Some(task)) = &self.resolution {
+            task.abort();
+        }
+    }
 }
 
 pub(crate) enum Event {
@@ -265,14 +294,7 @@ impl SessionInner {
             || Hook::Error(RpcError::error("This connection has no main object.")),
             |s| s.hook,
         );
-        state.exports.insert(
-            0,
-            ExportEntry {
-                hook: main_hook,
-                refcount: 1,
-                resolving: false,
-            },
-        );
+        state.exports.insert(0, ExportEntry::new(main_hook));
         let inner = Arc::new(SessionInner {
             state: Mutex::new(state),
             out,
@@ -477,14 +499,7 @@ impl SessionInner {
         }
         let id = state.next_export;
         state.next_export -= 1;
-        state.exports.insert(
-            id,
-            ExportEntry {
-                hook: hook.clone(),
-                refcount: 1,
-                resolving: false,
-            },
-        );
+        state.exports.insert(id, ExportEntry::new(hook.clone()));
         if promise {
             // Resolved only after the message introducing it has been sent.
             promises.push(id);
@@ -504,10 +519,10 @@ impl SessionInner {
             let Some(entry) = state.exports.get_mut(&id) else {
                 return;
             };
-            if entry.resolving {
+            if !matches!(entry.resolution, Resolution::NotPulled) {
                 return;
             }
-            entry.resolving = true;
+            entry.resolution = Resolution::Running(None);
             let hook = entry.hook.clone();
             state.resolving += 1;
             hook
@@ -531,7 +546,15 @@ impl SessionInner {
                 };
                 match tokio::runtime::Handle::try_current() {
                     Ok(rt) => {
-                        rt.spawn(task);
+                        let handle = rt.spawn(task).abort_handle();
+                        let mut state = self.lock();
+                        if let Some(entry) = state.exports.get_mut(&id)
+                            && matches!(entry.resolution, Resolution::Running(None))
+                        {
+                            entry.resolution = Resolution::Running(Some(handle));
+                        } else if !state.exports.contains_key(&id) {
+                            handle.abort();
+                        }
                     }
                     Err(_) => tracing::warn!("capwire: no tokio runtime to resolve export {id}"),
                 }
@@ -554,29 +577,41 @@ impl SessionInner {
         let released;
         {
             let mut state = self.lock();
-            if state.broken.is_none() && state.exports.contains_key(&id) {
+            let Some(entry) = state.exports.get_mut(&id) else {
+                // Released meanwhile: the peer no longer wants it.
+                return;
+            };
+            // Not running any more: the handle must not abort this task on release below.
+            entry.resolution = Resolution::Sent;
+            if state.broken.is_none() {
                 let _ = self.out.send(msg.to_text());
             }
+            Self::settled_one(&mut state, &self.idle);
             released = if auto_release {
                 self.release_locked(&mut state, id, 1).ok().flatten()
             } else {
                 None
             };
-            state.resolving -= 1;
-            if state.resolving == 0 {
-                self.idle.notify_waiters();
-            }
         }
         drop(released);
         self.resolve_exports(promises);
     }
 
+    fn settled_one(state: &mut State, idle: &Notify) {
+        state.resolving -= 1;
+        if state.resolving == 0 {
+            idle.notify_waiters();
+        }
+    }
+
+    /// Releases `count` references to export `id`; returns the entry if that was the
+    /// last, to be dropped outside the lock.
     fn release_locked(
         &self,
         state: &mut State,
         id: i64,
         count: u64,
-    ) -> Result<Option<Hook>, ProtocolError> {
+    ) -> Result<Option<ExportEntry>, ProtocolError> {
         let entry = state
             .exports
             .get_mut(&id)
@@ -598,7 +633,10 @@ impl SessionInner {
         {
             state.reverse_exports.remove(&key);
         }
-        Ok(Some(entry.hook))
+        if matches!(entry.resolution, Resolution::Running(_)) {
+            Self::settled_one(state, &self.idle);
+        }
+        Ok(Some(entry))
     }
 
     fn export_of(&self, id: i64) -> Result<Hook, ProtocolError> {
@@ -756,13 +794,9 @@ impl SessionInner {
                 state.next_peer_push += 1;
                 state.exports.insert(
                     id,
-                    ExportEntry {
-                        hook: Hook::Error(RpcError::type_error(
-                            "ReadableStream over RPC is not supported by this version of capwire",
-                        )),
-                        refcount: 1,
-                        resolving: false,
-                    },
+                    ExportEntry::new(Hook::Error(RpcError::type_error(
+                        "ReadableStream over RPC is not supported by this version of capwire",
+                    ))),
                 );
             }
             Message::Pull(id) => {
@@ -816,14 +850,7 @@ impl SessionInner {
             plain => Hook::ready(Ok(plain)),
         };
         let mut state = self.lock();
-        state.exports.insert(
-            id,
-            ExportEntry {
-                hook,
-                refcount: 1,
-                resolving: false,
-            },
-        );
+        state.exports.insert(id, ExportEntry::new(hook));
         drop(state);
         if stream {
             self.resolve_export(id, true);
@@ -907,6 +934,7 @@ impl SessionInner {
             }
             state.broken = Some(error.clone());
             state.reverse_exports.clear();
+            state.resolving = 0;
             (
                 std::mem::take(&mut state.imports),
                 std::mem::take(&mut state.exports),

@@ -189,7 +189,9 @@ impl Hook {
             Poll::Ready(r) => Hook::ready(r),
             Poll::Pending => match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
-                    let task = rt.spawn(fut);
+                    // When nothing wants the result any more (its holders were dropped, or
+                    // its session ended), the task is cancelled rather than left running.
+                    let task = AbortOnDrop(rt.spawn(fut));
                     Hook::Pending(
                         async move {
                             task.await.unwrap_or_else(|e| {
@@ -259,6 +261,22 @@ impl Hook {
             Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
             Hook::Pending(_) | Hook::Ready(_) | Hook::Error(_) => None,
         }
+    }
+}
+
+/// A task handle that cancels the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -426,3 +426,121 @@ async fn capabilities_travel_inside_serde_values_both_ways() {
     };
     assert_eq!(api.call("sum", (mine,)).await.unwrap().as_f64(), Some(10.0));
 }
+
+/// Hands out the same counter every time.
+struct SameCounter(RpcStub);
+
+impl RpcObject for SameCounter {
+    fn call(self: Arc<Self>, _method: &str, _args: Vec<Value>) -> CallFuture {
+        let stub = self.0.clone();
+        Box::pin(async move { Ok(stub.into()) })
+    }
+}
+
+#[tokio::test]
+async fn a_twice_exported_object_is_released_with_its_full_refcount() {
+    let (client, server, client_log, server_log) =
+        pair(RpcStub::new(SameCounter(RpcStub::new(Counter::new(0)))));
+    let api = client.main();
+    let first: RpcStub = api.call("get", ()).typed().await.unwrap();
+    let second: RpcStub = api.call("get", ()).typed().await.unwrap();
+    assert!(
+        first.same_target(&second),
+        "one export ID gives one stub target"
+    );
+    let sent = server_log.lock().unwrap().clone();
+    assert_eq!(
+        sent.iter()
+            .filter(|m| m.contains(r#"["export",-1]"#))
+            .count(),
+        2,
+        "{sent:?}"
+    );
+    drop((first, second));
+    eventually("the counter is released", || server.stats().exports == 1).await;
+    assert!(
+        client_log
+            .lock()
+            .unwrap()
+            .contains(&r#"["release",-1,2]"#.to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_promise_inside_a_result_resolves_on_the_other_side() {
+    let (client, _server, _, server_log) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let r = api.call("callSquare", (api.clone(), 6)).await.unwrap();
+    assert_eq!(r.get("result").and_then(Value::as_f64), Some(36.0));
+    let sent = server_log.lock().unwrap().clone();
+    let promise = sent
+        .iter()
+        .position(|m| m.contains(r#"{"result":["promise",-1]}"#));
+    let resolve = sent.iter().position(|m| m == r#"["resolve",-1,36]"#);
+    assert!(
+        promise.is_some() && promise < resolve,
+        "the promise must be sent before its resolution: {sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_call_leaves_nothing_behind() {
+    let (client, server, _, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let counter = api.call("makeCounter", (1,));
+    let mine = RpcStub::new(Counter::new(1));
+    let slow = api.call("delay", (60_000, mine));
+    slow.pull();
+    counter.pull();
+    eventually("the server holds the calls", || server.stats().exports >= 3).await;
+    client.close();
+    let why = server.closed().await;
+    assert!(why.message().contains("closed"), "{why}");
+    assert_eq!(
+        server.stats(),
+        capwire::SessionStats {
+            imports: 0,
+            exports: 0
+        }
+    );
+    assert!(slow.await.is_err());
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A method that never finishes, holding a `DropFlag`.
+struct Sleeper(Arc<std::sync::atomic::AtomicBool>);
+
+impl RpcObject for Sleeper {
+    fn call(self: Arc<Self>, _method: &str, _args: Vec<Value>) -> CallFuture {
+        let flag = DropFlag(self.0.clone());
+        Box::pin(async move {
+            let _flag = flag;
+            futures::future::pending::<()>().await;
+            Ok(Value::Undefined)
+        })
+    }
+}
+
+#[tokio::test]
+async fn calls_in_flight_are_cancelled_when_their_client_disconnects() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (client, server, _, _) = pair(RpcStub::new(Sleeper(dropped.clone())));
+    let pending = client.main().call("sleep", ());
+    pending.pull();
+    eventually("the server runs the call", || server.stats().exports == 2).await;
+    assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+    client.close();
+    server.closed().await;
+    eventually("the call's task is gone", || {
+        dropped.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+}
