@@ -1,87 +1,136 @@
-//! The conformance service of `shared/CONFORMANCE.md`, written with capwire's dynamic API.
+//! The conformance service of `shared/CONFORMANCE.md`, written with capwire's macros.
 //!
 //! `TestTarget` is the main object of every session; `Counter` and `Vault` are handed out
 //! by reference. Rows that need later features (functions, streams, blobs,
 //! request/response, `map`) are not served yet.
 
-use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Value, arg};
-use std::sync::Arc;
+use capwire::{RpcError, RpcPromise, Stub, Value, entrypoint, rpc_target};
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-fn done(result: Result<Value, RpcError>) -> CallFuture {
-    Box::pin(std::future::ready(result))
-}
 
 /// The main object of every conformance session.
 #[derive(Default)]
 pub struct TestTarget;
 
-impl RpcObject for TestTarget {
-    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
-        let m = method;
-        match method {
-            "square" => done(arg::<f64>(&args, 0, m, "i").map(|i| (i * i).into())),
-            "add" => done((|| {
-                Ok((arg::<f64>(&args, 0, m, "a")? + arg::<f64>(&args, 1, m, "b")?).into())
-            })()),
-            "callSquare" => done((|| {
-                let target: RpcStub = arg(&args, 0, m, "self")?;
-                let i: f64 = arg(&args, 1, m, "i")?;
-                Ok(Value::object([(
-                    "result",
-                    target.call("square", (i,)).into(),
-                )]))
-            })()),
-            "throwError" => done(Err(RpcError::range("test error"))),
-            "makeCounter" => {
-                done(arg::<i64>(&args, 0, m, "i").map(|i| RpcStub::new(Counter::new(i)).into()))
-            }
-            "getCounter" => done(Ok(RpcStub::new(Counter::new(0)).into())),
-            "incrementCounter" | "useCounter" => {
-                let parsed = (|| {
-                    let counter: RpcStub = arg(&args, 0, m, "c")?;
-                    let amount: Option<i64> = arg(&args, 1, m, "i")?;
-                    Ok::<_, RpcError>(counter.call("increment", (amount.unwrap_or(1),)))
-                })();
-                Box::pin(async move { parsed?.await })
-            }
-            "generateFibonacci" => done(arg::<u32>(&args, 0, m, "n").map(|n| {
-                let mut seq: Vec<u64> = Vec::with_capacity(n as usize);
-                for k in 0..n as usize {
-                    seq.push(if k < 2 {
-                        k as u64
-                    } else {
-                        seq[k - 1] + seq[k - 2]
-                    });
-                }
-                seq.into()
-            })),
-            "returnNull" => done(Ok(Value::Null)),
-            "returnUndefined" => done(Ok(Value::Undefined)),
-            "returnNumber" => done(arg::<f64>(&args, 0, m, "i").map(Value::from)),
-            "echo" => done(Ok(args.into_iter().next().unwrap_or_default())),
-            "delay" => {
-                let ms = arg::<f64>(&args, 0, m, "ms");
-                let value = args.get(1).cloned().unwrap_or_default();
-                Box::pin(async move {
-                    let ms = ms?;
-                    tokio::time::sleep(Duration::from_secs_f64(ms.max(0.0) / 1000.0)).await;
-                    Ok(value)
-                })
-            }
-            "listIds" => {
-                done(arg::<u32>(&args, 0, m, "n").map(|n| (1..=n).collect::<Vec<_>>().into()))
-            }
-            "getUser" => done(arg::<i64>(&args, 0, m, "id").map(|id| {
-                Value::object([("id", id.into()), ("name", format!("user{id}").into())])
-            })),
-            "makeVault" => done(
-                arg::<String>(&args, 0, m, "secret").map(|s| RpcStub::new(Vault::new(s)).into()),
-            ),
-            other => done(Err(RpcError::not_a_function(other))),
+/// The result of `callSquare`: a promise inside a value.
+#[derive(Serialize, Deserialize)]
+pub struct CallSquareResult {
+    /// The promised square.
+    pub result: RpcPromise<f64>,
+}
+
+/// A user record.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct User {
+    /// The ID.
+    pub id: i64,
+    /// `"user" + id`.
+    pub name: String,
+}
+
+#[entrypoint]
+impl TestTarget {
+    /// `i * i`.
+    pub fn square(&self, i: f64) -> f64 {
+        i * i
+    }
+
+    /// `a + b`.
+    pub fn add(&self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+
+    /// `{ result: target.square(i) }`, with the call not awaited: a promise in a value.
+    pub fn call_square(&self, target: Stub<TestTarget>, i: f64) -> CallSquareResult {
+        CallSquareResult {
+            result: target.square(i),
         }
+    }
+
+    /// Rejects with `RangeError: test error`.
+    pub fn throw_error(&self) -> Result<(), RpcError> {
+        Err(RpcError::range("test error"))
+    }
+
+    /// A new counter starting at `i`, by reference.
+    pub fn make_counter(&self, i: i64) -> Counter {
+        Counter::new(i)
+    }
+
+    /// A new counter starting at 0, by reference.
+    pub fn get_counter(&self) -> Counter {
+        Counter::new(0)
+    }
+
+    /// `await c.increment(i)`.
+    pub async fn increment_counter(
+        &self,
+        c: Stub<Counter>,
+        i: Option<i64>,
+    ) -> Result<i64, RpcError> {
+        c.increment(Some(i.unwrap_or(1))).await
+    }
+
+    /// `await c.increment(i)`, for a counter that may live anywhere.
+    pub async fn use_counter(&self, c: Stub<Counter>, i: Option<i64>) -> Result<i64, RpcError> {
+        c.increment(Some(i.unwrap_or(1))).await
+    }
+
+    /// The first `n` Fibonacci numbers.
+    pub fn generate_fibonacci(&self, n: u32) -> Vec<u64> {
+        let mut seq: Vec<u64> = Vec::with_capacity(n as usize);
+        for k in 0..n as usize {
+            seq.push(if k < 2 {
+                k as u64
+            } else {
+                seq[k - 1] + seq[k - 2]
+            });
+        }
+        seq
+    }
+
+    /// `null`.
+    pub fn return_null(&self) -> Option<f64> {
+        None
+    }
+
+    /// `undefined`.
+    pub fn return_undefined(&self) {}
+
+    /// `i`.
+    pub fn return_number(&self, i: f64) -> f64 {
+        i
+    }
+
+    /// `v`, unchanged.
+    pub fn echo(&self, v: Value) -> Value {
+        v
+    }
+
+    /// `v`, after `ms` milliseconds, without blocking other calls.
+    pub async fn delay(&self, ms: f64, v: Value) -> Value {
+        tokio::time::sleep(Duration::from_secs_f64(ms.max(0.0) / 1000.0)).await;
+        v
+    }
+
+    /// `[1, 2, …, n]`.
+    pub fn list_ids(&self, n: u32) -> Vec<u32> {
+        (1..=n).collect()
+    }
+
+    /// `{ id, name: "user" + id }`.
+    pub fn get_user(&self, id: i64) -> User {
+        User {
+            id,
+            name: format!("user{id}"),
+        }
+    }
+
+    /// A new vault holding `secret`, by reference.
+    pub fn make_vault(&self, secret: String) -> Vault {
+        Vault::new(secret)
     }
 }
 
@@ -108,27 +157,62 @@ impl Counter {
     }
 }
 
-impl RpcObject for Counter {
-    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
-        done(match method {
-            "increment" => arg::<Option<i64>>(&args, 0, method, "amount")
-                .map(|a| self.add(a.unwrap_or(1)).into()),
-            other => Err(RpcError::not_a_function(other)),
-        })
+#[rpc_target]
+impl Counter {
+    /// Adds `amount` (default 1) and returns the new value.
+    pub fn increment(&self, amount: Option<i64>) -> i64 {
+        self.add(amount.unwrap_or(1))
     }
 
-    fn get(self: Arc<Self>, name: &str) -> CallFuture {
-        done(Ok(match name {
-            "value" => self.add(0).into(),
-            _ => Value::Undefined,
-        }))
+    /// The current value (a property read on the wire).
+    #[rpc(getter)]
+    pub fn value(&self) -> i64 {
+        self.add(0)
     }
 }
 
 /// Holds a secret nobody can read; counts how often it was opened.
+#[derive(Debug)]
 pub struct Vault {
     secret: String,
-    opens: AtomicU64,
+    opens_count: AtomicU64,
+}
+
+impl Clone for Vault {
+    fn clone(&self) -> Self {
+        Vault {
+            secret: self.secret.clone(),
+            opens_count: AtomicU64::new(self.opens_count.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {}
+}
+
+#[rpc_target]
+impl Vault {
+    /// `true` when `guess` is the secret; counts the call.
+    pub fn open(&self, guess: String) -> bool {
+        self.opens_count.fetch_add(1, Ordering::Relaxed);
+        self.matches(&guess)
+    }
+
+    /// How many times `open` was called.
+    #[rpc(getter)]
+    pub fn opens(&self) -> u64 {
+        self.opens_count.load(Ordering::Relaxed)
+    }
+
+    /// Crate-visible, so not reachable over RPC.
+    pub(crate) fn secret(&self) -> String {
+        self.secret.clone()
+    }
+
+    fn matches(&self, guess: &str) -> bool {
+        guess == self.secret
+    }
 }
 
 impl Vault {
@@ -136,27 +220,13 @@ impl Vault {
     pub fn new(secret: String) -> Vault {
         Vault {
             secret,
-            opens: AtomicU64::new(0),
+            opens_count: AtomicU64::new(0),
         }
     }
-}
 
-impl RpcObject for Vault {
-    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
-        done(match method {
-            "open" => arg::<String>(&args, 0, method, "guess").map(|g| {
-                self.opens.fetch_add(1, Ordering::Relaxed);
-                (g == self.secret).into()
-            }),
-            other => Err(RpcError::not_a_function(other)),
-        })
-    }
-
-    fn get(self: Arc<Self>, name: &str) -> CallFuture {
-        done(Ok(match name {
-            "opens" => self.opens.load(Ordering::Relaxed).into(),
-            _ => Value::Undefined,
-        }))
+    /// The secret, for this crate's own tests.
+    pub fn reveal_for_tests(&self) -> String {
+        self.secret()
     }
 }
 

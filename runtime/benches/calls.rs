@@ -308,7 +308,7 @@ async fn chain_sequential(root: RpcStub) {
 
 fn throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let (api, raw) = rt.block_on(async {
-        let api = capwire::connect(&format!("ws://{}/", capwire_server().await))
+        let api: capwire::RpcStub = capwire::connect(&format!("ws://{}/", capwire_server().await))
             .await
             .expect("connect");
         let raw = raw_client(raw_echo_server().await).await;
@@ -536,7 +536,7 @@ mod exp {
             let app = axum::Router::new()
                 .route("/", capwire::rpc_route(|| Calculator, Default::default()));
             tokio::spawn(async move { axum::serve(l, app).await });
-            let api = capwire::connect(&format!("ws://{addr}/")).await.unwrap();
+            let api: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/")).await.unwrap();
             let plain = capwire::connect(&format!("ws://{}/", capwire_server().await))
                 .await
                 .unwrap();

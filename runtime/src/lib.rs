@@ -56,11 +56,11 @@ mod ser;
 mod session;
 mod stub;
 pub mod transport;
+mod typed;
 mod value;
 pub mod wire;
 
-#[allow(unused_imports)]
-pub use capwire_macros::*;
+pub use capwire_macros::{entrypoint, rpc_target};
 pub use de::from_value;
 pub use error::{ProtocolError, RpcError};
 pub use limits::Limits;
@@ -72,13 +72,19 @@ pub use transport::batch::BatchClient;
 pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};
 pub use transport::websocket::{connect, connect_with};
 pub use transport::{Session, TransportError};
+pub use typed::{FromStub, Remote, RpcTarget, Stub};
 pub use value::{BigInt, Bytes, Date, Object, Value};
 pub use wire::PathKey;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::{RpcError, RpcObject, RpcPromise, RpcStub, Value};
+    pub use crate::{
+        RpcError, RpcObject, RpcPromise, RpcStub, Stub, Value, entrypoint, rpc_target,
+    };
 }
+
+#[doc(hidden)]
+pub use typed::private as __private;
 
 /// The README's examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

@@ -485,6 +485,8 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
 pub struct RpcPromise<T = Value> {
     pub(crate) hook: Hook,
     pending: Mutex<Option<BoxFuture<'static, Result<Value, RpcError>>>>,
+    /// The typed client of a promised target, made on first use (see `typed.rs`).
+    client: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -493,8 +495,13 @@ impl<T> RpcPromise<T> {
         RpcPromise {
             hook,
             pending: Mutex::new(None),
+            client: std::sync::OnceLock::new(),
             _type: PhantomData,
         }
+    }
+
+    pub(crate) fn client_cell(&self) -> &std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>> {
+        &self.client
     }
 
     /// A promise already resolved to `value`.
@@ -595,16 +602,16 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
     }
 }
 
-impl serde::Serialize for RpcPromise {
+impl<T> serde::Serialize for RpcPromise<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::ser::serialize_special(&Value::Promise(self.clone()), serializer)
+        crate::ser::serialize_special(&Value::Promise(self.untyped()), serializer)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for RpcPromise {
+impl<'de, T> serde::Deserialize<'de> for RpcPromise<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(match crate::de::deserialize_value(deserializer)? {
-            Value::Promise(p) => p,
+            Value::Promise(p) => p.typed(),
             Value::Stub(s) => RpcPromise::from_hook(s.hook),
             other => RpcPromise::resolved(other),
         })

@@ -29,7 +29,7 @@ async fn abort_for(addr: SocketAddr, frames: Vec<String>) -> String {
 
 /// A new session on the same server still works.
 async fn server_still_serves(addr: SocketAddr) {
-    let api = capwire::connect(&format!("ws://{addr}/"))
+    let api: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/"))
         .await
         .expect("connect after abort");
     assert_eq!(
@@ -41,7 +41,7 @@ async fn server_still_serves(addr: SocketAddr) {
 async fn check(frames: Vec<String>, expected: &str) {
     let addr = support::start_conformance_server().await;
     // A bystander session, open across the bad one, keeps working.
-    let bystander = capwire::connect(&format!("ws://{addr}/"))
+    let bystander: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/"))
         .await
         .expect("connect");
     let counter = bystander.call("makeCounter", (1,));

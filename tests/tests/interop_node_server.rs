@@ -14,7 +14,7 @@ fn f(v: &Value) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_passes_every_row_against_capnweb_over_websocket() {
     let node = support::NodeServer::start();
-    let api = capwire::connect(&node.ws_url()).await.expect("connect");
+    let api: RpcStub = capwire::connect(&node.ws_url()).await.expect("connect");
 
     assert_eq!(f(&api.call("square", (5,)).await.unwrap()), 25.0);
     assert_eq!(f(&api.call("square", (-1.5,)).await.unwrap()), 2.25);

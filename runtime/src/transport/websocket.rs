@@ -133,17 +133,19 @@ pub(crate) fn frame_limit(limits: &Limits) -> usize {
 }
 
 /// Connects to a capwire or capnweb WebSocket server and returns a stub to its main
-/// object. The session ends when every clone of that stub (and everything obtained
+/// object: an untyped [`RpcStub`] or a typed [`Stub<T>`](crate::Stub), as annotated. The session ends when every clone of that stub (and everything obtained
 /// through it) is dropped.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), capwire::RpcError> {
-/// let api = capwire::connect("ws://127.0.0.1:8787/").await?;
+/// let api: capwire::RpcStub = capwire::connect("ws://127.0.0.1:8787/").await?;
 /// let n = api.call("square", (5,)).await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect(url: &str) -> Result<RpcStub, RpcError> {
-    Ok(connect_with(url, None, Limits::default()).await?.main())
+pub async fn connect<S: crate::FromStub>(url: &str) -> Result<S, RpcError> {
+    Ok(S::from_stub(
+        connect_with(url, None, Limits::default()).await?.main(),
+    ))
 }
 
 /// Connects to a WebSocket server, serving `main` (if any) to the server as this side's

@@ -1,0 +1,378 @@
+//! Code generation from a checked [`Target`]: the dispatch table (`RpcObject`), the typed
+//! client, and the `RpcTarget`/`Remote` impls. Per-method code is kept small; the work is
+//! in generic functions of `capwire::__private`.
+
+use crate::model::{self, Errors, Kind, Method, Ret, Shape, Target};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Item, Path, ReturnType, Type};
+
+pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let krate = model::parse_attr_args(args, &mut errors);
+    let item: Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(e) => {
+            let e = e.to_compile_error();
+            return quote!(#e #input);
+        }
+    };
+    let (mut item, target) = model::parse(kind, krate, item, &mut errors);
+    match target {
+        Some(target) if errors.is_empty() => {
+            let generated = match &target.shape {
+                Shape::Inherent => inherent(&target),
+                Shape::Interface => {
+                    if let Item::Trait(tr) = &mut item {
+                        rewrite_trait(tr, &target);
+                    }
+                    interface(&target)
+                }
+                Shape::InterfaceImpl(path) => {
+                    if let Item::Impl(imp) = &mut item {
+                        rewrite_async_impl(imp, &target.krate);
+                    }
+                    interface_impl(&target, path)
+                }
+            };
+            quote!(#item #generated)
+        }
+        target => {
+            // The user's item as written, the errors, and for an impl block stand-in impls,
+            // so that uses of the type elsewhere do not add unrelated errors.
+            let fallback = match target {
+                Some(t) if matches!(t.shape, Shape::Inherent) => fallback(&t),
+                _ => TokenStream::new(),
+            };
+            let errors = errors.into_compile_errors();
+            quote!(#item #errors #fallback)
+        }
+    }
+}
+
+/// Converts a method's result into `Result<Value, RpcError>`.
+fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
+    match m.ret {
+        Ret::Result(_) => quote! {
+            match #value {
+                ::core::result::Result::Ok(v) => #krate::__into_value!(v),
+                ::core::result::Result::Err(e) => ::core::result::Result::Err(#krate::__private::into_error(e)),
+            }
+        },
+        Ret::Unit | Ret::Value(_) => quote!(#krate::__into_value!(#value)),
+    }
+}
+
+/// One `match` arm per method: decode the arguments, call, convert the result.
+fn arms(t: &Target, getters: bool) -> Vec<TokenStream> {
+    let krate = &t.krate;
+    t.methods
+        .iter()
+        .filter(|m| m.getter == getters)
+        .map(|m| {
+            let wire = &m.wire;
+            let ident = &m.ident;
+            let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__arg{}", i)).collect();
+            let decode = m.args.iter().zip(&vars).enumerate().map(|(i, (a, var))| {
+                let (ty, name) = (&a.ty, &a.name);
+                quote_spanned! {ty.span()=>
+                    let #var: #ty = match #krate::__private::arg::<#ty>(&args, #i, #wire, #name) {
+                        ::core::result::Result::Ok(v) => v,
+                        ::core::result::Result::Err(e) => return #krate::__private::ready(::core::result::Result::Err(e)),
+                    };
+                }
+            });
+            let call = quote_spanned!(m.ident.span()=> this.#ident(#(#vars),*));
+            let body = if m.is_async {
+                let c = convert(m, krate, quote!(#call.await));
+                quote!(#krate::__private::later(async move { #c }))
+            } else {
+                let c = convert(m, krate, call);
+                quote!(#krate::__private::ready(#c))
+            };
+            quote!(#wire => { #(#decode)* #body })
+        })
+        .collect()
+}
+
+/// The two dispatch functions' bodies, as `match`es on the wire name.
+fn dispatch(t: &Target) -> (TokenStream, TokenStream) {
+    let krate = &t.krate;
+    let calls = arms(t, false);
+    let gets = arms(t, true);
+    (
+        quote! {
+            #[allow(unused_variables)]
+            let this = self;
+            match method {
+                #(#calls)*
+                _ => #krate::__private::not_a_function(method),
+            }
+        },
+        quote! {
+            #[allow(unused_variables)]
+            let this = self;
+            match name {
+                #(#gets)*
+                _ => #krate::__private::undefined(),
+            }
+        },
+    )
+}
+
+fn client_name(t: &Target) -> syn::Ident {
+    format_ident!("{}Client", t.name)
+}
+
+/// The typed client: one method per RPC method, same arguments, returning a promise.
+fn client(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let name = client_name(t);
+    let target = &t.name;
+    let doc = format!(
+        "The typed client of [`{target}`]: reached through `Stub<{target}>` (or a promise of one), each method calls the remote object and returns a promise of its result."
+    );
+    let methods = t.methods.iter().map(|m| {
+        let ident = &m.ident;
+        let wire = &m.wire;
+        let docs = &m.docs;
+        let params: Vec<_> = m
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let p = format_ident!("{}", sanitize(&a.name, i));
+                let ty = &a.ty;
+                quote!(#p: #ty)
+            })
+            .collect();
+        let names: Vec<_> = m
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format_ident!("{}", sanitize(&a.name, i)))
+            .collect();
+        let output = match &m.ret {
+            Ret::Unit => quote!(()),
+            Ret::Value(ty) | Ret::Result(ty) => {
+                quote_spanned!(ty.span()=> <#ty as #krate::Remote>::Output)
+            }
+        };
+        let body = if m.getter {
+            quote!(#krate::__private::get(&self.stub, #wire))
+        } else {
+            quote!(#krate::__private::call(&self.stub, #wire, (#(#names,)*)))
+        };
+        quote! {
+            #(#docs)*
+            pub fn #ident(&self, #(#params),*) -> #krate::RpcPromise<#output> {
+                #body
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone)]
+        #[allow(dead_code)]
+        pub struct #name {
+            stub: #krate::RpcStub,
+        }
+
+        impl ::core::convert::From<#krate::RpcStub> for #name {
+            fn from(stub: #krate::RpcStub) -> Self {
+                #name { stub }
+            }
+        }
+
+        impl ::core::convert::AsRef<#krate::RpcStub> for #name {
+            fn as_ref(&self) -> &#krate::RpcStub {
+                &self.stub
+            }
+        }
+
+        #[allow(dead_code, private_interfaces, clippy::unused_self)]
+        impl #name {
+            #(#methods)*
+        }
+    }
+}
+
+/// A parameter name usable in the client's signature.
+fn sanitize(name: &str, index: usize) -> String {
+    if name.is_empty() || name == "_" || name.starts_with('_') || name == "self" {
+        format!("arg{index}")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn inherent(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let ty = &t.self_ty;
+    let (call, get) = dispatch(t);
+    let client = client(t);
+    let name = client_name(t);
+    quote! {
+        impl #krate::RpcObject for #ty {
+            fn call(
+                self: ::std::sync::Arc<Self>,
+                method: &str,
+                args: ::std::vec::Vec<#krate::Value>,
+            ) -> #krate::CallFuture {
+                #call
+            }
+
+            fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
+                #get
+            }
+        }
+
+        impl #krate::RpcTarget for #ty {
+            type Client = #name;
+        }
+
+        impl #krate::Remote for #ty {
+            type Output = #krate::Stub<#ty>;
+        }
+
+        #client
+    }
+}
+
+fn fallback(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let ty = &t.self_ty;
+    let name = client_name(t);
+    quote! {
+        impl #krate::RpcObject for #ty {
+            fn call(self: ::std::sync::Arc<Self>, method: &str, _args: ::std::vec::Vec<#krate::Value>) -> #krate::CallFuture {
+                #krate::__private::not_a_function(method)
+            }
+        }
+        impl #krate::RpcTarget for #ty {
+            type Client = #name;
+        }
+        impl #krate::Remote for #ty {
+            type Output = #krate::Stub<#ty>;
+        }
+        #[derive(Clone)]
+        #[allow(dead_code)]
+        pub struct #name {
+            stub: #krate::RpcStub,
+        }
+        impl ::core::convert::From<#krate::RpcStub> for #name {
+            fn from(stub: #krate::RpcStub) -> Self {
+                #name { stub }
+            }
+        }
+        impl ::core::convert::AsRef<#krate::RpcStub> for #name {
+            fn as_ref(&self) -> &#krate::RpcStub {
+                &self.stub
+            }
+        }
+    }
+}
+
+/// `async fn f(&self, ..) -> R` becomes `fn f(&self, ..) -> BoxFuture<'_, R>` (as
+/// async-trait does), so that the interface is object-safe and its futures are `Send`.
+fn boxed_future_output(sig: &mut syn::Signature, krate: &Path) {
+    if sig.asyncness.take().is_none() {
+        return;
+    }
+    let ret: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    sig.output = syn::parse_quote!(-> #krate::__private::BoxFuture<'_, #ret>);
+}
+
+fn boxed_body(block: &syn::Block) -> syn::Block {
+    syn::parse_quote!({ ::std::boxed::Box::pin(async move #block) })
+}
+
+fn rewrite_trait(tr: &mut syn::ItemTrait, t: &Target) {
+    let krate = &t.krate;
+    for item in &mut tr.items {
+        if let syn::TraitItem::Fn(f) = item {
+            let was_async = f.sig.asyncness.is_some();
+            boxed_future_output(&mut f.sig, krate);
+            if was_async && let Some(block) = &f.default {
+                f.default = Some(boxed_body(block));
+            }
+        }
+    }
+    tr.supertraits.push(syn::parse_quote!(::core::marker::Send));
+    tr.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    tr.supertraits.push(syn::parse_quote!('static));
+    let (call, get) = dispatch(t);
+    tr.items.push(syn::parse_quote! {
+        #[doc(hidden)]
+        fn __capwire_call(
+            self: ::std::sync::Arc<Self>,
+            method: &str,
+            args: ::std::vec::Vec<#krate::Value>,
+        ) -> #krate::CallFuture {
+            #call
+        }
+    });
+    tr.items.push(syn::parse_quote! {
+        #[doc(hidden)]
+        fn __capwire_get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
+            #get
+        }
+    });
+}
+
+fn rewrite_async_impl(imp: &mut syn::ItemImpl, krate: &Path) {
+    for item in &mut imp.items {
+        if let syn::ImplItem::Fn(f) = item
+            && f.sig.asyncness.is_some()
+        {
+            boxed_future_output(&mut f.sig, krate);
+            f.block = boxed_body(&f.block);
+        }
+    }
+}
+
+fn interface(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let ty = &t.self_ty;
+    let client = client(t);
+    let name = client_name(t);
+    quote! {
+        impl #krate::RpcTarget for #ty {
+            type Client = #name;
+        }
+
+        #client
+    }
+}
+
+fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
+    let krate = &t.krate;
+    let ty = &t.self_ty;
+    quote! {
+        impl #krate::RpcObject for #ty {
+            fn call(
+                self: ::std::sync::Arc<Self>,
+                method: &str,
+                args: ::std::vec::Vec<#krate::Value>,
+            ) -> #krate::CallFuture {
+                <#ty as #iface>::__capwire_call(self, method, args)
+            }
+
+            fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
+                <#ty as #iface>::__capwire_get(self, name)
+            }
+        }
+
+        impl #krate::RpcTarget for #ty {
+            type Client = <dyn #iface as #krate::RpcTarget>::Client;
+        }
+
+        impl #krate::Remote for #ty {
+            type Output = #krate::Stub<#ty>;
+        }
+    }
+}

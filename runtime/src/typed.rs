@@ -1,0 +1,245 @@
+//! Typed stubs: [`Stub<T>`] for a `#[rpc_target]` or `#[entrypoint]` type `T`, whose
+//! methods are the target's own, and the [`Remote`] mapping from a method's return type to
+//! what a caller receives.
+
+use crate::error::RpcError;
+use crate::stub::{RpcPromise, RpcStub};
+use crate::value::Value;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+/// A type callable over RPC through a typed client. `#[rpc_target]` and `#[entrypoint]`
+/// implement it for the annotated type (or `dyn Trait` for an interface); there is no need
+/// to implement it by hand.
+pub trait RpcTarget: 'static {
+    /// The generated client: the target's methods, each returning an [`RpcPromise`].
+    type Client: From<RpcStub> + AsRef<RpcStub> + Send + Sync + 'static;
+}
+
+/// What a caller receives for a value of type `Self` returned by a remote method: the value
+/// itself for data (any `DeserializeOwned` type), a [`Stub`] for a `#[rpc_target]` type
+/// (which is returned by reference).
+pub trait Remote {
+    /// The caller's view of the value.
+    type Output: DeserializeOwned + Send + 'static;
+}
+
+impl<T: DeserializeOwned + Send + 'static> Remote for T {
+    type Output = T;
+}
+
+/// A typed stub: a reference to a `T` that may live in another process. Its methods (by
+/// deref to the generated client) are `T`'s public methods, each returning a promise.
+///
+/// ```
+/// use capwire::{Stub, RpcStub};
+/// # struct Counter;
+/// # #[capwire::rpc_target]
+/// # impl Counter { pub fn increment(&self, by: Option<i64>) -> i64 { by.unwrap_or(1) } }
+/// # async fn demo(raw: RpcStub) -> Result<(), capwire::RpcError> {
+/// let counter: Stub<Counter> = Stub::from_raw(raw);
+/// let n: i64 = counter.increment(Some(2)).await?;
+/// # Ok(()) }
+/// ```
+pub struct Stub<T: ?Sized + RpcTarget> {
+    client: T::Client,
+    _target: PhantomData<fn() -> Box<T>>,
+}
+
+impl<T: ?Sized + RpcTarget> Stub<T> {
+    /// A typed view of an untyped stub. Nothing is checked: calls on a stub of the wrong
+    /// type fail when made, as they would in JavaScript.
+    pub fn from_raw(stub: RpcStub) -> Self {
+        Stub {
+            client: T::Client::from(stub),
+            _target: PhantomData,
+        }
+    }
+
+    /// The untyped stub, for calls by name.
+    pub fn raw(&self) -> &RpcStub {
+        self.client.as_ref()
+    }
+
+    /// The untyped stub, for calls by name.
+    pub fn into_raw(self) -> RpcStub {
+        self.client.as_ref().clone()
+    }
+}
+
+impl<T: ?Sized + RpcTarget> Deref for Stub<T> {
+    type Target = T::Client;
+
+    fn deref(&self) -> &T::Client {
+        &self.client
+    }
+}
+
+impl<T: ?Sized + RpcTarget> Clone for Stub<T> {
+    fn clone(&self) -> Self {
+        Stub::from_raw(self.raw().clone())
+    }
+}
+
+impl<T: ?Sized + RpcTarget> fmt::Debug for Stub<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stub<{}>({:?})", std::any::type_name::<T>(), self.raw())
+    }
+}
+
+impl<T: ?Sized + RpcTarget> From<Stub<T>> for Value {
+    fn from(s: Stub<T>) -> Value {
+        Value::Stub(s.into_raw())
+    }
+}
+
+impl<T: ?Sized + RpcTarget> From<Stub<T>> for RpcStub {
+    fn from(s: Stub<T>) -> RpcStub {
+        s.into_raw()
+    }
+}
+
+impl<T: ?Sized + RpcTarget> serde::Serialize for Stub<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw().serialize(serializer)
+    }
+}
+
+impl<'de, T: ?Sized + RpcTarget> serde::Deserialize<'de> for Stub<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RpcStub::deserialize(deserializer).map(Stub::from_raw)
+    }
+}
+
+impl<T: RpcTarget + crate::RpcObject> Stub<T> {
+    /// A stub to a local object, served in this process.
+    pub fn local(target: T) -> Self {
+        Stub::from_raw(RpcStub::new(target))
+    }
+}
+
+/// A promise of a target: calls on it are pipelined, through the same generated client.
+impl<T: ?Sized + RpcTarget> Deref for RpcPromise<Stub<T>> {
+    type Target = T::Client;
+
+    fn deref(&self) -> &T::Client {
+        self.client_cell()
+            .get_or_init(|| Box::new(T::Client::from(self.as_stub())))
+            .downcast_ref::<T::Client>()
+            .expect("the client cell holds this promise's client type")
+    }
+}
+
+/// Converts what [`connect`](crate::connect) returns: an untyped [`RpcStub`] or a typed
+/// [`Stub<T>`].
+pub trait FromStub: Sized {
+    /// The conversion.
+    fn from_stub(stub: RpcStub) -> Self;
+}
+
+impl FromStub for RpcStub {
+    fn from_stub(stub: RpcStub) -> Self {
+        stub
+    }
+}
+
+impl<T: ?Sized + RpcTarget> FromStub for Stub<T> {
+    fn from_stub(stub: RpcStub) -> Self {
+        Stub::from_raw(stub)
+    }
+}
+
+/// What generated code needs; not a public API.
+#[doc(hidden)]
+pub mod private {
+    use super::*;
+    use crate::object::CallFuture;
+    use std::future::Future;
+
+    pub use crate::object::arg;
+    pub use futures::future::BoxFuture;
+
+    /// Holds a returned value so that method resolution can pick how it travels: by
+    /// reference for targets, by serde for data (autoref specialization).
+    pub struct Wrap<T>(pub std::cell::Cell<Option<T>>);
+
+    impl<T> Wrap<T> {
+        pub fn new(v: T) -> Self {
+            Wrap(std::cell::Cell::new(Some(v)))
+        }
+        fn take(&self) -> Result<T, RpcError> {
+            self.0
+                .take()
+                .ok_or_else(|| RpcError::error("capwire: value taken twice"))
+        }
+    }
+
+    pub trait ViaTarget {
+        fn __capwire_into_value(&self) -> Result<Value, RpcError>;
+    }
+
+    impl<T: crate::RpcObject> ViaTarget for Wrap<T> {
+        fn __capwire_into_value(&self) -> Result<Value, RpcError> {
+            Ok(Value::Stub(RpcStub::new(self.take()?)))
+        }
+    }
+
+    pub trait ViaSerde {
+        fn __capwire_into_value(&self) -> Result<Value, RpcError>;
+    }
+
+    impl<T: serde::Serialize> ViaSerde for &Wrap<T> {
+        fn __capwire_into_value(&self) -> Result<Value, RpcError> {
+            crate::to_value(&self.take()?)
+        }
+    }
+
+    pub fn into_error<E: Into<RpcError>>(e: E) -> RpcError {
+        e.into()
+    }
+
+    /// Answers a call whose result is known now.
+    pub fn ready(result: Result<Value, RpcError>) -> CallFuture {
+        Box::pin(std::future::ready(result))
+    }
+
+    /// Answers a call whose result comes later.
+    pub fn later<F>(fut: F) -> CallFuture
+    where
+        F: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        Box::pin(fut)
+    }
+
+    pub fn not_a_function(method: &str) -> CallFuture {
+        ready(Err(RpcError::not_a_function(method)))
+    }
+
+    pub fn undefined() -> CallFuture {
+        ready(Ok(Value::Undefined))
+    }
+
+    /// A typed call, for generated clients.
+    pub fn call<R, A: serde::Serialize>(stub: &RpcStub, method: &str, args: A) -> RpcPromise<R> {
+        stub.call(method, args).typed()
+    }
+
+    /// A typed property read, for generated clients.
+    pub fn get<R>(stub: &RpcStub, name: &str) -> RpcPromise<R> {
+        stub.get(name).typed()
+    }
+}
+
+/// Converts a method's result into a [`Value`]: a `#[rpc_target]` value by reference,
+/// anything else by serde. Used by generated code.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __into_value {
+    ($value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaSerde as _, ViaTarget as _};
+        (&$crate::__private::Wrap::new($value)).__capwire_into_value()
+    }};
+}
