@@ -39,10 +39,11 @@ pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream 
             quote!(#item #generated)
         }
         target => {
-            // The user's item as written, the errors, and for an impl block stand-in impls,
-            // so that uses of the type elsewhere do not add unrelated errors.
+            // The user's item as written, the errors, and for an impl block the code for
+            // every method that had no error, so that uses of the type elsewhere do not
+            // add unrelated errors.
             let fallback = match target {
-                Some(t) if matches!(t.shape, Shape::Inherent) => fallback(&t),
+                Some(t) if matches!(t.shape, Shape::Inherent) => inherent(&t),
                 _ => TokenStream::new(),
             };
             let errors = errors.into_compile_errors();
@@ -237,40 +238,6 @@ fn inherent(t: &Target) -> TokenStream {
         }
 
         #client
-    }
-}
-
-fn fallback(t: &Target) -> TokenStream {
-    let krate = &t.krate;
-    let ty = &t.self_ty;
-    let name = client_name(t);
-    quote! {
-        impl #krate::RpcObject for #ty {
-            fn call(self: ::std::sync::Arc<Self>, method: &str, _args: ::std::vec::Vec<#krate::Value>) -> #krate::CallFuture {
-                #krate::__private::not_a_function(method)
-            }
-        }
-        impl #krate::RpcTarget for #ty {
-            type Client = #name;
-        }
-        impl #krate::Remote for #ty {
-            type Output = #krate::Stub<#ty>;
-        }
-        #[derive(Clone)]
-        #[allow(dead_code)]
-        pub struct #name {
-            stub: #krate::RpcStub,
-        }
-        impl ::core::convert::From<#krate::RpcStub> for #name {
-            fn from(stub: #krate::RpcStub) -> Self {
-                #name { stub }
-            }
-        }
-        impl ::core::convert::AsRef<#krate::RpcStub> for #name {
-            fn as_ref(&self) -> &#krate::RpcStub {
-                &self.stub
-            }
-        }
     }
 }
 
