@@ -12,16 +12,33 @@ mod expand;
 mod model;
 mod names;
 
-/// Makes the public methods of an impl block callable over RPC, or declares an RPC
-/// interface when applied to a trait. See the `capwire` crate's documentation.
+/// Makes the `pub` methods of an impl block callable over RPC, or declares an RPC
+/// interface when applied to a trait.
+///
+/// On `impl Type { ... }`: implements `capwire::RpcObject` for `Type` (a dispatch table
+/// from wire names to the `pub` methods; nothing else is reachable), `capwire::RpcTarget`
+/// (its typed client, `TypeClient`, reached through `Stub<Type>`), and `capwire::Remote`
+/// (a `Type` returned from a method travels by reference).
+///
+/// On `trait Name { ... }`: generates the typed client for `Stub<dyn Name>`, and the
+/// dispatch used by `#[rpc_target] impl Name for Type` to serve an implementation. `async`
+/// methods of the trait become methods returning a boxed future, as with async-trait.
+///
+/// Method attributes: `#[rpc(getter)]` (a property read on the wire), `#[rpc(name = "x")]`
+/// (the wire name; lowerCamelCase of the Rust name by default). Attribute argument:
+/// `crate = "path"` when the `capwire` dependency is renamed.
+///
+/// See the `capwire` crate's documentation for examples.
 #[proc_macro_attribute]
 pub fn rpc_target(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::expand(model::Kind::Target, args.into(), input.into()).into()
 }
 
-/// Like `#[rpc_target]`, for a service's entry point: also checks the signatures of the
-/// names with special meaning on an entrypoint (`fetch`, `connect`). See the `capwire`
-/// crate's documentation.
+/// Like `#[rpc_target]`, for a service's entry point (the main object a server hands
+/// each session): also checks the names with special meaning on an entrypoint. `fetch`
+/// must take an `http::Request` and return an `http::Response`; `connect` is reserved.
+///
+/// See the `capwire` crate's documentation for examples.
 #[proc_macro_attribute]
 pub fn entrypoint(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::expand(model::Kind::Entrypoint, args.into(), input.into()).into()

@@ -8,11 +8,15 @@
 //!
 //! - A **stub** ([`RpcStub`]) refers to an object that may live in another process. Calls
 //!   on it return promises.
-//! - A **promise** ([`RpcPromise`]) is a [`Future`](std::future::Future) for a call's
+//! - A **promise** ([`RpcPromise`]) is a [`Future`] for a call's
 //!   result, and can be called on before it resolves: such calls are *pipelined*, sent
 //!   at once, so a chain of dependent calls costs one network round trip.
-//! - A **local object** ([`RpcObject`]) answers calls. Put a stub to one in a value and it
-//!   travels by reference: the receiver gets a stub that calls back to it.
+//! - A **target** is an ordinary impl block marked [`macro@rpc_target`] (or
+//!   [`macro@entrypoint`] for a service's main object): its `pub` methods become callable,
+//!   and [`Stub<T>`] gets the same methods as a typed client. Targets returned from a method
+//!   travel by reference: the receiver gets a stub that calls back to them.
+//! - A **local object** ([`RpcObject`]) is what the macros implement: it answers calls and
+//!   property reads by name. Implement it by hand for dynamic objects.
 //! - A **session** ([`Session`]) joins two peers over a transport: WebSocket
 //!   ([`connect`], [`serve`]), HTTP batch ([`BatchClient`], [`rpc_route`]) or in memory
 //!   ([`transport::memory`]).
