@@ -899,9 +899,9 @@ impl SessionInner {
                             .send(Message::Release(id, slot.remote_refcount).to_text());
                     }
                 }
-                // A client-only session whose main stub and every other reference are gone ends.
-                let done = id == 0
-                    && state.main_taken
+                // A client-only session ends once its main stub and every other reference
+                // (imports, exports, results on their way) are gone.
+                let done = state.main_taken
                     && !state.serves_main
                     && state.imports.is_empty()
                     && state.exports.len() == 1

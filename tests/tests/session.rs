@@ -544,3 +544,26 @@ async fn calls_in_flight_are_cancelled_when_their_client_disconnects() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_client_session_ends_once_everything_it_imported_is_dropped() {
+    let (client, server, _, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main();
+    let counter: RpcStub = api.call("makeCounter", (1,)).typed().await.unwrap();
+    drop(api);
+    // The main stub is gone, but the counter keeps the session alive.
+    assert_eq!(
+        counter.call("increment", ()).await.unwrap().as_f64(),
+        Some(2.0)
+    );
+    drop(counter);
+    let why = server.closed().await;
+    assert!(why.message().contains("closed"), "{why}");
+    assert!(
+        client
+            .closed()
+            .await
+            .message()
+            .contains("disposing the main stub")
+    );
+}
