@@ -1,0 +1,20 @@
+// Arguments are decoded on the callee's side: an argument type that is `Serialize` but not
+// `Deserialize` is an error at the argument's type.
+use capwire::rpc_target;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct Query {
+    pub text: String,
+}
+
+pub struct Search;
+
+#[rpc_target]
+impl Search {
+    pub fn search(&self, query: Query) -> u32 {
+        query.text.len() as u32
+    }
+}
+
+fn main() {}

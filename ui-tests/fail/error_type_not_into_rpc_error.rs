@@ -1,0 +1,18 @@
+// The error of a `Result` must convert into `RpcError`; the error should point at the
+// return type.
+// KNOWN ISSUE (reported): the error currently points at `#[rpc_target]`. It should point
+// at `MyError` in the return type.
+use capwire::rpc_target;
+
+pub struct MyError;
+
+pub struct Parser;
+
+#[rpc_target]
+impl Parser {
+    pub fn parse(&self, text: String) -> Result<u32, MyError> {
+        text.parse().map_err(|_| MyError)
+    }
+}
+
+fn main() {}
