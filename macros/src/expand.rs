@@ -3,8 +3,8 @@
 //! in generic functions of `capwire::__private`.
 
 use crate::model::{self, Errors, Kind, Method, Ret, Shape, Target};
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Item, Path, ReturnType, Type};
 
@@ -52,56 +52,96 @@ pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream 
     }
 }
 
+/// `tokens` with every span set to `span`, so that errors in generated code point at the
+/// user's tokens (the crate path is spanned at the attribute otherwise).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
 /// Converts a method's result into `Result<Value, RpcError>`.
 fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
-    match m.ret {
-        Ret::Result(_) => quote! {
-            match #value {
-                ::core::result::Result::Ok(v) => #krate::__into_value!(v),
-                ::core::result::Result::Err(e) => ::core::result::Result::Err(#krate::__private::into_error(e)),
+    let into = |span: Span| {
+        let k = respan(krate.to_token_stream(), span);
+        quote_spanned!(span=> #k::IntoReturn::into_return)
+    };
+    match &m.ret {
+        Ret::Result(ok, err) => {
+            let into = into(ok.span());
+            let err_span = err.as_ref().map_or(m.span, Spanned::span);
+            let k = respan(krate.to_token_stream(), err_span);
+            let into_error = quote_spanned!(err_span=> #k::__private::into_error(e));
+            quote! {
+                match #value {
+                    ::core::result::Result::Ok(v) => #into(v),
+                    ::core::result::Result::Err(e) => ::core::result::Result::Err(#into_error),
+                }
             }
-        },
-        Ret::Unit | Ret::Value(_) => quote!(#krate::__into_value!(#value)),
+        }
+        Ret::Value(ty) => {
+            let into = into(ty.span());
+            quote!(#into(#value))
+        }
+        Ret::Unit => {
+            let into = into(m.span);
+            quote!(#into(#value))
+        }
     }
 }
 
-/// One `match` arm per method: decode the arguments, call, convert the result.
-fn arms(t: &Target, getters: bool) -> Vec<TokenStream> {
+/// One `match` arm per method: decode the arguments, call, convert the result. `callee`
+/// names the type or trait whose method is called (`Self::` or `<Self as Trait>::`), so
+/// that methods of `Arc` or of traits in scope never shadow the user's.
+fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
     let krate = &t.krate;
     t.methods
         .iter()
-        .filter(|m| m.getter == getters)
+        .filter(|m| m.getter == getters && m.dispatched)
         .map(|m| {
             let wire = &m.wire;
             let ident = &m.ident;
+            let cfgs = &m.cfgs;
             let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__arg{}", i)).collect();
             let decode = m.args.iter().zip(&vars).enumerate().map(|(i, (a, var))| {
                 let (ty, name) = (&a.ty, &a.name);
+                let k = respan(krate.to_token_stream(), ty.span());
                 quote_spanned! {ty.span()=>
-                    let #var: #ty = match #krate::__private::arg::<#ty>(&args, #i, #wire, #name) {
+                    let #var: #ty = match #k::__private::arg::<#ty>(&args, #i, #wire, #name) {
                         ::core::result::Result::Ok(v) => v,
-                        ::core::result::Result::Err(e) => return #krate::__private::ready(::core::result::Result::Err(e)),
+                        ::core::result::Result::Err(e) => return #k::__private::ready(::core::result::Result::Err(e)),
                     };
                 }
             });
-            let call = quote_spanned!(m.ident.span()=> this.#ident(#(#vars),*));
+            let call = quote_spanned!(m.ident.span()=> #callee #ident(&*this, #(#vars),*));
+            let k = respan(krate.to_token_stream(), m.span);
             let body = if m.is_async {
                 let c = convert(m, krate, quote!(#call.await));
-                quote!(#krate::__private::later(async move { #c }))
+                quote_spanned!(m.span=> #k::__private::later(async move { #c }))
             } else {
                 let c = convert(m, krate, call);
-                quote!(#krate::__private::ready(#c))
+                quote!(#k::__private::ready(#c))
             };
-            quote!(#wire => { #(#decode)* #body })
+            quote!(#(#cfgs)* #wire => { #(#decode)* #body })
         })
         .collect()
 }
 
 /// The two dispatch functions' bodies, as `match`es on the wire name.
-fn dispatch(t: &Target) -> (TokenStream, TokenStream) {
+fn dispatch(t: &Target, callee: &TokenStream) -> (TokenStream, TokenStream) {
     let krate = &t.krate;
-    let calls = arms(t, false);
-    let gets = arms(t, true);
+    let calls = arms(t, callee, false);
+    let gets = arms(t, callee, true);
     (
         quote! {
             #[allow(unused_variables)]
@@ -134,30 +174,31 @@ fn client(t: &Target) -> TokenStream {
     let doc = format!(
         "The typed client of [`{target}`]: reached through `Stub<{target}>` (or a promise of one), each method calls the remote object and returns a promise of its result."
     );
-    let methods = t.methods.iter().map(|m| {
+    let methods = t.methods.iter().filter(|m| m.dispatched).map(|m| {
         let ident = &m.ident;
         let wire = &m.wire;
         let docs = &m.docs;
-        let params: Vec<_> = m
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let p = format_ident!("{}", sanitize(&a.name, i));
-                let ty = &a.ty;
-                quote!(#p: #ty)
-            })
-            .collect();
+        let cfgs = &m.cfgs;
         let names: Vec<_> = m
             .args
             .iter()
             .enumerate()
-            .map(|(i, a)| format_ident!("{}", sanitize(&a.name, i)))
+            .map(|(i, a)| param_name(a, i))
             .collect();
+        let params = m.args.iter().zip(&names).map(|(a, p)| {
+            let ty = &a.ty;
+            quote!(#p: #ty)
+        });
+        let checks = m.args.iter().map(|a| {
+            let ty = &a.ty;
+            let k = respan(krate.to_token_stream(), ty.span());
+            quote_spanned!(ty.span()=> #k::__private::check_arg::<#ty>();)
+        });
         let output = match &m.ret {
-            Ret::Unit => quote!(()),
-            Ret::Value(ty) | Ret::Result(ty) => {
-                quote_spanned!(ty.span()=> <#ty as #krate::Remote>::Output)
+            Ret::Unit => quote!(#krate::RpcPromise<()>),
+            Ret::Value(ty) | Ret::Result(ty, _) => {
+                let k = respan(krate.to_token_stream(), ty.span());
+                quote_spanned!(ty.span()=> #k::RpcPromise<<#ty as #k::Remote>::Output>)
             }
         };
         let body = if m.getter {
@@ -166,8 +207,10 @@ fn client(t: &Target) -> TokenStream {
             quote!(#krate::__private::call(&self.stub, #wire, (#(#names,)*)))
         };
         quote! {
+            #(#cfgs)*
             #(#docs)*
-            pub fn #ident(&self, #(#params),*) -> #krate::RpcPromise<#output> {
+            pub fn #ident(&self, #(#params),*) -> #output {
+                #(#checks)*
                 #body
             }
         }
@@ -199,19 +242,18 @@ fn client(t: &Target) -> TokenStream {
     }
 }
 
-/// A parameter name usable in the client's signature.
-fn sanitize(name: &str, index: usize) -> String {
-    if name.is_empty() || name == "_" || name.starts_with('_') || name == "self" {
-        format!("arg{index}")
-    } else {
-        name.to_owned()
+/// A parameter name for the client's signature: the user's, unless it is `_`-prefixed.
+fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
+    match &arg.ident {
+        Some(ident) if !ident.to_string().starts_with('_') => ident.clone(),
+        _ => format_ident!("arg{}", index),
     }
 }
 
 fn inherent(t: &Target) -> TokenStream {
     let krate = &t.krate;
     let ty = &t.self_ty;
-    let (call, get) = dispatch(t);
+    let (call, get) = dispatch(t, &quote!(Self::));
     let client = client(t);
     let name = client_name(t);
     quote! {
@@ -235,6 +277,12 @@ fn inherent(t: &Target) -> TokenStream {
 
         impl #krate::Remote for #ty {
             type Output = #krate::Stub<#ty>;
+        }
+
+        impl #krate::IntoReturn for #ty {
+            fn into_return(self) -> ::core::result::Result<#krate::Value, #krate::RpcError> {
+                #krate::__private::by_reference(self)
+            }
         }
 
         #client
@@ -272,7 +320,8 @@ fn rewrite_trait(tr: &mut syn::ItemTrait, t: &Target) {
     tr.supertraits.push(syn::parse_quote!(::core::marker::Send));
     tr.supertraits.push(syn::parse_quote!(::core::marker::Sync));
     tr.supertraits.push(syn::parse_quote!('static));
-    let (call, get) = dispatch(t);
+    let name = &tr.ident;
+    let (call, get) = dispatch(t, &quote!(<Self as #name>::));
     tr.items.push(syn::parse_quote! {
         #[doc(hidden)]
         fn __capwire_call(
@@ -340,6 +389,12 @@ fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
 
         impl #krate::Remote for #ty {
             type Output = #krate::Stub<#ty>;
+        }
+
+        impl #krate::IntoReturn for #ty {
+            fn into_return(self) -> ::core::result::Result<#krate::Value, #krate::RpcError> {
+                #krate::__private::by_reference(self)
+            }
         }
     }
 }

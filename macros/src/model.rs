@@ -4,7 +4,6 @@
 use crate::names;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{
     Attribute, FnArg, Ident, ImplItem, Item, LitStr, Pat, Path, ReturnType, Signature, TraitItem,
     Type,
@@ -74,6 +73,12 @@ pub struct Target {
 
 pub struct Method {
     pub ident: Ident,
+    /// Where errors about the whole method point: its `fn` signature.
+    pub span: Span,
+    /// `#[cfg]` attributes, repeated on everything generated for the method.
+    pub cfgs: Vec<Attribute>,
+    /// Not dispatched (yet): `fetch` on an entrypoint is served by the worker host.
+    pub dispatched: bool,
     pub wire: String,
     pub getter: bool,
     pub is_async: bool,
@@ -85,22 +90,35 @@ pub struct Method {
 pub struct Arg {
     /// The name used in error messages.
     pub name: String,
+    /// The user's binding, when it is a plain identifier (kept as written, `r#` included).
+    pub ident: Option<Ident>,
     pub ty: Type,
 }
 
 pub enum Ret {
     Unit,
     Value(Type),
-    Result(Type),
+    /// `Result<T, E>`: the `T` and the `E` (absent for a one-argument alias).
+    Result(Type, Option<Type>),
 }
 
 /// Arguments of the attribute itself: `#[rpc_target(crate = "path")]`.
 pub fn parse_attr_args(args: TokenStream, errors: &mut Errors) -> Path {
     let mut krate: Path = syn::parse_quote!(::capwire);
+    let mut seen_crate = false;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
+            if seen_crate {
+                return Err(meta.error("duplicate argument `crate`"));
+            }
+            seen_crate = true;
             let lit: LitStr = meta.value()?.parse()?;
-            krate = lit.parse()?;
+            krate = lit.parse().map_err(|_| {
+                syn::Error::new(
+                    lit.span(),
+                    "`crate` must name a path, such as `\"capwire\"` or `\"my_crate::capwire\"`",
+                )
+            })?;
             Ok(())
         } else {
             Err(meta.error(format!(
@@ -126,12 +144,24 @@ struct MethodAttr {
 fn parse_method_attrs(attrs: &[Attribute], errors: &mut Errors) -> MethodAttr {
     let mut out = MethodAttr::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("rpc")) {
+        if out.seen {
+            errors.at(
+                attr,
+                "more than one `#[rpc(...)]` on one method: put all arguments in one",
+            );
+        }
         out.seen = true;
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("getter") {
+                if out.getter {
+                    return Err(meta.error("duplicate argument `getter`"));
+                }
                 out.getter = true;
                 Ok(())
             } else if meta.path.is_ident("name") {
+                if out.name.is_some() {
+                    return Err(meta.error("duplicate argument `name`"));
+                }
                 out.name = Some(meta.value()?.parse()?);
                 Ok(())
             } else {
@@ -204,10 +234,26 @@ fn method(
     errors: &mut Errors,
 ) -> Option<Method> {
     let attr = parse_method_attrs(attrs, errors);
-    let receiver = sig.receiver()?;
+    let Some(receiver) = sig.receiver() else {
+        if attr.seen {
+            errors.at(
+                &sig.ident,
+                "`#[rpc]` on a function without `self`: only methods are reachable over RPC",
+            );
+        }
+        return None;
+    };
     let before = errors.0.len();
-    if receiver.reference.is_none() || receiver.colon_token.is_some() {
-        errors.at(receiver, "RPC methods take `&self`");
+    if receiver.colon_token.is_some() {
+        errors.at(
+            receiver,
+            "RPC methods take `&self` (not a typed receiver such as `self: Arc<Self>`)",
+        );
+    } else if receiver.reference.is_none() {
+        errors.at(
+            receiver,
+            "RPC methods take `&self`: taking `self` by value would consume the object on the first call",
+        );
     } else if receiver.mutability.is_some() {
         errors.at(
             receiver,
@@ -229,13 +275,17 @@ fn method(
     let mut args = Vec::new();
     for (i, input) in sig.inputs.iter().enumerate().skip(1) {
         let FnArg::Typed(pt) = input else { continue };
-        let name = match &*pt.pat {
-            Pat::Ident(p) => p.ident.to_string().trim_start_matches("r#").to_owned(),
-            _ => format!("arg{}", i - 1),
+        let (name, ident) = match &*pt.pat {
+            Pat::Ident(p) => (
+                p.ident.to_string().trim_start_matches("r#").to_owned(),
+                Some(p.ident.clone()),
+            ),
+            _ => (format!("arg{}", i - 1), None),
         };
         check_owned(&pt.ty, &format!("argument `{name}`"), errors);
         args.push(Arg {
             name,
+            ident,
             ty: (*pt.ty).clone(),
         });
     }
@@ -244,8 +294,8 @@ fn method(
         ReturnType::Type(_, ty) => {
             check_owned(ty, "the return type", errors);
             let ty = replace_self(ty, self_ty);
-            match result_ok_type(&ty) {
-                Some(ok) => Ret::Result(ok),
+            match result_types(&ty) {
+                Some((ok, err)) => Ret::Result(ok, err),
                 None => Ret::Value(ty),
             }
         }
@@ -270,13 +320,20 @@ fn method(
         );
     }
     if kind == Kind::Entrypoint {
-        check_entrypoint_name(sig, &wire, &args, &ret, errors);
+        check_entrypoint_name(sig, &wire, attr.name.is_some(), &args, &ret, errors);
     }
     if errors.0.len() > before {
         return None;
     }
     Some(Method {
         ident: sig.ident.clone(),
+        span: sig.fn_token.span,
+        cfgs: attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .cloned()
+            .collect(),
+        dispatched: !(kind == Kind::Entrypoint && wire == "fetch"),
         wire,
         getter: attr.getter,
         is_async: sig.asyncness.is_some(),
@@ -290,26 +347,28 @@ fn method(
     })
 }
 
-/// `Result<T, E>` (any path ending in `Result` with two arguments, or a one-argument alias
-/// such as `RpcResult<T>`): the `T`.
-fn result_ok_type(ty: &Type) -> Option<Type> {
+/// `Result<T, E>` or a one-argument `Result<T>` alias (as `io::Result`): the `T` and the
+/// `E`. Only a type named `Result` counts, so a `SearchResult<T>` is data.
+fn result_types(ty: &Type) -> Option<(Type, Option<Type>)> {
     let Type::Path(p) = ty else { return None };
     let seg = p.path.segments.last()?;
-    if !seg.ident.to_string().ends_with("Result") {
+    if seg.ident != "Result" {
         return None;
     }
     let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
         return None;
     };
-    match args.args.first()? {
+    let mut types = args.args.iter().filter_map(|a| match a {
         syn::GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
-    }
+    });
+    Some((types.next()?, types.next()))
 }
 
 fn check_entrypoint_name(
     sig: &Signature,
     wire: &str,
+    renamed: bool,
     args: &[Arg],
     ret: &Ret,
     errors: &mut Errors,
@@ -318,13 +377,14 @@ fn check_entrypoint_name(
         "fetch" => {
             let takes_request = args.len() == 1 && last_ident(&args[0].ty).is_some_and(|i| i == "Request");
             let returns_response = match ret {
-                Ret::Value(t) | Ret::Result(t) => last_ident(t).is_some_and(|i| i == "Response"),
+                Ret::Value(t) | Ret::Result(t, _) => last_ident(t).is_some_and(|i| i == "Response"),
                 Ret::Unit => false,
             };
             if !takes_request || !returns_response {
+                let via = if renamed { " (this method is named `fetch` on the wire by `#[rpc(name)]`)" } else { "" };
                 errors.at(
                     sig,
-                    "on an entrypoint, `fetch` handles HTTP: it must take one `http::Request<_>` and return an `http::Response<_>` (or a `Result` of one)",
+                    format!("on an entrypoint, `fetch` handles HTTP: it must take one `http::Request<_>` and return an `http::Response<_>` (or a `Result` of one){via}"),
                 );
             }
         }
@@ -350,11 +410,21 @@ fn check_duplicates(methods: &[(Method, Span)], errors: &mut Errors) {
     }
 }
 
+/// Where a method's wire name is written: its `name = "..."` literal, or its identifier.
 fn wire_span_of(sig: &Signature, attrs: &[Attribute]) -> Span {
-    attrs
-        .iter()
-        .find(|a| a.path().is_ident("rpc"))
-        .map_or(sig.ident.span(), |a| a.span())
+    let mut span = sig.ident.span();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("rpc")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                span = lit.span();
+            } else if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Ok(())
+        });
+    }
+    span
 }
 
 /// Parses and checks the annotated item. Returns the item to emit (with `#[rpc]`
@@ -380,12 +450,33 @@ pub fn parse(kind: Kind, krate: Path, item: Item, errors: &mut Errors) -> (Item,
             (Item::Trait(tr), target)
         }
         other => {
-            errors.at(
-                &other,
-                format!("{} applies to an `impl` block or a `trait`", kind.attr()),
-            );
+            let what = match kind {
+                Kind::Target => "an `impl` block or a `trait`",
+                Kind::Entrypoint => "an `impl` block",
+            };
+            let head = item_head(&other);
+            errors.at(head, format!("{} applies to {what}", kind.attr()));
             (other, None)
         }
+    }
+}
+
+/// The tokens that name an item (`struct Foo`, `fn foo`), for a short error span.
+fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(s) => {
+            let (t, i) = (&s.struct_token, &s.ident);
+            quote::quote!(#t #i)
+        }
+        Item::Enum(e) => {
+            let (t, i) = (&e.enum_token, &e.ident);
+            quote::quote!(#t #i)
+        }
+        Item::Fn(f) => {
+            let (t, i) = (&f.sig.fn_token, &f.sig.ident);
+            quote::quote!(#t #i)
+        }
+        other => other.to_token_stream(),
     }
 }
 
@@ -409,10 +500,15 @@ fn parse_impl(kind: Kind, krate: Path, imp: &syn::ItemImpl, errors: &mut Errors)
     if let Type::Path(p) = &*imp.self_ty
         && let Some(seg) = p.path.segments.last()
         && !seg.arguments.is_empty()
+        && imp.generics.params.is_empty()
     {
         errors.at(
             &seg.arguments,
-            format!("{} does not support generic types", kind.attr()),
+            format!(
+                "{} does not support generic types: wrap `{}` in a newtype and annotate the newtype's impl",
+                kind.attr(),
+                p.to_token_stream().to_string().replace(' ', "")
+            ),
         );
     }
     let shape = match &imp.trait_ {
@@ -439,8 +535,10 @@ fn parse_impl(kind: Kind, krate: Path, imp: &syn::ItemImpl, errors: &mut Errors)
             continue;
         }
         if let Shape::InterfaceImpl(_) = shape {
-            // The interface's own declaration decides names and getters; here we only need
-            // the bodies to be valid.
+            // The interface's own declaration decides names and getters.
+            if let Some(a) = f.attrs.iter().find(|a| a.path().is_ident("rpc")) {
+                errors.at(a, "`#[rpc(...)]` belongs on the interface's declaration (the trait), not on its implementation");
+            }
             continue;
         }
         let span = wire_span_of(&f.sig, &f.attrs);

@@ -76,7 +76,7 @@ pub use transport::batch::BatchClient;
 pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};
 pub use transport::websocket::{connect, connect_with};
 pub use transport::{Session, TransportError};
-pub use typed::{FromStub, Remote, RpcTarget, Stub};
+pub use typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
 pub use value::{BigInt, Bytes, Date, Object, Value};
 pub use wire::PathKey;
 

@@ -21,6 +21,11 @@ pub trait RpcTarget: 'static {
 /// What a caller receives for a value of type `Self` returned by a remote method: the value
 /// itself for data (any `DeserializeOwned` type), a [`Stub`] for a `#[rpc_target]` type
 /// (which is returned by reference).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the result of an RPC method",
+    label = "a caller could not receive this",
+    note = "a result must be data that is `serde::Deserialize` (and `Serialize`), or a `#[rpc_target]` type (received as a `Stub`)"
+)]
 pub trait Remote {
     /// The caller's view of the value.
     type Output: DeserializeOwned + Send + 'static;
@@ -132,6 +137,24 @@ impl<T: ?Sized + RpcTarget> Deref for RpcPromise<Stub<T>> {
     }
 }
 
+/// How a method's result travels: a `#[rpc_target]` type by reference (the macros
+/// implement this for it), anything `Serialize` by value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned over RPC",
+    label = "not `Serialize`, and not a `#[rpc_target]` type",
+    note = "a result must be data that is `serde::Serialize` (and `Deserialize`), or a `#[rpc_target]` type (passed by reference)"
+)]
+pub trait IntoReturn {
+    /// The value sent to the caller.
+    fn into_return(self) -> Result<Value, RpcError>;
+}
+
+impl<T: serde::Serialize> IntoReturn for T {
+    fn into_return(self) -> Result<Value, RpcError> {
+        crate::to_value(&self)
+    }
+}
+
 /// Converts what [`connect`](crate::connect) returns: an untyped [`RpcStub`] or a typed
 /// [`Stub<T>`].
 pub trait FromStub: Sized {
@@ -161,39 +184,12 @@ pub mod private {
     pub use crate::object::arg;
     pub use futures::future::BoxFuture;
 
-    /// Holds a returned value so that method resolution can pick how it travels: by
-    /// reference for targets, by serde for data (autoref specialization).
-    pub struct Wrap<T>(pub std::cell::Cell<Option<T>>);
+    /// A compile-time check that an argument can be sent, spanned at its type.
+    pub fn check_arg<T: serde::Serialize>() {}
 
-    impl<T> Wrap<T> {
-        pub fn new(v: T) -> Self {
-            Wrap(std::cell::Cell::new(Some(v)))
-        }
-        fn take(&self) -> Result<T, RpcError> {
-            self.0
-                .take()
-                .ok_or_else(|| RpcError::error("capwire: value taken twice"))
-        }
-    }
-
-    pub trait ViaTarget {
-        fn __capwire_into_value(&self) -> Result<Value, RpcError>;
-    }
-
-    impl<T: crate::RpcObject> ViaTarget for Wrap<T> {
-        fn __capwire_into_value(&self) -> Result<Value, RpcError> {
-            Ok(Value::Stub(RpcStub::new(self.take()?)))
-        }
-    }
-
-    pub trait ViaSerde {
-        fn __capwire_into_value(&self) -> Result<Value, RpcError>;
-    }
-
-    impl<T: serde::Serialize> ViaSerde for &Wrap<T> {
-        fn __capwire_into_value(&self) -> Result<Value, RpcError> {
-            crate::to_value(&self.take()?)
-        }
+    /// A stub to a local target, for `IntoReturn` impls.
+    pub fn by_reference<T: crate::RpcObject>(target: T) -> Result<Value, RpcError> {
+        Ok(Value::Stub(RpcStub::new(target)))
     }
 
     pub fn into_error<E: Into<RpcError>>(e: E) -> RpcError {
@@ -230,16 +226,4 @@ pub mod private {
     pub fn get<R>(stub: &RpcStub, name: &str) -> RpcPromise<R> {
         stub.get(name).typed()
     }
-}
-
-/// Converts a method's result into a [`Value`]: a `#[rpc_target]` value by reference,
-/// anything else by serde. Used by generated code.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __into_value {
-    ($value:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{ViaSerde as _, ViaTarget as _};
-        (&$crate::__private::Wrap::new($value)).__capwire_into_value()
-    }};
 }

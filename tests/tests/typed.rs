@@ -267,3 +267,73 @@ async fn wire_names_are_lower_camel_case_unless_renamed() {
     let typed: Stub<Names> = Stub::from_raw(raw);
     assert_eq!(typed.renamed().await.unwrap(), "renamed");
 }
+
+/// Method names that `Arc`, `RpcObject` or `Display` also have, a keyword argument, a
+/// `cfg`-removed method, and a data type whose name ends in `Result`.
+pub struct Tricky;
+
+impl std::fmt::Display for Tricky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("from Display")
+    }
+}
+
+/// Not a `Result`, whatever its name.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+pub struct SearchResult<T> {
+    /// The hits.
+    pub hits: Vec<T>,
+}
+
+#[rpc_target]
+impl Tricky {
+    /// Shares its name with `RpcObject::get`.
+    pub fn get(&self, key: String) -> String {
+        format!("got {key}")
+    }
+
+    /// Shares its name with `RpcObject::call`.
+    pub fn call(&self) -> String {
+        "called".into()
+    }
+
+    /// Shares its name with `Clone::clone` (on the `Arc`).
+    pub fn clone(&self) -> String {
+        "cloned".into()
+    }
+
+    /// Shares its name with `ToString::to_string`.
+    #[rpc(name = "show")]
+    pub fn to_string(&self) -> String {
+        "from the method".into()
+    }
+
+    /// A keyword as an argument name.
+    pub fn kind(&self, r#type: String) -> String {
+        r#type
+    }
+
+    /// Compiled out: never dispatched.
+    #[cfg(any())]
+    pub fn hidden(&self) -> u8 {
+        0
+    }
+
+    /// Data, not a `Result`.
+    pub fn search(&self) -> SearchResult<u32> {
+        SearchResult { hits: vec![1, 2] }
+    }
+}
+
+#[tokio::test]
+async fn the_users_methods_win_over_same_named_methods_of_arc_and_traits() {
+    let t: Stub<Tricky> = Stub::local(Tricky);
+    assert_eq!(t.get("k".into()).await.unwrap(), "got k");
+    assert_eq!(t.call().await.unwrap(), "called");
+    // `Stub`'s own `Clone` answers `t.clone()`; the client's method is one deref away.
+    assert_eq!((*t).clone().await.unwrap(), "cloned");
+    assert_eq!(t.to_string().await.unwrap(), "from the method");
+    assert_eq!(t.kind("x".into()).await.unwrap(), "x");
+    assert_eq!(t.search().await.unwrap(), SearchResult { hits: vec![1, 2] });
+    assert!(t.raw().call("hidden", ()).await.is_err());
+}

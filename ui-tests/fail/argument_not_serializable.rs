@@ -1,7 +1,5 @@
 // The generated client encodes arguments: an argument type that is `Deserialize` but not
 // `Serialize` is an error, which should point at the argument's type.
-// KNOWN ISSUE (reported): the error currently points at `#[rpc_target]` (the client's
-// argument tuple carries the call-site span). It should point at `Query` in `query: Query`.
 use capwire::rpc_target;
 use serde::Deserialize;
 

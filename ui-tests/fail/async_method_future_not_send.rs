@@ -1,6 +1,4 @@
 // An async method's future runs on a multi-threaded runtime: it must be `Send`.
-// KNOWN ISSUE (reported): the primary span is `#[rpc_target]` (the notes do show the
-// `Rc` held across the `.await`). It should be the method, `async fn tick`.
 use capwire::rpc_target;
 use std::rc::Rc;
 

@@ -1,8 +1,5 @@
 // Two methods that would answer the same wire name: the second is refused, and the
 // message names both.
-// KNOWN ISSUE (reported): when the clash comes from `#[rpc(name = "...")]`, the error
-// points at the attribute's `#` only (an attribute's span is its first token on stable).
-// It should point at the `"getUser"` literal.
 use capwire::rpc_target;
 
 pub struct Users;

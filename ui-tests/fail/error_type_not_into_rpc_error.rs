@@ -1,7 +1,5 @@
 // The error of a `Result` must convert into `RpcError`; the error should point at the
 // return type.
-// KNOWN ISSUE (reported): the error currently points at `#[rpc_target]`. It should point
-// at `MyError` in the return type.
 use capwire::rpc_target;
 
 pub struct MyError;

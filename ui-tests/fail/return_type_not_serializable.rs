@@ -1,9 +1,8 @@
 // A returned value is encoded on the callee's side: a return type that is neither a
 // target nor `Serialize` is an error, which should point at the return type.
-// KNOWN ISSUE (reported): the error is currently E0599 about `__capwire_into_value` on
-// `&Wrap<Report>` (the autoref specialization shows through), at `#[rpc_target]`. It should
-// be a trait-bound error at `Report` in `-> Report` saying the type must be `Serialize` or
-// a `#[rpc_target]` type.
+// The error names the type and says what a result must be; its label points at the
+// return type. (The primary span is the attribute: rustc reports the unmet bound where
+// the generated impl is.)
 use capwire::rpc_target;
 use serde::Deserialize;
 
