@@ -97,9 +97,9 @@ pub struct Arg {
 
 pub enum Ret {
     Unit,
-    Value(Type),
+    Value(Box<Type>),
     /// `Result<T, E>`: the `T` and the `E` (absent for a one-argument alias).
-    Result(Type, Option<Type>),
+    Result(Box<Type>, Option<Box<Type>>),
 }
 
 /// Arguments of the attribute itself: `#[rpc_target(crate = "path")]`.
@@ -295,8 +295,8 @@ fn method(
             check_owned(ty, "the return type", errors);
             let ty = replace_self(ty, self_ty);
             match result_types(&ty) {
-                Some((ok, err)) => Ret::Result(ok, err),
-                None => Ret::Value(ty),
+                Some((ok, err)) => Ret::Result(Box::new(ok), err.map(Box::new)),
+                None => Ret::Value(Box::new(ty)),
             }
         }
     };

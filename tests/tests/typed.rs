@@ -285,6 +285,11 @@ pub struct SearchResult<T> {
     pub hits: Vec<T>,
 }
 
+// Deliberately confusable names: that is what this target tests.
+#[allow(
+    clippy::should_implement_trait,
+    clippy::inherent_to_string_shadow_display
+)]
 #[rpc_target]
 impl Tricky {
     /// Shares its name with `RpcObject::get`.
