@@ -11,7 +11,8 @@
 //!   with 64 in flight.
 //! - `chain`: a chain of 10 dependent calls over an in-memory link with a 10 ms one-way
 //!   delay, pipelined (each call made on the previous, un-awaited promise) and awaited one
-//!   by one.
+//!   by one, with a single call on the same link as the measured round trip (tokio's timer
+//!   has millisecond ticks, so one 10 ms hop takes a little over 10 ms).
 //!
 //! Everything runs on one multi-threaded tokio runtime; the client loops run as tasks on it,
 //! like application code would. After criterion's own report, a summary prints calls/s,
@@ -289,6 +290,12 @@ async fn chain_pipelined(root: RpcStub) {
     assert_eq!(depth as usize, CHAIN_LEN - 1);
 }
 
+/// One call on the same link: the measured cost of one round trip, for reference.
+async fn single_call(root: RpcStub) {
+    let depth: u32 = root.call("depth", ()).typed().await.expect("depth");
+    assert_eq!(depth, 0);
+}
+
 /// The same chain, awaiting each call before making the next.
 async fn chain_sequential(root: RpcStub) {
     let mut node = root;
@@ -388,6 +395,15 @@ fn chains(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         .warm_up_time(Duration::from_secs(1));
     group
         .measurement_time(Duration::from_secs(3))
+        .bench_function("1_call", |b| {
+            let root = root.clone();
+            b.to_async(rt)
+                .iter_custom(timed("chain/single", move |iters| {
+                    chains_of(root.clone(), iters, single_call)
+                }))
+        });
+    group
+        .measurement_time(Duration::from_secs(3))
         .bench_function("10_calls/pipelined", |b| {
             let root = root.clone();
             b.to_async(rt)
@@ -427,17 +443,30 @@ fn summary() {
             show(floor)
         );
     }
-    let round_trip = 2 * ONE_WAY;
+    let nominal = 2 * ONE_WAY;
+    let single = per_iteration("chain/single", CHAIN_SAMPLES);
+    if let Some(t) = single {
+        println!(
+            "  one call on the {}+{} ms link: {:.2} ms (the measured round trip)",
+            ONE_WAY.as_millis(),
+            ONE_WAY.as_millis(),
+            t.as_secs_f64() * 1e3
+        );
+    }
     for (label, name) in [
         ("pipelined", "chain/pipelined"),
         ("sequential", "chain/sequential"),
     ] {
         if let Some(t) = per_iteration(name, CHAIN_SAMPLES) {
+            let measured = single.map_or_else(
+                || "-".to_owned(),
+                |s| format!("{:.2}", t.as_secs_f64() / s.as_secs_f64()),
+            );
             println!(
-                "  chain of {CHAIN_LEN}, {label:<10}: {:>8.2} ms = {:.2} round trips of {} ms",
+                "  chain of {CHAIN_LEN}, {label:<10}: {:>8.2} ms = {:.2} round trips of {} ms, {measured} measured round trips",
                 t.as_secs_f64() * 1e3,
-                t.as_secs_f64() / round_trip.as_secs_f64(),
-                round_trip.as_millis()
+                t.as_secs_f64() / nominal.as_secs_f64(),
+                nominal.as_millis()
             );
         }
     }
@@ -448,114 +477,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if std::env::var_os("CAPWIRE_EXP").is_some() {
-        exp::run(&rt);
-        return;
-    }
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c, &rt);
     chains(&mut c, &rt);
     c.final_summary();
     summary();
-}
-
-mod exp {
-    use super::*;
-    use futures::{Sink, Stream};
-    use std::pin::Pin;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::task::{Context, Poll};
-
-    pub static SENT: AtomicU64 = AtomicU64::new(0);
-    pub static RECV: AtomicU64 = AtomicU64::new(0);
-    pub struct Counting(pub memory::MemoryTransport);
-    impl Stream for Counting {
-        type Item = Result<String, capwire::TransportError>;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            let r = Pin::new(&mut self.0).poll_next(cx);
-            if let Poll::Ready(Some(Ok(t))) = &r {
-                RECV.fetch_add(1, Ordering::Relaxed);
-                if RECV.load(Ordering::Relaxed) < 12 {
-                    eprintln!("client <- {t}");
-                }
-            }
-            r
-        }
-    }
-    impl Sink<String> for Counting {
-        type Error = capwire::TransportError;
-        fn poll_ready(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            Pin::new(&mut self.0).poll_ready(cx)
-        }
-        fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), Self::Error> {
-            SENT.fetch_add(1, Ordering::Relaxed);
-            if SENT.load(Ordering::Relaxed) < 12 {
-                eprintln!("client -> {item}");
-            }
-            Pin::new(&mut self.0).start_send(item)
-        }
-        fn poll_flush(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_close(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            Pin::new(&mut self.0).poll_close(cx)
-        }
-    }
-
-    pub fn run(rt: &tokio::runtime::Runtime) {
-        rt.block_on(async {
-            let (a, b) = memory::channel(Duration::ZERO);
-            let _s = Session::start(b, Some(RpcStub::new(Calculator)), Default::default());
-            let c = Session::start(Counting(a), None, Default::default());
-            let api = c.main();
-            for i in 0..1000u64 {
-                let _: f64 = api.call("square", (i as f64,)).typed().await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            eprintln!(
-                "per call: sent {} recv {}",
-                SENT.load(Ordering::Relaxed) as f64 / 1000.0,
-                RECV.load(Ordering::Relaxed) as f64 / 1000.0
-            );
-
-            use axum::serve::ListenerExt;
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let l = l.tap_io(|t| {
-                t.set_nodelay(true).unwrap();
-            });
-            let app = axum::Router::new()
-                .route("/", capwire::rpc_route(|| Calculator, Default::default()));
-            tokio::spawn(async move { axum::serve(l, app).await });
-            let api: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/")).await.unwrap();
-            let plain = capwire::connect(&format!("ws://{}/", capwire_server().await))
-                .await
-                .unwrap();
-            for round in 0..2 {
-                for (name, api) in [("nodelay", &api), ("default", &plain)] {
-                    let n = 100_000;
-                    let t = tokio::spawn(capwire_windowed(api.clone(), n, WINDOW))
-                        .await
-                        .unwrap();
-                    let t1 = tokio::spawn(capwire_serial(api.clone(), 20_000))
-                        .await
-                        .unwrap();
-                    eprintln!(
-                        "{round} {name}: 64: {:.0}/s  1: {:.0}/s",
-                        n as f64 / t.as_secs_f64(),
-                        20_000.0 / t1.as_secs_f64()
-                    );
-                }
-            }
-        });
-    }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Import {
     generation: u64,
     promise: bool,
     pulled: AtomicBool,
+    /// Its table entry is gone already (released when it settled): nothing to do on drop.
+    released: AtomicBool,
     resolution: OnceLock<Result<Value, RpcError>>,
     resolved: Notify,
 }
@@ -86,6 +88,9 @@ impl Import {
 
 impl Drop for Import {
     fn drop(&mut self) {
+        if self.released.load(Ordering::Acquire) {
+            return;
+        }
         // Never lock here: a drop can happen anywhere, including under the session lock.
         let _ = self.session.events.send(Event::Dropped {
             id: self.id,
@@ -336,6 +341,7 @@ impl SessionInner {
                     generation: state.next_generation,
                     promise: false,
                     pulled: AtomicBool::new(false),
+                    released: AtomicBool::new(false),
                     resolution: OnceLock::new(),
                     resolved: Notify::new(),
                 });
@@ -381,6 +387,7 @@ impl SessionInner {
             generation: state.next_generation,
             promise,
             pulled: AtomicBool::new(promise && id < 0),
+            released: AtomicBool::new(false),
             resolution: OnceLock::new(),
             resolved: Notify::new(),
         });
@@ -866,8 +873,9 @@ impl SessionInner {
                 return;
             };
             let import = slot.import.upgrade();
-            if import.is_some() {
+            if let Some(import) = &import {
                 // We keep the resolution locally; the peer can let go of its export.
+                import.released.store(true, Ordering::Release);
                 let slot = state.imports.remove(&id).expect("present above");
                 if slot.remote_refcount > 0 && state.broken.is_none() {
                     let _ = self

@@ -18,13 +18,6 @@ pub enum PathKey {
 }
 
 impl PathKey {
-    fn to_json(&self) -> Json {
-        match self {
-            PathKey::Name(s) => Json::String(s.clone()),
-            PathKey::Index(i) => Json::from(*i),
-        }
-    }
-
     /// The key as a string, as JavaScript would see it.
     pub fn as_name(&self) -> std::borrow::Cow<'_, str> {
         match self {
@@ -342,27 +335,16 @@ impl Message {
         Ok(msg)
     }
 
-    /// Encodes the message as capnweb does.
+    /// Encodes the message as capnweb does, as a JSON tree.
     pub fn to_json(&self) -> Json {
-        match self {
-            Message::Push(e) => Json::Array(vec!["push".into(), e.to_json()]),
-            Message::Stream(e) => Json::Array(vec!["stream".into(), e.to_json()]),
-            Message::Pull(id) => Json::Array(vec!["pull".into(), (*id).into()]),
-            Message::Resolve(id, e) => {
-                Json::Array(vec!["resolve".into(), (*id).into(), e.to_json()])
-            }
-            Message::Reject(id, e) => Json::Array(vec!["reject".into(), (*id).into(), e.to_json()]),
-            Message::Release(id, n) => {
-                Json::Array(vec!["release".into(), (*id).into(), (*n).into()])
-            }
-            Message::Abort(e) => Json::Array(vec!["abort".into(), e.to_json()]),
-            Message::Pipe => Json::Array(vec!["pipe".into()]),
-        }
+        serde_json::to_value(self).unwrap_or(Json::Null)
     }
 
     /// Encodes the message as one line of JSON text.
     pub fn to_text(&self) -> String {
-        self.to_json().to_string()
+        // Straight to text, without building a JSON tree first. Serializing these types to
+        // a string cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -650,151 +632,177 @@ pub(crate) fn number_to_json(n: f64) -> Json {
     }
 }
 
-fn tagged(tag: &str, rest: impl IntoIterator<Item = Json>) -> Json {
-    let mut v = vec![Json::String(tag.to_owned())];
-    v.extend(rest);
-    Json::Array(v)
-}
-
-fn path_json(path: &[PathKey]) -> Json {
-    Json::Array(path.iter().map(PathKey::to_json).collect())
-}
-
 impl Expr {
-    /// Encodes the expression as capnweb does.
+    /// Encodes the expression as capnweb does, as a JSON tree.
     pub fn to_json(&self) -> Json {
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+}
+
+/// Writes a JSON array of the given elements (each any `Serialize` expression).
+macro_rules! json_array {
+    ($serializer:expr; $($element:expr),* $(,)?) => {{
+        let mut seq = $serializer.serialize_seq(None)?;
+        $(seq.serialize_element(&$element)?;)*
+        seq.end()
+    }};
+}
+
+/// A number as `JSON.stringify` writes it: integers without a fraction.
+struct Num(f64);
+
+impl serde::Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() <= MAX_SAFE_INTEGER {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+impl serde::Serialize for PathKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Expr::Null => Json::Null,
-            Expr::Bool(b) => Json::Bool(*b),
-            Expr::Number(n) => {
-                if n.is_finite() {
-                    number_to_json(*n)
-                } else if n.is_nan() {
-                    tagged("nan", [])
-                } else if *n > 0.0 {
-                    tagged("inf", [])
-                } else {
-                    tagged("-inf", [])
-                }
-            }
-            Expr::String(s) => Json::String(s.clone()),
-            Expr::Array(items) => {
-                Json::Array(vec![Json::Array(items.iter().map(Expr::to_json).collect())])
-            }
-            Expr::Object(fields) => Json::Object(
-                fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
-            Expr::Undefined => tagged("undefined", []),
-            Expr::Inf => tagged("inf", []),
-            Expr::NegInf => tagged("-inf", []),
-            Expr::NaN => tagged("nan", []),
-            Expr::BigInt(d) => tagged("bigint", [Json::String(d.clone())]),
-            Expr::Date(ms) => tagged("date", [ms.map_or(Json::Null, number_to_json)]),
-            Expr::Bytes { data, kind } => {
-                let mut rest = vec![Json::String(encode_base64(data))];
-                if let Some(k) = kind {
-                    rest.push(Json::String(k.clone()));
-                }
-                tagged("bytes", rest)
-            }
+            PathKey::Name(n) => s.serialize_str(n),
+            PathKey::Index(i) => s.serialize_u64(*i),
+        }
+    }
+}
+
+impl serde::Serialize for Capture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            Capture::Import(i) => json_array!(s; "import", i),
+            Capture::Export(i) => json_array!(s; "export", i),
+        }
+    }
+}
+
+/// An object written from fields whose values are expressions.
+struct Fields<'a>(&'a [(String, Expr)]);
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// `init` of a request, with its body expression put back.
+struct Init<'a>(&'a serde_json::Map<String, Json>, Option<&'a Expr>);
+
+impl serde::Serialize for Init<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        if let Some(body) = self.1 {
+            map.serialize_entry("body", body)?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for Expr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            Expr::Null => s.serialize_unit(),
+            Expr::Bool(b) => s.serialize_bool(*b),
+            Expr::Number(n) if n.is_nan() => json_array!(s; "nan"),
+            Expr::Number(n) if n.is_infinite() && *n > 0.0 => json_array!(s; "inf"),
+            Expr::Number(n) if n.is_infinite() => json_array!(s; "-inf"),
+            Expr::Number(n) => Num(*n).serialize(s),
+            Expr::String(x) => s.serialize_str(x),
+            Expr::Array(items) => json_array!(s; items),
+            Expr::Object(fields) => Fields(fields).serialize(s),
+            Expr::Undefined => json_array!(s; "undefined"),
+            Expr::Inf => json_array!(s; "inf"),
+            Expr::NegInf => json_array!(s; "-inf"),
+            Expr::NaN => json_array!(s; "nan"),
+            Expr::BigInt(d) => json_array!(s; "bigint", d),
+            Expr::Date(ms) => json_array!(s; "date", ms.map(Num)),
+            Expr::Bytes { data, kind: None } => json_array!(s; "bytes", encode_base64(data)),
+            Expr::Bytes {
+                data,
+                kind: Some(k),
+            } => json_array!(s; "bytes", encode_base64(data), k),
             Expr::Error {
                 name,
                 message,
                 stack,
                 props,
-            } => {
-                let mut rest = vec![Json::String(name.clone()), Json::String(message.clone())];
-                match (stack, props) {
-                    (stack, Some(props)) => {
-                        rest.push(stack.clone().map_or(Json::Null, Json::String));
-                        rest.push(Json::Object(
-                            props
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.to_json()))
-                                .collect(),
-                        ));
-                    }
-                    (Some(stack), None) => rest.push(Json::String(stack.clone())),
-                    (None, None) => {}
+            } => match (stack, props) {
+                (stack, Some(props)) => {
+                    json_array!(s; "error", name, message, stack, Fields(props))
                 }
-                tagged("error", rest)
-            }
+                (Some(stack), None) => json_array!(s; "error", name, message, stack),
+                (None, None) => json_array!(s; "error", name, message),
+            },
             Expr::Import { id, path, args } => {
-                reference("import", *id, path.as_deref(), args.as_deref())
+                reference(s, "import", *id, path.as_deref(), args.as_deref())
             }
             Expr::Pipeline { id, path, args } => {
-                reference("pipeline", *id, path.as_deref(), args.as_deref())
+                reference(s, "pipeline", *id, path.as_deref(), args.as_deref())
             }
-            Expr::Export(id) => tagged("export", [Json::from(*id)]),
-            Expr::Promise(id) => tagged("promise", [Json::from(*id)]),
+            Expr::Export(id) => json_array!(s; "export", id),
+            Expr::Promise(id) => json_array!(s; "promise", id),
             Expr::Remap {
                 id,
                 path,
                 captures,
                 instructions,
-            } => tagged(
-                "remap",
-                [
-                    Json::from(*id),
-                    path_json(path),
-                    Json::Array(
-                        captures
-                            .iter()
-                            .map(|c| match c {
-                                Capture::Import(i) => tagged("import", [Json::from(*i)]),
-                                Capture::Export(i) => tagged("export", [Json::from(*i)]),
-                            })
-                            .collect(),
-                    ),
-                    Json::Array(instructions.iter().map(Expr::to_json).collect()),
-                ],
-            ),
-            Expr::Readable(id) => tagged("readable", [Json::from(*id)]),
-            Expr::Writable(id) => tagged("writable", [Json::from(*id)]),
-            Expr::Url(href) => tagged("url", [Json::String(href.clone())]),
-            Expr::Headers(pairs) => tagged(
-                "headers",
-                [Json::Array(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| {
-                            Json::Array(vec![Json::String(k.clone()), Json::String(v.clone())])
-                        })
-                        .collect(),
-                )],
-            ),
+            } => json_array!(s; "remap", id, path, captures, instructions),
+            Expr::Readable(id) => json_array!(s; "readable", id),
+            Expr::Writable(id) => json_array!(s; "writable", id),
+            Expr::Url(href) => json_array!(s; "url", href),
+            Expr::Headers(pairs) => json_array!(s; "headers", pairs),
             Expr::Request { url, body, init } => {
-                let mut init = init.clone();
-                if let Some(b) = body {
-                    init.insert("body".into(), b.to_json());
-                }
-                tagged("request", [Json::String(url.clone()), Json::Object(init)])
+                json_array!(s; "request", url, Init(init, body.as_deref()))
             }
-            Expr::Response { body, init } => {
-                tagged("response", [body.to_json(), Json::Object(init.clone())])
-            }
-            Expr::Blob { mime, content } => {
-                tagged("blob", [Json::String(mime.clone()), content.to_json()])
-            }
+            Expr::Response { body, init } => json_array!(s; "response", body, init),
+            Expr::Blob { mime, content } => json_array!(s; "blob", mime, content),
         }
     }
 }
 
-fn reference(tag: &str, id: i64, path: Option<&[PathKey]>, args: Option<&[Expr]>) -> Json {
-    let mut rest = vec![Json::from(id)];
+fn reference<S: serde::Serializer>(
+    s: S,
+    tag: &str,
+    id: i64,
+    path: Option<&[PathKey]>,
+    args: Option<&[Expr]>,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
     match (path, args) {
-        (None, None) => {}
-        (path, args) => {
-            rest.push(path_json(path.unwrap_or(&[])));
-            if let Some(args) = args {
-                rest.push(Json::Array(args.iter().map(Expr::to_json).collect()));
-            }
+        (None, None) => json_array!(s; tag, id),
+        (path, None) => json_array!(s; tag, id, path.unwrap_or(&[])),
+        (path, Some(args)) => json_array!(s; tag, id, path.unwrap_or(&[]), args),
+    }
+}
+
+impl serde::Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            Message::Push(e) => json_array!(s; "push", e),
+            Message::Stream(e) => json_array!(s; "stream", e),
+            Message::Pull(id) => json_array!(s; "pull", id),
+            Message::Resolve(id, e) => json_array!(s; "resolve", id, e),
+            Message::Reject(id, e) => json_array!(s; "reject", id, e),
+            Message::Release(id, n) => json_array!(s; "release", id, n),
+            Message::Abort(e) => json_array!(s; "abort", e),
+            Message::Pipe => json_array!(s; "pipe"),
         }
     }
-    tagged(tag, rest)
 }
 
 #[cfg(test)]

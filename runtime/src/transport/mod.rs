@@ -13,7 +13,7 @@ use crate::error::{ProtocolError, RpcError};
 use crate::limits::Limits;
 use crate::session::{SessionInner, SessionStats};
 use crate::stub::RpcStub;
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 
 /// A transport failure.
@@ -117,23 +117,26 @@ async fn drive<T>(
                     break;
                 }
             }
-            incoming = transport.next() => match incoming {
-                Some(Ok(text)) => {
-                    if let Err(e) = inner.handle_text(&text) {
-                        let send_abort = !matches!(e, ProtocolError::PeerAborted(_));
-                        tracing::debug!("capwire: ending session: {e}");
-                        inner.shutdown(RpcError::from(e), send_abort);
-                    }
+            incoming = transport.next() => {
+                // Handle every message that is already here before answering, so that the
+                // answers to a burst of calls leave in one write.
+                let mut open = handle_incoming(&inner, incoming);
+                let mut handled = 1;
+                while open && handled < BURST {
+                    let Some(more) = transport.next().now_or_never() else { break };
+                    open = handle_incoming(&inner, more);
+                    handled += 1;
                 }
-                Some(Err(e)) => {
-                    inner.shutdown(RpcError::disconnected(&e.0), false);
+                if !open {
                     break;
                 }
-                None => {
-                    inner.shutdown(RpcError::disconnected("the peer closed the connection"), false);
+                if let Ok(text) = out_rx.try_recv()
+                    && feed_all(&mut transport, text, &mut out_rx).await.is_err()
+                {
+                    inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
                     break;
                 }
-            },
+            }
         }
     }
     // Flush what is queued (an `abort`, say), then close.
@@ -143,6 +146,37 @@ async fn drive<T>(
         }
     }
     let _ = transport.close().await;
+}
+
+/// Most incoming messages handled in a row before queued answers are sent.
+const BURST: usize = 64;
+
+/// Handles one item from the transport; `false` when the session is over.
+fn handle_incoming(
+    inner: &Arc<SessionInner>,
+    incoming: Option<Result<String, TransportError>>,
+) -> bool {
+    match incoming {
+        Some(Ok(text)) => {
+            if let Err(e) = inner.handle_text(&text) {
+                let send_abort = !matches!(e, ProtocolError::PeerAborted(_));
+                tracing::debug!("capwire: ending session: {e}");
+                inner.shutdown(RpcError::from(e), send_abort);
+            }
+            true
+        }
+        Some(Err(e)) => {
+            inner.shutdown(RpcError::disconnected(&e.0), false);
+            false
+        }
+        None => {
+            inner.shutdown(
+                RpcError::disconnected("the peer closed the connection"),
+                false,
+            );
+            false
+        }
+    }
 }
 
 async fn feed_all<T>(
@@ -155,7 +189,7 @@ where
 {
     transport.feed(first).await?;
     // Batch whatever else is ready into one flush.
-    for _ in 0..256 {
+    for _ in 0..BURST * 4 {
         match out_rx.try_recv() {
             Ok(text) => transport.feed(text).await?,
             Err(_) => break,

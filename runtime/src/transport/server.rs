@@ -1,7 +1,7 @@
 //! Serving: a route that speaks WebSocket and HTTP batch, and a one-call server.
 
 use super::Session;
-use super::websocket::{WsTransport, frame_limit};
+use super::websocket::{READ_BUFFER, WsTransport, frame_limit};
 use crate::limits::Limits;
 use crate::stub::RpcStub;
 use axum::extract::ws::WebSocketUpgrade;
@@ -65,6 +65,7 @@ where
     axum::routing::get(move |ws: WebSocketUpgrade| async move {
         ws.max_message_size(frame_limit(&limits))
             .max_frame_size(frame_limit(&limits))
+            .read_buffer_size(READ_BUFFER)
             .on_upgrade(move |socket| async move {
                 let session =
                     Session::start(WsTransport::new(socket), Some(for_ws.new_main()), limits);
@@ -127,8 +128,13 @@ impl Server {
 
     /// Serves RPC at `/` until the process ends.
     pub async fn serve(self, new_main: impl NewMain) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
         let app = axum::Router::new().route("/", rpc_route(new_main, self.limits));
-        axum::serve(self.listener, app).await
+        // RPC messages are small and latency-bound: send them without Nagle's delay.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).await
     }
 }
 

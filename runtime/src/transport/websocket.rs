@@ -126,6 +126,10 @@ where
     }
 }
 
+/// Read in 16 KiB chunks: tungstenite zeroes its whole read buffer before each read, so its
+/// 128 KiB default costs more than it saves for RPC-sized messages.
+pub(crate) const READ_BUFFER: usize = 16 * 1024;
+
 /// Frames may be larger than the message limit so that an oversized message reaches the
 /// session, which answers it with an `abort` naming the limit.
 pub(crate) fn frame_limit(limits: &Limits) -> usize {
@@ -158,6 +162,7 @@ pub async fn connect_with(
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(frame_limit(&limits));
     config.max_frame_size = Some(frame_limit(&limits));
+    config.read_buffer_size = READ_BUFFER;
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
