@@ -250,12 +250,8 @@ fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
     }
 }
 
-fn inherent(t: &Target) -> TokenStream {
-    let krate = &t.krate;
-    let ty = &t.self_ty;
-    let (call, get) = dispatch(t, &quote!(Self::));
-    let client = client(t);
-    let name = client_name(t);
+/// `impl RpcObject` with the given bodies of `call` and `get`.
+fn object_impl(krate: &Path, ty: &Type, call: TokenStream, get: TokenStream) -> TokenStream {
     quote! {
         impl #krate::RpcObject for #ty {
             fn call(
@@ -270,11 +266,12 @@ fn inherent(t: &Target) -> TokenStream {
                 #get
             }
         }
+    }
+}
 
-        impl #krate::RpcTarget for #ty {
-            type Client = #name;
-        }
-
+/// A target type travels by reference: returned, it becomes a stub for the caller.
+fn by_reference_impls(krate: &Path, ty: &Type) -> TokenStream {
+    quote! {
         impl #krate::Remote for #ty {
             type Output = #krate::Stub<#ty>;
         }
@@ -284,6 +281,25 @@ fn inherent(t: &Target) -> TokenStream {
                 #krate::__private::by_reference(self)
             }
         }
+    }
+}
+
+fn inherent(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let ty = &t.self_ty;
+    let (call, get) = dispatch(t, &quote!(Self::));
+    let object = object_impl(krate, ty, call, get);
+    let by_reference = by_reference_impls(krate, ty);
+    let client = client(t);
+    let name = client_name(t);
+    quote! {
+        #object
+
+        impl #krate::RpcTarget for #ty {
+            type Client = #name;
+        }
+
+        #by_reference
 
         #client
     }
@@ -368,33 +384,20 @@ fn interface(t: &Target) -> TokenStream {
 fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
     let krate = &t.krate;
     let ty = &t.self_ty;
+    let object = object_impl(
+        krate,
+        ty,
+        quote!(<#ty as #iface>::__capwire_call(self, method, args)),
+        quote!(<#ty as #iface>::__capwire_get(self, name)),
+    );
+    let by_reference = by_reference_impls(krate, ty);
     quote! {
-        impl #krate::RpcObject for #ty {
-            fn call(
-                self: ::std::sync::Arc<Self>,
-                method: &str,
-                args: ::std::vec::Vec<#krate::Value>,
-            ) -> #krate::CallFuture {
-                <#ty as #iface>::__capwire_call(self, method, args)
-            }
-
-            fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
-                <#ty as #iface>::__capwire_get(self, name)
-            }
-        }
+        #object
 
         impl #krate::RpcTarget for #ty {
             type Client = <dyn #iface as #krate::RpcTarget>::Client;
         }
 
-        impl #krate::Remote for #ty {
-            type Output = #krate::Stub<#ty>;
-        }
-
-        impl #krate::IntoReturn for #ty {
-            fn into_return(self) -> ::core::result::Result<#krate::Value, #krate::RpcError> {
-                #krate::__private::by_reference(self)
-            }
-        }
+        #by_reference
     }
 }

@@ -274,28 +274,32 @@ fn json_nesting_exceeds(text: &str, cap: usize) -> bool {
     false
 }
 
+/// Parses JSON text under the size and depth limits.
+fn parse_json(text: &str, limits: &Limits) -> Result<Json, ProtocolError> {
+    if text.len() > limits.max_message_size {
+        return Err(ProtocolError::MessageTooLarge {
+            limit: limits.max_message_size,
+        });
+    }
+    // Each expression level is at most two JSON levels (`[[...]]`), plus the message's own
+    // array and a call's argument list. Anything deeper cannot be valid, and refusing it
+    // before parsing keeps the parser's recursion bounded.
+    if json_nesting_exceeds(text, limits.max_depth.saturating_mul(2).saturating_add(4)) {
+        return Err(ProtocolError::TooDeep {
+            limit: limits.max_depth,
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| ProtocolError::NotJson(e.to_string()))
+}
+
 impl Message {
     /// Parses one message from its JSON text, enforcing `limits`.
     pub fn parse(text: &str, limits: &Limits) -> Result<Message, ProtocolError> {
-        if text.len() > limits.max_message_size {
-            return Err(ProtocolError::MessageTooLarge {
-                limit: limits.max_message_size,
-            });
-        }
-        // Each expression level is at most two JSON levels (`[[...]]`), plus the message's own
-        // array and a call's argument list. Anything deeper cannot be valid, and refusing it
-        // before parsing keeps the parser's recursion bounded.
-        if json_nesting_exceeds(text, limits.max_depth.saturating_mul(2).saturating_add(4)) {
-            return Err(ProtocolError::TooDeep {
-                limit: limits.max_depth,
-            });
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        de.disable_recursion_limit();
-        let json: Json = serde::Deserialize::deserialize(&mut de)
-            .and_then(|v| de.end().map(|()| v))
-            .map_err(|e| ProtocolError::NotJson(e.to_string()))?;
-        Message::from_json(&json, limits)
+        Message::from_json(&parse_json(text, limits)?, limits)
     }
 
     /// Converts a parsed JSON value into a message.
@@ -351,22 +355,7 @@ impl Message {
 impl Expr {
     /// Parses one expression from JSON text, enforcing `limits`.
     pub fn parse(text: &str, limits: &Limits) -> Result<Expr, ProtocolError> {
-        if text.len() > limits.max_message_size {
-            return Err(ProtocolError::MessageTooLarge {
-                limit: limits.max_message_size,
-            });
-        }
-        if json_nesting_exceeds(text, limits.max_depth.saturating_mul(2).saturating_add(4)) {
-            return Err(ProtocolError::TooDeep {
-                limit: limits.max_depth,
-            });
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        de.disable_recursion_limit();
-        let json: Json = serde::Deserialize::deserialize(&mut de)
-            .and_then(|v| de.end().map(|()| v))
-            .map_err(|e| ProtocolError::NotJson(e.to_string()))?;
-        Parser { limits }.expr(&json, 0)
+        Parser { limits }.expr(&parse_json(text, limits)?, 0)
     }
 }
 
