@@ -1,8 +1,8 @@
 //! Procedural macros for capwire: `#[rpc_target]` and `#[entrypoint]`. They are
 //! re-exported by the `capwire` crate; depend on that, not on this crate.
 //!
-//! The work is split as serde_derive splits it: [`model`] parses the input into a typed
-//! model and collects every error (each on its own tokens), [`expand`] generates code from
+//! The work is split as serde_derive splits it: `model` parses the input into a typed
+//! model and collects every error (each on its own tokens), `expand` generates code from
 //! a valid model. Generated code reaches the runtime only through `::capwire::…` (or the
 //! path given with `crate = "…"`) and its `#[doc(hidden)] __private` module.
 
