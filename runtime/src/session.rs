@@ -157,6 +157,9 @@ struct State {
     next_peer_push: i64,
     resolving: usize,
     broken: Option<RpcError>,
+    /// The peer can send nothing more (an HTTP batch's request body is used up): calls to
+    /// it could never be answered, so they fail with this error.
+    deaf: Option<RpcError>,
     main_taken: bool,
     serves_main: bool,
 }
@@ -425,7 +428,7 @@ impl SessionInner {
         })
         .to_text();
         let mut state = self.lock();
-        if let Some(e) = &state.broken {
+        if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
             return Err(e.clone());
         }
         let new_id = state.next_import;
@@ -957,6 +960,25 @@ impl SessionInner {
         drop(exports);
         self.idle.notify_waiters();
         self.ended.notify_waiters();
+    }
+
+    /// The peer will send nothing more: every result still expected from it fails with
+    /// `error`, and so does every later call to it.
+    pub(crate) fn peer_done(&self, error: RpcError) {
+        let pending: Vec<Arc<Import>> = {
+            let mut state = self.lock();
+            state.deaf = Some(error.clone());
+            state
+                .imports
+                .values()
+                .filter_map(|slot| slot.import.upgrade())
+                .collect()
+        };
+        for import in pending {
+            if import.promise {
+                import.settle(Err(error.clone()));
+            }
+        }
     }
 
     /// Waits until every pulled result has been sent (or the session ended).

@@ -278,3 +278,27 @@ async fn forms_of_later_features_are_refused_without_ending_the_session() {
     }
     assert_eq!(answers[&6], serde_json::json!(["resolve", 6, 36]));
 }
+
+/// A batch whose call needs an answer from the client (here: a call on a stub the client
+/// passed in) cannot get one inside the same request: the call fails, and the response
+/// comes back instead of hanging.
+#[tokio::test]
+async fn a_batch_call_that_needs_the_client_fails_instead_of_hanging() {
+    let addr = support::start_conformance_server().await;
+    let body =
+        "[\"push\",[\"pipeline\",0,[\"incrementCounter\"],[[\"export\",-1],2]]]\n[\"pull\",1]";
+    let (status, response) = post(addr, body).await;
+    assert_eq!(status, 200, "{response}");
+    let lines: Vec<&str> = response.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[\"push\",[\"pipeline\",-1,[\"increment\"]")),
+        "{response}"
+    );
+    let last = lines.last().copied().unwrap_or("");
+    assert!(
+        last.starts_with("[\"reject\",1,") && last.contains("HTTP batch ended"),
+        "{response}"
+    );
+}

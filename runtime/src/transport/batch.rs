@@ -22,6 +22,11 @@ pub async fn serve_batch(body: &str, main: RpcStub, limits: Limits) -> Result<St
             }
         }
     }
+    // Nothing more can come from the client in this request: what it was still to answer
+    // fails now, rather than holding the response open forever.
+    inner.peer_done(RpcError::error(
+        "the HTTP batch ended before the client could answer this call",
+    ));
     inner.drained().await;
     let mut lines = Vec::new();
     while let Ok(text) = out_rx.try_recv() {
