@@ -302,3 +302,26 @@ async fn a_batch_call_that_needs_the_client_fails_instead_of_hanging() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn a_binary_frame_that_is_not_utf8_aborts() {
+    let addr = support::start_conformance_server().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    ws.send(Message::binary(vec![0xff_u8, 0xfe, 0x00]))
+        .await
+        .unwrap();
+    let mut abort = None;
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Message::Text(t) = frame {
+            abort = Some(t.to_string());
+        }
+    }
+    let abort = abort.expect("an abort before the close");
+    assert!(
+        abort.starts_with("[\"abort\"") && abort.contains("not UTF-8"),
+        "{abort}"
+    );
+    server_still_serves(addr).await;
+}

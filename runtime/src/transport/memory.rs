@@ -83,7 +83,7 @@ impl Sink<String> for MemoryTransport {
         this.tx
             .as_ref()
             .and_then(|tx| tx.send((due, item)).ok())
-            .ok_or_else(|| TransportError("the other end is closed".into()))
+            .ok_or_else(|| TransportError::new("the other end is closed"))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {

@@ -16,10 +16,32 @@ use crate::stub::RpcStub;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 
-/// A transport failure.
+/// A transport failure, or a frame the transport cannot turn into a message.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+#[error("{message}")]
+pub struct TransportError {
+    message: String,
+    bad_input: bool,
+}
+
+impl TransportError {
+    /// The connection failed or closed.
+    pub fn new(message: impl Into<String>) -> Self {
+        TransportError {
+            message: message.into(),
+            bad_input: false,
+        }
+    }
+
+    /// The peer sent a frame that is not a message (binary data that is not UTF-8, say):
+    /// the session answers with an `abort` naming the problem.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        TransportError {
+            message: message.into(),
+            bad_input: true,
+        }
+    }
+}
 
 /// A running RPC session with one peer.
 ///
@@ -165,8 +187,12 @@ fn handle_incoming(
             }
             true
         }
+        Some(Err(e)) if e.bad_input => {
+            inner.shutdown(RpcError::type_error(e.message), true);
+            false
+        }
         Some(Err(e)) => {
-            inner.shutdown(RpcError::disconnected(&e.0), false);
+            inner.shutdown(RpcError::disconnected(&e.message), false);
             false
         }
         None => {

@@ -22,10 +22,11 @@ impl Frame for tokio_tungstenite::tungstenite::Message {
         use tokio_tungstenite::tungstenite::Message;
         match self {
             Message::Text(t) => Some(Ok(t.as_str().to_owned())),
-            Message::Binary(b) => Some(
-                String::from_utf8(b.to_vec())
-                    .map_err(|_| TransportError("binary frame is not UTF-8".into())),
-            ),
+            Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
+                TransportError::bad_input(
+                    "a binary frame that is not UTF-8 text is not an RPC message",
+                )
+            })),
             _ => None,
         }
     }
@@ -42,10 +43,11 @@ impl Frame for axum::extract::ws::Message {
         use axum::extract::ws::Message;
         match self {
             Message::Text(t) => Some(Ok(t.as_str().to_owned())),
-            Message::Binary(b) => Some(
-                String::from_utf8(b.to_vec())
-                    .map_err(|_| TransportError("binary frame is not UTF-8".into())),
-            ),
+            Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
+                TransportError::bad_input(
+                    "a binary frame that is not UTF-8 text is not an RPC message",
+                )
+            })),
             _ => None,
         }
     }
@@ -87,7 +89,7 @@ where
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Some(Err(TransportError(e.to_string()))));
+                    return Poll::Ready(Some(Err(TransportError::new(e.to_string()))));
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
@@ -107,22 +109,22 @@ where
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Pin::new(&mut self.get_mut().0)
             .poll_ready(cx)
-            .map_err(|e| TransportError(e.to_string()))
+            .map_err(|e| TransportError::new(e.to_string()))
     }
     fn start_send(self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
         Pin::new(&mut self.get_mut().0)
             .start_send(M::from_text(item))
-            .map_err(|e| TransportError(e.to_string()))
+            .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Pin::new(&mut self.get_mut().0)
             .poll_flush(cx)
-            .map_err(|e| TransportError(e.to_string()))
+            .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Pin::new(&mut self.get_mut().0)
             .poll_close(cx)
-            .map_err(|e| TransportError(e.to_string()))
+            .map_err(|e| TransportError::new(e.to_string()))
     }
 }
 
