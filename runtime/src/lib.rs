@@ -52,6 +52,7 @@
 
 #![warn(missing_docs)]
 
+mod codec;
 mod de;
 mod error;
 mod limits;
@@ -65,12 +66,13 @@ mod value;
 pub mod wire;
 
 pub use capwire_macros::{entrypoint, rpc_target};
+pub use codec::{deserialize, serialize};
 pub use de::from_value;
 pub use error::{ProtocolError, RpcError};
 pub use limits::Limits;
 pub use object::{CallFuture, RpcObject, arg};
 pub use ser::to_value;
-pub use session::{SessionStats, deserialize, serialize};
+pub use session::SessionStats;
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
 pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};

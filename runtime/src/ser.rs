@@ -48,7 +48,7 @@ pub(crate) fn serialize_special<S: ser::Serializer>(
         PARKED.with(|p| *p.borrow_mut() = Some(value.clone()));
         serializer.serialize_newtype_struct(MAGIC, &())
     } else {
-        match crate::session::encode_detached(value) {
+        match crate::codec::encode_detached(value) {
             Ok(json) => json.serialize(serializer),
             Err(e) => Err(ser::Error::custom(e)),
         }

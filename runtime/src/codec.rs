@@ -1,0 +1,110 @@
+//! Value encoding: [`Value`] to a Cap'n Web expression, as capnweb's `Devaluator` does,
+//! and the session-free `serialize`/`deserialize` pair.
+
+use crate::error::RpcError;
+use crate::limits::Limits;
+use crate::session::SessionInner;
+use crate::stub::Hook;
+use crate::value::Value;
+use crate::wire::Expr;
+
+/// Detached encoding: a value outside any session (no capabilities allowed).
+pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcError> {
+    Ok(encode(value, &mut |_, _| {
+        Err(RpcError::type_error(
+            "Can't serialize RPC stubs in this context.",
+        ))
+    })?
+    .to_json())
+}
+
+/// Serializes a value as capnweb's `serialize()` does: JSON text of its expression. Stubs
+/// and promises cannot be serialized outside a session.
+///
+/// ```
+/// let v = capwire::Value::Array(vec![1.into(), capwire::Value::Undefined]);
+/// assert_eq!(capwire::serialize(&v).unwrap(), r#"[[1,["undefined"]]]"#);
+/// ```
+pub fn serialize(value: &Value) -> Result<String, RpcError> {
+    Ok(encode_detached(value)?.to_string())
+}
+
+/// Deserializes text produced by capnweb's `serialize()` (or [`serialize`]).
+///
+/// ```
+/// let v = capwire::deserialize(r#"["bigint","18446744073709551616"]"#).unwrap();
+/// assert_eq!(v, capwire::Value::BigInt(capwire::BigInt::parse("18446744073709551616").unwrap()));
+/// ```
+pub fn deserialize(text: &str) -> Result<Value, RpcError> {
+    let expr = Expr::parse(text, &Limits::default())?;
+    let (scratch, _out, _events) = SessionInner::new(None, Limits::default());
+    let value = scratch.evaluate(expr)?;
+    if value.has_capabilities() {
+        return Err(RpcError::type_error(
+            "Cannot deserialize RPC stubs without an RPC session.",
+        ));
+    }
+    Ok(value)
+}
+
+/// Encodes `value` as an expression; `export` is asked to export each capability.
+pub(crate) fn encode(
+    value: &Value,
+    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
+) -> Result<Expr, RpcError> {
+    Ok(match value {
+        Value::Undefined => Expr::Undefined,
+        Value::Null => Expr::Null,
+        Value::Bool(b) => Expr::Bool(*b),
+        Value::Number(n) => Expr::Number(*n),
+        Value::BigInt(b) => Expr::BigInt(b.to_string()),
+        Value::String(s) => Expr::String(s.clone()),
+        Value::Array(a) => Expr::Array(
+            a.iter()
+                .map(|v| encode(v, export))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Expr::Object(
+            o.iter()
+                .map(|(k, v)| Ok((k.clone(), encode(v, export)?)))
+                .collect::<Result<_, RpcError>>()?,
+        ),
+        Value::Date(d) => Expr::Date(Some(d.millis()).filter(|m| !m.is_nan())),
+        Value::Bytes(b) => Expr::Bytes {
+            data: b.data.to_vec(),
+            kind: b.kind.clone(),
+        },
+        Value::Error(e) => encode_error(e, export),
+        Value::Url(u) => Expr::Url(u.clone()),
+        Value::Headers(h) => Expr::Headers(h.clone()),
+        Value::Stub(s) => export(&s.hook, false)?,
+        Value::Promise(p) => export(&p.hook, true)?,
+    })
+}
+
+/// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
+pub(crate) fn encode_error(
+    e: &RpcError,
+    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
+) -> Expr {
+    let props = e.props().map(|p| {
+        p.iter()
+            .filter_map(|(k, v)| encode(v, export).ok().map(|x| (k.clone(), x)))
+            .collect::<Vec<_>>()
+    });
+    Expr::Error {
+        name: e.name().to_owned(),
+        message: e.message().to_owned(),
+        stack: e.stack().map(str::to_owned),
+        props: props.filter(|p| !p.is_empty()),
+    }
+}
+
+/// An error as an expression, for `reject` and `abort` (which carry no capabilities).
+pub(crate) fn error_expr(e: &RpcError) -> Expr {
+    encode_error(e, &mut |_, _| {
+        Err(RpcError::type_error(
+            "errors in a reject or abort carry no stubs",
+        ))
+    })
+}
