@@ -24,12 +24,104 @@ pub(crate) enum Hook {
     Local(Arc<dyn RpcObject>),
     /// An entry of a session's import table.
     Import(Arc<Import>),
-    /// A value being computed here.
-    Pending(SharedResult),
+    /// A value being computed here, and the order in which calls on it were made.
+    Pending(SharedResult, Arc<Turns>),
     /// A value known here.
     Ready(Arc<Value>),
     /// A broken reference.
     Error(RpcError),
+}
+
+/// Tickets that order the calls made on a pending value: each call takes the next ticket
+/// when made, and is delivered only after every earlier ticket's call was (or was dropped).
+#[derive(Default)]
+pub(crate) struct Turns {
+    state: Mutex<TurnState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct TurnState {
+    issued: u64,
+    served: u64,
+    /// Tickets given up before their turn: skipped when it comes.
+    abandoned: std::collections::BTreeSet<u64>,
+}
+
+/// A place in line; giving it up (dropping it) lets the next call go.
+pub(crate) struct Ticket {
+    turns: Arc<Turns>,
+    number: u64,
+    served: bool,
+}
+
+impl Turns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(self: &Arc<Self>) -> Ticket {
+        let mut state = self.lock();
+        state.issued += 1;
+        Ticket {
+            turns: self.clone(),
+            number: state.issued - 1,
+            served: false,
+        }
+    }
+
+    fn all_served(&self) -> bool {
+        let state = self.lock();
+        state.served == state.issued
+    }
+}
+
+impl Ticket {
+    async fn wait(&self) {
+        loop {
+            let changed = self.turns.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.turns.lock().served == self.number {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn done(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.served {
+            return;
+        }
+        self.served = true;
+        let mut state = self.turns.lock();
+        if state.served == self.number {
+            state.served += 1;
+            loop {
+                let next = state.served;
+                if !state.abandoned.remove(&next) {
+                    break;
+                }
+                state.served += 1;
+            }
+        } else {
+            state.abandoned.insert(self.number);
+        }
+        drop(state);
+        self.turns.changed.notify_waiters();
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Property names every JavaScript object inherits from `Object.prototype`; capnweb never
@@ -200,9 +292,10 @@ impl Hook {
                         }
                         .boxed()
                         .shared(),
+                        Arc::default(),
                     )
                 }
-                Err(_) => Hook::Pending(fut.shared()),
+                Err(_) => Hook::Pending(fut.shared(), Arc::default()),
             },
         }
     }
@@ -214,13 +307,25 @@ impl Hook {
             Hook::Local(obj) => local_op(obj, path, args),
             Hook::Import(imp) => imp.op(path, args),
             Hook::Ready(v) => value_op(Value::clone(v), path, args),
-            Hook::Pending(shared) => match shared.peek() {
-                Some(Ok(v)) => value_op(v.clone(), path, args),
+            Hook::Pending(shared, turns) => match shared.peek() {
+                Some(Ok(v)) if turns.all_served() => value_op(v.clone(), path, args),
                 Some(Err(e)) => Hook::Error(e.clone()),
-                None => {
+                _ => {
+                    // Calls made before the value is known are delivered, once it is, in
+                    // the order they were made (E-order), each taking its turn.
+                    let ticket = turns.take();
                     let shared = shared.clone();
                     let path = path.to_vec();
-                    Hook::start(async move { value_op(shared.await?, &path, args).resolve().await })
+                    Hook::start(async move {
+                        let value = shared.await;
+                        ticket.wait().await;
+                        let hook = match value {
+                            Ok(v) => value_op(v, &path, args),
+                            Err(e) => Hook::Error(e),
+                        };
+                        ticket.done();
+                        hook.resolve().await
+                    })
                 }
             },
         }
@@ -233,7 +338,7 @@ impl Hook {
                 futures::future::ready(Ok(Value::Stub(RpcStub { hook: self.clone() }))).boxed()
             }
             Hook::Import(imp) => Import::resolve(imp),
-            Hook::Pending(shared) => shared.clone().boxed(),
+            Hook::Pending(shared, _) => shared.clone().boxed(),
             Hook::Ready(v) => futures::future::ready(Ok(Value::clone(v))).boxed(),
             Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
         }
@@ -259,7 +364,7 @@ impl Hook {
         match self {
             Hook::Local(obj) => Some(Arc::as_ptr(obj) as *const () as usize),
             Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
-            Hook::Pending(_) | Hook::Ready(_) | Hook::Error(_) => None,
+            Hook::Pending(..) | Hook::Ready(_) | Hook::Error(_) => None,
         }
     }
 }
@@ -444,7 +549,7 @@ impl fmt::Debug for RpcStub {
         match &self.hook {
             Hook::Local(_) => f.write_str("RpcStub(local)"),
             Hook::Import(imp) => write!(f, "RpcStub(import {})", imp.id()),
-            Hook::Pending(_) | Hook::Ready(_) => f.write_str("RpcStub(pending)"),
+            Hook::Pending(..) | Hook::Ready(_) => f.write_str("RpcStub(pending)"),
             Hook::Error(e) => write!(f, "RpcStub(broken: {e})"),
         }
     }

@@ -567,3 +567,48 @@ async fn a_client_session_ends_once_everything_it_imported_is_dropped() {
             .contains("disposing the main stub")
     );
 }
+
+/// Hands out a `Recorder`, but only after yielding a while, so that calls pipelined on the
+/// result arrive before it exists.
+struct SlowFactory(Arc<Recorder>);
+
+#[capwire::rpc_target]
+impl SlowFactory {
+    pub async fn recorder(&self) -> capwire::Stub<dyn RecorderApi> {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        capwire::Stub::from_raw(RpcStub::from_arc(self.0.clone()))
+    }
+}
+
+/// The `record(n)` interface of `Recorder`.
+#[capwire::rpc_target]
+pub trait RecorderApi {
+    /// Records `n`.
+    async fn record(&self, n: i64) -> i64;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_pipelined_on_a_pending_result_are_delivered_in_order() {
+    let recorder = Arc::new(Recorder::default());
+    let (client, _server, _, _) = pair(RpcStub::new(SlowFactory(recorder.clone())));
+    let factory: capwire::Stub<SlowFactory> = capwire::Stub::from_raw(client.main());
+    let promised = factory.recorder();
+    // One call is given up before the result exists: it must not hold up the others.
+    let abandoned = promised.record(-1);
+    let calls: Vec<_> = (0..100).map(|n| promised.record(n)).collect();
+    drop(abandoned);
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    let seen: Vec<i64> = recorder
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|n| *n >= 0)
+        .collect();
+    assert_eq!(seen, (0..100).collect::<Vec<_>>());
+}
