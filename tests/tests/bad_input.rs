@@ -325,3 +325,19 @@ async fn a_binary_frame_that_is_not_utf8_aborts() {
     );
     server_still_serves(addr).await;
 }
+
+#[tokio::test]
+async fn an_http_batch_message_over_the_size_limit_aborts() {
+    let addr = support::start_conformance_server().await;
+    let big = format!(
+        r#"["push",["pipeline",0,["echo"],["{}"]]]"#,
+        "x".repeat(33 * 1024 * 1024)
+    );
+    let (status, response) = post(addr, &big).await;
+    assert_eq!(status, 400);
+    assert!(
+        response.starts_with("[\"abort\"") && response.contains("max_message_size"),
+        "{}",
+        &response[..200.min(response.len())]
+    );
+}

@@ -81,9 +81,9 @@ where
             Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
         }
     })
-    .layer(axum::extract::DefaultBodyLimit::max(
-        limits.max_message_size.saturating_add(1),
-    ))
+    // A batch holds many messages; each is checked against the message limit (and an
+    // oversized one aborts, naming the limit). The body as a whole may be twice that.
+    .layer(axum::extract::DefaultBodyLimit::max(frame_limit(&limits)))
 }
 
 /// A bound RPC server, not yet serving: bind first to learn the port.
