@@ -78,7 +78,7 @@ struct ValueSerializer;
 fn key_of(v: Value) -> Result<String, SerError> {
     match v {
         Value::String(s) => Ok(s),
-        Value::Number(n) => Ok(crate::wire::number_to_json(n).to_string()),
+        Value::Number(n) => Ok(crate::wire::number_text(n)),
         Value::BigInt(b) => Ok(b.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
         other => Err(SerError(format!(

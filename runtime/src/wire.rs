@@ -611,14 +611,9 @@ pub(crate) fn encode_base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(data)
 }
 
-/// Encodes a finite number as JavaScript's `JSON.stringify` would: integers without `.0`.
-pub(crate) fn number_to_json(n: f64) -> Json {
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
-        // -0 prints as 0 in JavaScript too.
-        Json::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
-    }
+/// A finite number as `JSON.stringify` writes it (an object key, say).
+pub(crate) fn number_text(n: f64) -> String {
+    serde_json::to_string(&Num(n)).unwrap_or_default()
 }
 
 impl Expr {
@@ -637,7 +632,7 @@ macro_rules! json_array {
     }};
 }
 
-/// A number as `JSON.stringify` writes it: integers without a fraction.
+/// A number as `JSON.stringify` writes it: integers without a fraction (and -0 as 0).
 struct Num(f64);
 
 impl serde::Serialize for Num {
