@@ -405,16 +405,15 @@ impl SessionInner {
         if let Some(e) = &state.broken {
             return Err(e.clone());
         }
-        if !promise {
-            if let Some(id) = hook
+        // An object exported before is introduced again under its ID.
+        if !promise
+            && let Some(id) = hook
                 .identity()
                 .and_then(|k| state.reverse_exports.get(&k).copied())
-            {
-                if let Some(entry) = state.exports.get_mut(&id) {
-                    entry.refcount += 1;
-                    return Ok(Expr::Export(id));
-                }
-            }
+            && let Some(entry) = state.exports.get_mut(&id)
+        {
+            entry.refcount += 1;
+            return Ok(Expr::Export(id));
         }
         let id = state.next_export;
         state.next_export -= 1;

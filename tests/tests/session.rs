@@ -612,3 +612,48 @@ async fn calls_pipelined_on_a_pending_result_are_delivered_in_order() {
         .collect();
     assert_eq!(seen, (0..100).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn dropping_an_unresolved_promise_releases_its_result_on_the_peer() {
+    let (client, server, client_log, _) = pair(RpcStub::new(TestTarget));
+    let api = client.main(); // keeps the client session open
+    let pending = api.call("delay", (60_000, "never"));
+    pending.pull();
+    eventually("the server holds the call", || server.stats().exports == 2).await;
+    drop(pending);
+    eventually("the server let go of it", || server.stats().exports == 1).await;
+    assert!(
+        client_log
+            .lock()
+            .unwrap()
+            .contains(&r#"["release",1,1]"#.to_string())
+    );
+    assert_eq!(client.stats().imports, 1, "only the main stub is left");
+    drop(api);
+}
+
+#[tokio::test]
+async fn limits_set_on_a_session_are_enforced_with_an_abort_naming_them() {
+    let (a, b) = channel(Duration::ZERO);
+    let limits = capwire::Limits {
+        max_message_size: 1024,
+        max_depth: 8,
+        max_bigint_digits: 10,
+    };
+    let server = Session::start(b, Some(RpcStub::new(TestTarget)), limits);
+    let client = Session::start(a, None, Default::default());
+    let api = client.main();
+    // Under the limits, all is well.
+    assert_eq!(
+        api.call("echo", ("x".repeat(100),))
+            .await
+            .unwrap()
+            .as_str()
+            .map(str::len),
+        Some(100)
+    );
+    // Over one, the server ends the session and says which limit.
+    let err = api.call("echo", ("x".repeat(2000),)).await.unwrap_err();
+    assert!(err.message().contains("max_message_size"), "{err}");
+    assert!(server.closed().await.message().contains("max_message_size"));
+}
