@@ -764,7 +764,7 @@ impl SessionInner {
         let hook = match self.evaluate(expr)? {
             Value::Promise(p) => p.hook,
             Value::Stub(s) => s.hook,
-            plain if plain.has_capabilities() => Hook::start(crate::stub::resolve_promises(plain)),
+            plain if plain.has_promises() => Hook::start(crate::stub::resolve_promises(plain)),
             plain => Hook::ready(Ok(plain)),
         };
         let mut state = self.lock();

@@ -227,18 +227,6 @@ pub(crate) fn resolve_promises(value: Value) -> BoxFuture<'static, Result<Value,
     .boxed()
 }
 
-fn args_have_promises(args: &[Value]) -> bool {
-    fn has(v: &Value) -> bool {
-        match v {
-            Value::Promise(_) => true,
-            Value::Array(a) => a.iter().any(has),
-            Value::Object(o) => o.values().any(has),
-            _ => false,
-        }
-    }
-    args.iter().any(has)
-}
-
 impl Hook {
     pub(crate) fn ready(result: Result<Value, RpcError>) -> Hook {
         match result {
@@ -350,7 +338,7 @@ impl Hook {
         let first = self.resolve();
         async move {
             let v = first.await?;
-            if v.has_capabilities() {
+            if v.has_promises() {
                 resolve_promises(v).await
             } else {
                 Ok(v)
@@ -390,7 +378,7 @@ fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>
         ([], None) => Hook::ready(Ok(Value::Stub(RpcStub {
             hook: Hook::Local(obj.clone()),
         }))),
-        (_, Some(args)) if args_have_promises(&args) => {
+        (_, Some(args)) if args.iter().any(Value::has_promises) => {
             // Promises among the arguments are replaced by their results before delivery.
             let obj = obj.clone();
             let path = path.to_vec();

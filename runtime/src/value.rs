@@ -152,6 +152,17 @@ impl Value {
         }
     }
 
+    /// `true` if a promise sits anywhere inside (where a received value must be resolved
+    /// before the application sees it).
+    pub(crate) fn has_promises(&self) -> bool {
+        match self {
+            Value::Promise(_) => true,
+            Value::Array(a) => a.iter().any(Value::has_promises),
+            Value::Object(o) => o.values().any(Value::has_promises),
+            _ => false,
+        }
+    }
+
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Undefined => "undefined",
