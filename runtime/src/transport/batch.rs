@@ -1,6 +1,5 @@
 //! HTTP batch: one `POST` carries a whole session, newline-delimited messages each way.
 
-use super::Session;
 use crate::error::RpcError;
 use crate::limits::Limits;
 use crate::session::SessionInner;
@@ -12,29 +11,42 @@ use std::sync::Arc;
 /// body. `Err` carries the body when the batch ended with an `abort`.
 pub async fn serve_batch(body: &str, main: RpcStub, limits: Limits) -> Result<String, String> {
     let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits);
-    let mut failed = false;
-    if !body.is_empty() {
-        for line in body.split('\n') {
-            if let Err(e) = inner.handle_text(line) {
-                inner.shutdown(RpcError::from(e), true);
-                failed = true;
-                break;
-            }
+    let failed = match handle_body(&inner, body) {
+        Ok(()) => false,
+        Err(e) => {
+            inner.shutdown(e, true);
+            true
         }
-    }
+    };
     // Nothing more can come from the client in this request: what it was still to answer
     // fails now, rather than holding the response open forever.
     inner.peer_done(RpcError::error(
         "the HTTP batch ended before the client could answer this call",
     ));
     inner.drained().await;
+    let body = queued_body(&mut out_rx);
+    inner.shutdown(RpcError::disconnected("the HTTP batch is complete"), false);
+    if failed { Err(body) } else { Ok(body) }
+}
+
+/// Handles each message of a batch body (an empty body is zero messages); stops at the
+/// first protocol error.
+fn handle_body(inner: &Arc<SessionInner>, body: &str) -> Result<(), RpcError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    body.split('\n')
+        .try_for_each(|line| inner.handle_text(line))
+        .map_err(RpcError::from)
+}
+
+/// Every message queued for sending, as a batch body.
+fn queued_body(out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
     let mut lines = Vec::new();
     while let Ok(text) = out_rx.try_recv() {
         lines.push(text);
     }
-    inner.shutdown(RpcError::disconnected("the HTTP batch is complete"), false);
-    let body = lines.join("\n");
-    if failed { Err(body) } else { Ok(body) }
+    lines.join("\n")
 }
 
 /// The client side of an HTTP batch session.
@@ -74,31 +86,19 @@ impl BatchClient {
 
     /// A stub to the server's main object.
     pub fn main(&self) -> RpcStub {
-        Session {
-            inner: self.inner.clone(),
-        }
-        .main()
+        self.inner.main_stub()
     }
 
     /// Sends the batch and processes the response. Promises that were not settled by the
     /// response fail with an error saying the batch ended.
     pub async fn send(mut self) -> Result<(), RpcError> {
-        let mut lines = Vec::new();
-        while let Ok(text) = self.out_rx.try_recv() {
-            lines.push(text);
-        }
-        let result = self.post(lines.join("\n")).await;
+        let request = queued_body(&mut self.out_rx);
+        let result = match self.post(request).await {
+            Ok(response) => handle_body(&self.inner, &response),
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(body) => {
-                if !body.is_empty() {
-                    for line in body.split('\n') {
-                        if let Err(e) = self.inner.handle_text(line) {
-                            let e = RpcError::from(e);
-                            self.inner.shutdown(e.clone(), false);
-                            return Err(e);
-                        }
-                    }
-                }
+            Ok(()) => {
                 self.inner
                     .shutdown(RpcError::disconnected("Batch RPC request ended."), false);
                 Ok(())
