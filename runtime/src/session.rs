@@ -606,17 +606,7 @@ impl SessionInner {
                     .map(|e| self.evaluate(e))
                     .collect::<Result<_, _>>()?,
             ),
-            Expr::Object(fields) => {
-                let mut o = Object::with_capacity(fields.len());
-                for (k, v) in fields {
-                    let v = self.evaluate(v)?;
-                    // Like capnweb, never let a peer plant names that shadow built-ins.
-                    if k != "toJSON" && !is_prototype_name(&PathKey::Name(k.clone())) {
-                        o.insert(k, v);
-                    }
-                }
-                Value::Object(o)
-            }
+            Expr::Object(fields) => Value::Object(self.evaluate_fields(fields, &[])?),
             Expr::Undefined => Value::Undefined,
             Expr::Inf => Value::Number(f64::INFINITY),
             Expr::NegInf => Value::Number(f64::NEG_INFINITY),
@@ -637,16 +627,8 @@ impl SessionInner {
             } => {
                 let props = match props {
                     Some(fields) => {
-                        let mut o = Object::new();
-                        for (k, v) in fields {
-                            let v = self.evaluate(v)?;
-                            if !matches!(k.as_str(), "name" | "message" | "stack" | "toJSON")
-                                && !is_prototype_name(&PathKey::Name(k.clone()))
-                            {
-                                o.insert(k, v);
-                            }
-                        }
-                        Some(o).filter(|o| !o.is_empty())
+                        Some(self.evaluate_fields(fields, &["name", "message", "stack"])?)
+                            .filter(|o| !o.is_empty())
                     }
                     None => None,
                 };
@@ -684,6 +666,32 @@ impl SessionInner {
             Expr::Response { .. } => unsupported("Response"),
             Expr::Blob { .. } => unsupported("Blob"),
         })
+    }
+
+    /// An object's fields. Like capnweb, a peer never plants names that shadow built-ins
+    /// (`toJSON`, `Object.prototype`'s), nor any of `skip`.
+    fn evaluate_fields(
+        self: &Arc<Self>,
+        fields: Vec<(String, Expr)>,
+        skip: &[&str],
+    ) -> Result<Object, ProtocolError> {
+        let mut o = Object::with_capacity(fields.len());
+        for (k, v) in fields {
+            let v = self.evaluate(v)?;
+            if k != "toJSON" && !is_prototype_name(&k) && !skip.contains(&k.as_str()) {
+                o.insert(k, v);
+            }
+        }
+        Ok(o)
+    }
+
+    /// The error a `reject` or `abort` carries (a non-error value is described as one).
+    fn evaluate_error(self: &Arc<Self>, expr: Expr) -> RpcError {
+        match self.evaluate(expr) {
+            Ok(Value::Error(e)) => e,
+            Ok(other) => RpcError::error(format!("{other:?}")),
+            Err(e) => e.into(),
+        }
     }
 
     fn evaluate_args(
@@ -728,11 +736,7 @@ impl SessionInner {
                 self.settle_import(id, value.map_err(RpcError::from));
             }
             Message::Reject(id, expr) => {
-                let error = match self.evaluate(expr) {
-                    Ok(Value::Error(e)) => e,
-                    Ok(other) => RpcError::error(format!("{other:?}")),
-                    Err(e) => e.into(),
-                };
+                let error = self.evaluate_error(expr);
                 self.settle_import(id, Err(error));
             }
             Message::Release(id, count) => {
@@ -743,12 +747,7 @@ impl SessionInner {
                 drop(released);
             }
             Message::Abort(expr) => {
-                let error = match self.evaluate(expr) {
-                    Ok(Value::Error(e)) => e,
-                    Ok(other) => RpcError::error(format!("{other:?}")),
-                    Err(e) => e.into(),
-                };
-                return Err(ProtocolError::PeerAborted(error));
+                return Err(ProtocolError::PeerAborted(self.evaluate_error(expr)));
             }
         }
         Ok(())

@@ -126,25 +126,26 @@ impl Drop for Ticket {
 
 /// Property names every JavaScript object inherits from `Object.prototype`; capnweb never
 /// follows them, so neither do we.
-pub(crate) fn is_prototype_name(key: &PathKey) -> bool {
+pub(crate) fn is_prototype_name(name: &str) -> bool {
     matches!(
-        key,
-        PathKey::Name(n) if matches!(
-            n.as_str(),
-            "constructor"
-                | "__proto__"
-                | "toString"
-                | "toLocaleString"
-                | "valueOf"
-                | "hasOwnProperty"
-                | "isPrototypeOf"
-                | "propertyIsEnumerable"
-                | "__defineGetter__"
-                | "__defineSetter__"
-                | "__lookupGetter__"
-                | "__lookupSetter__"
-        )
+        name,
+        "constructor"
+            | "__proto__"
+            | "toString"
+            | "toLocaleString"
+            | "valueOf"
+            | "hasOwnProperty"
+            | "isPrototypeOf"
+            | "propertyIsEnumerable"
+            | "__defineGetter__"
+            | "__defineSetter__"
+            | "__lookupGetter__"
+            | "__lookupSetter__"
     )
+}
+
+fn is_prototype_key(key: &PathKey) -> bool {
+    matches!(key, PathKey::Name(n) if is_prototype_name(n))
 }
 
 fn path_text(path: &[PathKey]) -> String {
@@ -162,7 +163,7 @@ enum Followed {
 
 fn follow(mut value: Value, path: &[PathKey]) -> Followed {
     for (i, key) in path.iter().enumerate() {
-        if is_prototype_name(key) {
+        if is_prototype_key(key) {
             value = Value::Undefined;
             continue;
         }
@@ -391,13 +392,13 @@ fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>
         }
         ([], Some(args)) => Hook::invoke(|| obj.clone().call_self(args)),
         ([name], Some(args)) => {
-            if is_prototype_name(name) {
+            if is_prototype_key(name) {
                 return Hook::Error(RpcError::not_a_function(&name.as_name()));
             }
             Hook::invoke(|| obj.clone().call(&name.as_name(), args))
         }
         ([name], None) => {
-            if is_prototype_name(name) {
+            if is_prototype_key(name) {
                 return Hook::ready(Ok(Value::Undefined));
             }
             Hook::invoke(|| obj.clone().get(&name.as_name()))
