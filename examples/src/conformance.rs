@@ -1,10 +1,9 @@
 //! The conformance service of `shared/CONFORMANCE.md`, written with capwire's macros.
 //!
 //! `TestTarget` is the main object of every session; `Counter` and `Vault` are handed out
-//! by reference. Rows that need later features (functions, streams, blobs,
-//! request/response, `map`) are not served yet.
+//! by reference. Rows that need streams, blobs or request/response are not served yet.
 
-use capwire::{RpcError, RpcPromise, Stub, Value, entrypoint, rpc_target};
+use capwire::{Function, RpcError, RpcPromise, Stub, Value, entrypoint, rpc_target};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +18,27 @@ pub struct TestTarget;
 pub struct CallSquareResult {
     /// The promised square.
     pub result: RpcPromise<f64>,
+}
+
+/// The result of `callFunction`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct CallFunctionResult {
+    /// What the function returned.
+    pub result: Value,
+}
+
+/// The result of `foo`: a function inside plain data.
+#[derive(Serialize, Deserialize)]
+pub struct Foo {
+    /// `{ baz }`.
+    pub bar: Bar,
+}
+
+/// Holds `baz`.
+#[derive(Serialize, Deserialize)]
+pub struct Bar {
+    /// Returns `"qux"`.
+    pub baz: Function<(), String>,
 }
 
 /// A user record.
@@ -46,6 +66,38 @@ impl TestTarget {
     pub fn call_square(&self, target: Stub<TestTarget>, i: f64) -> CallSquareResult {
         CallSquareResult {
             result: target.square(i),
+        }
+    }
+
+    /// `{ result: await func(i) }`: calls back into the caller's function mid-call.
+    pub async fn call_function(
+        &self,
+        func: Function<(f64,)>,
+        i: f64,
+    ) -> Result<CallFunctionResult, RpcError> {
+        Ok(CallFunctionResult {
+            result: func.call((i,)).await?,
+        })
+    }
+
+    /// A closure `(increment = 0) => total` keeping a running total from 0.
+    pub fn new_counter_fn(&self) -> Function<(Option<f64>,), f64> {
+        let total = Mutex::new(0.0);
+        Function::new(move |increment: Option<f64>| {
+            let mut total = total
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *total += increment.unwrap_or(0.0);
+            *total
+        })
+    }
+
+    /// `{ bar: { baz: F } }`, `F` a function returning `"qux"`.
+    pub fn foo(&self) -> Foo {
+        Foo {
+            bar: Bar {
+                baz: Function::new(|| "qux".to_owned()),
+            },
         }
     }
 

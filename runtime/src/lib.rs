@@ -55,6 +55,7 @@
 mod codec;
 mod de;
 mod error;
+mod function;
 mod limits;
 mod object;
 mod ser;
@@ -69,6 +70,7 @@ pub use capwire_macros::{entrypoint, rpc_target};
 pub use codec::{deserialize, serialize};
 pub use de::from_value;
 pub use error::{ProtocolError, RpcError};
+pub use function::{FnOutput, Function, IntoFunction};
 pub use limits::Limits;
 pub use object::{CallFuture, RpcObject, arg};
 pub use ser::to_value;
@@ -85,7 +87,7 @@ pub use wire::PathKey;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        RpcError, RpcObject, RpcPromise, RpcStub, Stub, Value, entrypoint, rpc_target,
+        Function, RpcError, RpcObject, RpcPromise, RpcStub, Stub, Value, entrypoint, rpc_target,
     };
 }
 

@@ -371,4 +371,4 @@ macro_rules! serialize_via_value {
         }
     )*};
 }
-serialize_via_value!(BigInt => BigInt, crate::value::Date => Date, Bytes => Bytes, RpcError => Error);
+serialize_via_value!(BigInt => BigInt, crate::value::Date => Date, Bytes => Bytes);

@@ -30,7 +30,12 @@ pub(crate) struct Import {
     released: AtomicBool,
     resolution: OnceLock<Result<Value, RpcError>>,
     resolved: Notify,
+    /// Callbacks of `on_broken`, run when this settles.
+    watchers: Mutex<Vec<BrokenCallback>>,
 }
+
+/// What `on_broken` runs.
+pub(crate) type BrokenCallback = Box<dyn FnOnce(RpcError) + Send>;
 
 impl Import {
     pub(crate) fn id(&self) -> i64 {
@@ -40,6 +45,31 @@ impl Import {
     fn settle(&self, result: Result<Value, RpcError>) {
         if self.resolution.set(result).is_ok() {
             self.resolved.notify_waiters();
+            // Taken after the resolution is set: a watcher added meanwhile sees it.
+            let watchers = std::mem::take(&mut *lock(&self.watchers));
+            if let Some(result) = self.resolution.get() {
+                for watcher in watchers {
+                    crate::stub::notify_broken(result, watcher);
+                }
+            }
+        }
+    }
+
+    /// Runs `callback` when this import breaks: its session ends, or (a promise) it
+    /// rejects or resolves to something that breaks.
+    pub(crate) fn on_broken(&self, callback: BrokenCallback) {
+        let mut watchers = lock(&self.watchers);
+        match self.resolution.get() {
+            None => {
+                watchers.push(callback);
+                drop(watchers);
+                // Whether a promise rejects is known only once its result is asked for.
+                self.pull();
+            }
+            Some(result) => {
+                drop(watchers);
+                crate::stub::notify_broken(result, callback);
+            }
         }
     }
 
@@ -183,6 +213,12 @@ pub(crate) struct SessionInner {
     ended: Notify,
 }
 
+/// Locks `m`. No code path panics while holding one of the session's locks; recover the
+/// data if one ever did.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn unsupported(what: &str) -> Value {
     Value::Promise(RpcPromise::rejected(RpcError::type_error(format!(
         "{what} over RPC is not supported by this version of capwire"
@@ -224,10 +260,7 @@ impl SessionInner {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No code path panics while holding the lock; recover the data if one ever did.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(crate) fn send(&self, msg: &Message) {
@@ -245,27 +278,8 @@ impl SessionInner {
         let import = match slot {
             Some(i) => i,
             None => {
-                state.next_generation += 1;
                 state.main_taken = true;
-                let import = Arc::new(Import {
-                    session: self.clone(),
-                    id: 0,
-                    generation: state.next_generation,
-                    promise: false,
-                    pulled: AtomicBool::new(false),
-                    released: AtomicBool::new(false),
-                    resolution: OnceLock::new(),
-                    resolved: Notify::new(),
-                });
-                state.imports.insert(
-                    0,
-                    ImportSlot {
-                        import: Arc::downgrade(&import),
-                        generation: import.generation,
-                        remote_refcount: 0,
-                    },
-                );
-                import
+                self.new_import(&mut state, 0, false, 0)
             }
         };
         RpcStub {
@@ -302,6 +316,7 @@ impl SessionInner {
             released: AtomicBool::new(false),
             resolution: OnceLock::new(),
             resolved: Notify::new(),
+            watchers: Mutex::default(),
         });
         state.imports.insert(
             id,

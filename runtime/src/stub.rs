@@ -2,7 +2,7 @@
 
 use crate::error::RpcError;
 use crate::object::{CallFuture, RpcObject};
-use crate::session::Import;
+use crate::session::{BrokenCallback, Import};
 use crate::value::Value;
 use crate::wire::PathKey;
 use futures::FutureExt;
@@ -189,6 +189,8 @@ pub(crate) fn value_op(value: Value, path: &[PathKey], args: Option<Vec<Value>>)
     match follow(value, path) {
         Followed::Hook(hook, rest) => hook.op(&rest, args),
         Followed::Value(v) => match args {
+            // A call on a stub held in a value: call the stub itself.
+            Some(args) if let Value::Stub(s) = &v => s.hook.op(&[], Some(args)),
             None => Hook::ready(Ok(v)),
             Some(_) => Hook::Error(RpcError::not_a_function(&path_text(path))),
         },
@@ -348,6 +350,26 @@ impl Hook {
         .boxed()
     }
 
+    /// Runs `callback` once if this reference breaks: its session ends, or the promise
+    /// rejects, or it resolves to a reference that breaks.
+    pub(crate) fn on_broken(&self, callback: BrokenCallback) {
+        match self {
+            Hook::Local(_) => {}
+            Hook::Import(imp) => imp.on_broken(callback),
+            Hook::Ready(v) => notify_broken(&Ok(Value::clone(v)), callback),
+            Hook::Error(e) => notify_broken(&Err(e.clone()), callback),
+            Hook::Pending(shared, _) => {
+                if let Some(result) = shared.peek() {
+                    return notify_broken(result, callback);
+                }
+                let shared = shared.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move { notify_broken(&shared.await, callback) });
+                }
+            }
+        }
+    }
+
     /// Identity of the target, for "same object" checks and export deduplication.
     pub(crate) fn identity(&self) -> Option<usize> {
         match self {
@@ -355,6 +377,22 @@ impl Hook {
             Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
             Hook::Pending(..) | Hook::Ready(_) | Hook::Error(_) => None,
         }
+    }
+}
+
+/// Runs `callback` for a settled reference: now if it failed, later if it settled to a
+/// reference that may still break, never otherwise.
+pub(crate) fn notify_broken(result: &Result<Value, RpcError>, callback: BrokenCallback) {
+    match result {
+        Err(e) => {
+            let e = e.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(e))).is_err() {
+                tracing::warn!("capwire: an on_broken callback panicked");
+            }
+        }
+        Ok(Value::Stub(s)) => s.hook.on_broken(callback),
+        Ok(Value::Promise(p)) => p.hook.on_broken(callback),
+        Ok(_) => {}
     }
 }
 
@@ -524,6 +562,23 @@ impl RpcStub {
         RpcPromise::from_hook(self.hook.op(&path.into_path(), None))
     }
 
+    /// Runs `callback` once, with the reason, if this stub breaks: when the session it
+    /// came through ends (disconnect, abort, or the peer going away), or when the promise
+    /// it was made from rejects. A stub to a local object never breaks. The callback runs
+    /// on the session's task: keep it short, and spawn for anything longer. It is dropped
+    /// unrun when the stub's target goes away normally.
+    ///
+    /// ```
+    /// # use capwire::{RpcError, RpcStub};
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let stub = RpcStub::broken(RpcError::error("gone"));
+    /// stub.on_broken(move |e| tx.send(e.message().to_owned()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), "gone");
+    /// ```
+    pub fn on_broken(&self, callback: impl FnOnce(RpcError) + Send + 'static) {
+        self.hook.on_broken(Box::new(callback));
+    }
+
     /// `true` if both stubs refer to the same object.
     pub fn same_target(&self, other: &RpcStub) -> bool {
         match (self.hook.identity(), other.hook.identity()) {
@@ -646,6 +701,13 @@ impl<T> RpcPromise<T> {
         if let Hook::Import(imp) = &self.hook {
             imp.pull();
         }
+    }
+
+    /// Runs `callback` once, with the reason, if this promise rejects, its session ends
+    /// before it resolves, or it resolves to a stub that breaks later. See
+    /// [`RpcStub::on_broken`].
+    pub fn on_broken(&self, callback: impl FnOnce(RpcError) + Send + 'static) {
+        self.hook.on_broken(Box::new(callback));
     }
 
     /// A stub on the promised object: calls on it are pipelined.

@@ -72,6 +72,11 @@ impl<T: ?Sized + RpcTarget> Stub<T> {
     pub fn into_raw(self) -> RpcStub {
         self.client.as_ref().clone()
     }
+
+    /// Runs `callback` once if this stub breaks; see [`RpcStub::on_broken`].
+    pub fn on_broken(&self, callback: impl FnOnce(RpcError) + Send + 'static) {
+        self.raw().on_broken(callback);
+    }
 }
 
 impl<T: ?Sized + RpcTarget> Deref for Stub<T> {

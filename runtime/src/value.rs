@@ -511,3 +511,32 @@ impl From<serde_json::Value> for Value {
         }
     }
 }
+
+static UNDEFINED: Value = Value::Undefined;
+
+impl std::ops::Index<&str> for Value {
+    type Output = Value;
+
+    /// The property `key` of an object (or element of an array), `undefined` when absent,
+    /// as JavaScript reads it.
+    ///
+    /// ```
+    /// let v = capwire::deserialize(r#"{"a":{"b":[[1,2]]}}"#).unwrap();
+    /// assert_eq!(v["a"]["b"][1].as_f64(), Some(2.0));
+    /// assert!(v["missing"]["deeper"].is_nullish());
+    /// ```
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&UNDEFINED)
+    }
+}
+
+impl std::ops::Index<usize> for Value {
+    type Output = Value;
+
+    /// Element `index` of an array; `undefined` when absent or not an array.
+    fn index(&self, index: usize) -> &Value {
+        self.as_array()
+            .and_then(|a| a.get(index))
+            .unwrap_or(&UNDEFINED)
+    }
+}

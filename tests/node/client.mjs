@@ -1,7 +1,10 @@
 // Conformance client built on the real `capnweb` npm package.
 //
-//   node client.mjs [--timeout MS] [--only row1,row2] ws://127.0.0.1:PORT/
-//   node client.mjs [--timeout MS] [--only row1,row2] --batch http://127.0.0.1:PORT/
+//   node client.mjs [--timeout MS] [--only row1,row2] [--exclude row3,row4] ws://127.0.0.1:PORT/
+//   node client.mjs [--timeout MS] [--only row1,row2] [--exclude row3,row4] --batch http://127.0.0.1:PORT/
+//
+// --only runs just the named rows; --exclude skips the named rows (both may be given; a row runs
+// only if it passes both filters). The final `session` row of WebSocket mode obeys them too.
 //
 // Prints one JSON line per check on stdout:
 //   {"row":"square","ok":true}
@@ -12,11 +15,16 @@
 // and ends with a `session` row that fails if that session broke at any point.
 // Batch mode gives every check its own HTTP batch session(s): all calls of one batch are made in
 // the same tick, before anything is awaited.
+// Rows that need the server to call back into this client while a call is running
+// (callFunction, useCounter) are WebSocket-only: an HTTP batch cannot carry a server-to-client
+// call (capnweb's batch server then waits forever for the answer).
 
 import { inspect } from "node:util";
 import { WebSocket as WsWebSocket } from "ws";
 import {
   RpcPromise,
+  RpcStub,
+  RpcTarget,
   deserialize,
   newHttpBatchRpcSession,
   newWebSocketRpcSession,
@@ -31,8 +39,8 @@ if (typeof globalThis.WebSocket === "undefined") globalThis.WebSocket = WsWebSoc
 function usage(msg) {
   if (msg) process.stderr.write(`${msg}\n`);
   process.stderr.write(
-    "usage: node client.mjs [--timeout MS] [--only a,b] ws://HOST:PORT/\n" +
-      "       node client.mjs [--timeout MS] [--only a,b] --batch http://HOST:PORT/\n",
+    "usage: node client.mjs [--timeout MS] [--only a,b] [--exclude c,d] ws://HOST:PORT/\n" +
+      "       node client.mjs [--timeout MS] [--only a,b] [--exclude c,d] --batch http://HOST:PORT/\n",
   );
   process.exit(2);
 }
@@ -41,6 +49,7 @@ let mode = "ws";
 let url;
 let timeoutMs = 10_000;
 let only = null;
+const exclude = new Set();
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -48,6 +57,7 @@ let only = null;
     if (a === "--batch") mode = "batch";
     else if (a === "--timeout") timeoutMs = Number(argv[++i]);
     else if (a === "--only") only = new Set(String(argv[++i]).split(","));
+    else if (a === "--exclude") for (const r of String(argv[++i]).split(",")) exclude.add(r);
     else if (a.startsWith("-")) usage(`unknown option: ${a}`);
     else if (url === undefined) url = a;
     else usage(`unexpected argument: ${a}`);
@@ -302,6 +312,49 @@ function checkThrowError(r) {
   if (!(e instanceof RangeError)) fail(`throwError() rejected with ${errText(e)}; expected instanceof RangeError`);
   if (e.name !== "RangeError") fail(`error name ${show(e.name)}, expected "RangeError"`);
   if (e.message !== "test error") fail(`error message ${show(e.message)}, expected "test error"`);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Results of `ids.map(id => counter.increment(id))` on a counter starting at `start`: the
+// increments may run in any serial order, but each result must be the value before it (in
+// that order) plus its own id.
+function checkCounterMap(got, ids, start) {
+  if (!Array.isArray(got) || got.length !== ids.length) fail(`counter map gave ${show(got)}, expected ${ids.length} results`);
+  const order = got.map((v, k) => [v, ids[k]]).sort((x, y) => x[0] - y[0]);
+  let prev = start;
+  for (const [v, id] of order) {
+    if (v !== prev + id) fail(`counter map gave ${show(got)} for increments ${show(ids)} from ${start}: not any serial order`);
+    prev = v;
+  }
+}
+
+// A local object passed by reference (for echoTarget).
+class LocalTarget extends RpcTarget {
+  hits = 0;
+  ping(x) {
+    this.hits++;
+    return `pong ${x}`;
+  }
+}
+
+// throwError() rejects; a call and a nested property call pipelined on it reject the same way.
+async function checkPipelineErrors(s) {
+  const p = s.throwError();
+  const q = p.foo();
+  const r = p.bar.baz(1);
+  const [pr, qr, rr] = await Promise.all([settle(p), settle(q), settle(r)]);
+  const problems = [];
+  for (const [what, res] of [["throwError()", pr], ["throwError().foo()", qr], ["throwError().bar.baz(1)", rr]]) {
+    try {
+      checkThrowError(res);
+    } catch (e) {
+      problems.push(`${what}: ${errText(e)}`);
+    }
+  }
+  if (problems.length) fail(problems.join("; "));
 }
 
 // Proxy-level probes of a vault stub; returns a list of started promises (so batch mode can start
@@ -648,6 +701,270 @@ const CHECKS = [
       // incrementCounter makes once its argument resolves: 5 or 9 are both correct.
       if (vv !== 5 && vv !== 9) fail(`c.value read in the same batch gave ${show(vv)}; expected 5 or 9`);
     }],
+  // --- Functions passed by reference, callbacks, forwarding -------------------------------------
+
+  // The server calls the client's function in the middle of the call. Not in batch mode: the
+  // server would have to call back to the client, which an HTTP batch cannot carry.
+  ["callFunction",
+    async () => {
+      const s = api();
+      let calls = 0;
+      expectEq(await s.callFunction((x) => (calls++, x * 10), 3), { result: 30 }, "callFunction(x => x * 10, 3)");
+      expectEq(await s.callFunction(async (x) => {
+        await sleep(20);
+        calls++;
+        return `async ${x}`;
+      }, 4), { result: "async 4" }, "callFunction(async x => `async ${x}`, 4)");
+      expectEq(calls, 2, "local function invocations");
+    },
+    null],
+
+  ["newCounterFn",
+    async () => {
+      const f = await api().newCounterFn();
+      try {
+        expectEq(await f(2), 2, "f(2)");
+        expectEq(await f(1), 3, "f(1)");
+        expectEq(await f(-5), -2, "f(-5)");
+        expectEq(await f(), -2, "f()");
+      } finally {
+        dispose(f);
+      }
+    },
+    async () => {
+      // Calls pipelined on the not-yet-resolved function run in message order.
+      const f = api().newCounterFn();
+      const got = await Promise.all([f(2), f(1), f(-5), f()]);
+      expectEq(got, [2, 3, -2, -2], "[f(2), f(1), f(-5), f()]");
+    }],
+
+  ["foo",
+    async () => expectEq(await api().foo().bar.baz(), "qux", "foo().bar.baz()"),
+    async () => expectEq(await api().foo().bar.baz(), "qux", "foo().bar.baz()")],
+
+  // A stub from a second, independent session passed into the first: the server of session 1
+  // calls a counter that lives behind session 2 (it goes through this client, which forwards).
+  // Not in batch mode: the server would have to call back to the client.
+  ["useCounter",
+    async () => {
+      const s1 = api();
+      const s2 = newWebSocketRpcSession(url);
+      let c;
+      try {
+        c = await s2.makeCounter(5);
+        expectEq(await s1.useCounter(c, 2), 7, "session1.useCounter(<counter of session 2>, 2)");
+        expectEq(await c.value, 7, "counter.value via session 2");
+        // The same with a counter that is still a pipelined promise of session 2.
+        const p = s2.makeCounter(10);
+        try {
+          expectEq(await s1.useCounter(p, 3), 13, "session1.useCounter(<unresolved promise of session 2>, 3)");
+          expectEq(await p.value, 13, "pipelined counter.value via session 2");
+        } finally {
+          dispose(p);
+        }
+      } finally {
+        dispose(c);
+        dispose(s2);
+      }
+    },
+    null],
+
+  // Stubs inside an echoed value: a server-made counter (twice) and a local function.
+  ["echoStubs",
+    async () => {
+      const s = api();
+      const c = await s.makeCounter(1);
+      let calls = 0;
+      const fn = (x) => (calls++, x + 1);
+      let r;
+      try {
+        r = await s.echo({ c, list: [c, fn] });
+        expectEq(await r.c.increment(), 2, "echoed.c.increment()");
+        expectEq(await r.list[0].increment(), 3, "echoed.list[0].increment()");
+        expectEq(await c.increment(), 4, "original.increment() afterwards");
+        expectEq(await r.list[1](5), 6, "echoed.list[1](5)");
+        // Pipelined on the echo result: the server forwards the call back to this client.
+        expectEq(await s.echo({ f: fn }).f(7), 8, "echo({ f: fn }).f(7)");
+        expectEq(calls, 2, "local function invocations");
+      } finally {
+        dispose(r);
+        dispose(c);
+      }
+    },
+    async () => {
+      // The counter stubs only live as long as the batch, so they are used by pipelining, and
+      // only through `c`: capnweb's proxy turns `e.list[0]` into the path ["list", "0"] (a string
+      // key), which a capnweb server does not apply to an array. The echoed function points back
+      // at this client, so it is called after the batch, locally.
+      const s = api();
+      const c = s.makeCounter(1);
+      let calls = 0;
+      const fn = (x) => (calls++, x + 1);
+      const e = s.echo({ c, list: [c, fn] });
+      const a = e.c.increment();
+      const b = s.incrementCounter(e.c, a);
+      const [av, bv, ev] = await Promise.all([a, b, e]);
+      expectEq(av, 2, "echo(...).c.increment()");
+      expectEq(bv, 4, "incrementCounter(echo(...).c, <that result>)");
+      if (!(ev.list[0] instanceof RpcStub)) fail(`echoed list[0] is ${show(ev.list[0])}, expected a stub`);
+      expectEq(await ev.list[1](5), 6, "echoed.list[1](5), after the batch");
+      expectEq(calls, 1, "local function invocations");
+    }],
+
+  // A local RpcTarget echoed back. It is wrapped in an object: when a call resolves to a bare
+  // stub of the caller's own object (["resolve", id, ["import", -N]]), capnweb 0.12.0 rejects
+  // the await with "Tried to resolve a non-promise stub." whatever the server.
+  ["echoTarget",
+    async () => {
+      const s = api();
+      const local = new LocalTarget();
+      // Pipelined: the server forwards the call back to this client.
+      expectEq(await s.echo(local).ping(1), "pong 1", "echo(local).ping(1)");
+      const e = await s.echo({ t: local });
+      try {
+        expectEq(await e.t.ping(2), "pong 2", "echo({ t: local }).t.ping(2)");
+        expectEq(await e.t.ping(3), "pong 3", "echo({ t: local }).t.ping(3)");
+        expectEq(local.hits, 3, "local object invocations");
+      } finally {
+        dispose(e);
+      }
+    },
+    async () => {
+      // The echoed stub points back at this client, so it is called after the batch, locally.
+      const local = new LocalTarget();
+      const e = await api().echo({ t: local });
+      expectEq(await e.t.ping(1), "pong 1", "echo({ t: local }).t.ping(1), after the batch");
+      expectEq(local.hits, 1, "local object invocations");
+    }],
+
+  // Calls pipelined on a promise that rejects all reject with that same error.
+  ["pipelineErrors",
+    async () => checkPipelineErrors(api()),
+    async () => checkPipelineErrors(api())],
+
+  // --- map() ------------------------------------------------------------------------------------
+
+  ["map",
+    async () => {
+      const s = api();
+      expectEq(await s.listIds(3).map((id) => s.getUser(id)),
+        [{ id: 1, name: "user1" }, { id: 2, name: "user2" }, { id: 3, name: "user3" }],
+        "listIds(3).map(id => getUser(id))");
+      expectEq(await s.listIds(2).map((id) => s.getUser(id).name), ["user1", "user2"],
+        "listIds(2).map(id => getUser(id).name)");
+    },
+    async () => {
+      const s = api();
+      const [users, names] = await Promise.all([
+        s.listIds(3).map((id) => s.getUser(id)),
+        s.listIds(2).map((id) => s.getUser(id).name),
+      ]);
+      expectEq(users, [{ id: 1, name: "user1" }, { id: 2, name: "user2" }, { id: 3, name: "user3" }],
+        "listIds(3).map(id => getUser(id))");
+      expectEq(names, ["user1", "user2"], "listIds(2).map(id => getUser(id).name)");
+    }],
+
+  ["mapSingle",
+    async () => {
+      const s = api();
+      expectEq(await s.getUser(4).map((u) => u.name), "user4", "getUser(4).map(u => u.name)");
+    },
+    async () => {
+      const s = api();
+      expectEq(await s.getUser(4).map((u) => u.name), "user4", "getUser(4).map(u => u.name)");
+    }],
+
+  ["mapNull",
+    async () => {
+      const s = api();
+      expectEq(await s.returnNull().map((x) => s.square(x)), null, "returnNull().map(x => square(x))");
+      expectEq(await s.returnUndefined().map((x) => s.square(x)), undefined, "returnUndefined().map(x => square(x))");
+    },
+    async () => {
+      const s = api();
+      const [n, u] = await Promise.all([
+        s.returnNull().map((x) => s.square(x)),
+        s.returnUndefined().map((x) => s.square(x)),
+      ]);
+      expectEq(n, null, "returnNull().map(x => square(x))");
+      expectEq(u, undefined, "returnUndefined().map(x => square(x))");
+    }],
+
+  ["mapObject",
+    async () => {
+      const s = api();
+      const k = await s.add(1, 2); // a plain value, recorded into the mapper as a constant
+      expectEq(await s.listIds(2).map((id) => ({ id, k, sq: s.square(id), deep: { s: [s.add(id, k)] } })),
+        [{ id: 1, k: 3, sq: 1, deep: { s: [4] } }, { id: 2, k: 3, sq: 4, deep: { s: [5] } }],
+        "listIds(2).map(id => ({ id, k, sq: square(id), deep: { s: [add(id, k)] } }))");
+    },
+    async () => {
+      const s = api();
+      const k = 3;
+      expectEq(await s.listIds(2).map((id) => ({ id, k, sq: s.square(id), deep: { s: [s.add(id, k)] } })),
+        [{ id: 1, k: 3, sq: 1, deep: { s: [4] } }, { id: 2, k: 3, sq: 4, deep: { s: [5] } }],
+        "listIds(2).map(id => ({ id, k, sq: square(id), deep: { s: [add(id, k)] } }))");
+    }],
+
+  // Captures: a not-yet-resolved promise and a counter stub, both used inside the mapper.
+  ["mapCapture",
+    async () => {
+      const s = api();
+      const k = s.add(1, 2); // not awaited: captured as a promise
+      const c = await s.makeCounter(10);
+      try {
+        expectEq(await s.listIds(2).map((id) => s.add(id, k)), [4, 5], "listIds(2).map(id => add(id, <promise of 3>))");
+        checkCounterMap(await s.listIds(3).map((id) => c.increment(id)), [1, 2, 3], 10);
+        expectEq(await c.value, 16, "counter.value after the map");
+      } finally {
+        dispose(k);
+        dispose(c);
+      }
+    },
+    async () => {
+      const s = api();
+      const k = s.add(1, 2);
+      const c = s.makeCounter(10);
+      const [a, b] = await Promise.all([
+        s.listIds(2).map((id) => s.add(id, k)),
+        s.listIds(3).map((id) => c.increment(id)),
+      ]);
+      expectEq(a, [4, 5], "listIds(2).map(id => add(id, <promise of 3>))");
+      checkCounterMap(b, [1, 2, 3], 10);
+    }],
+
+  ["mapNested",
+    async () => {
+      const s = api();
+      expectEq(await s.listIds(3).map((id) => s.listIds(id).map((j) => s.square(j))), [[1], [1, 4], [1, 4, 9]],
+        "listIds(3).map(id => listIds(id).map(j => square(j)))");
+    },
+    async () => {
+      const s = api();
+      expectEq(await s.listIds(3).map((id) => s.listIds(id).map((j) => s.square(j))), [[1], [1, 4], [1, 4, 9]],
+        "listIds(3).map(id => listIds(id).map(j => square(j)))");
+    }],
+
+  // map() on a result that is a stub: the mapper runs once, on the stub.
+  ["mapStub",
+    async () => {
+      const s = api();
+      expectEq(await s.makeCounter(4).map((c) => c.increment(1)), 5, "makeCounter(4).map(c => c.increment(1))");
+    },
+    async () => {
+      const s = api();
+      expectEq(await s.makeCounter(4).map((c) => c.increment(1)), 5, "makeCounter(4).map(c => c.increment(1))");
+    }],
+
+  ["mapEmpty",
+    async () => {
+      const s = api();
+      expectEq(await s.listIds(0).map((id) => s.getUser(id)), [], "listIds(0).map(id => getUser(id))");
+    },
+    async () => {
+      const s = api();
+      expectEq(await s.listIds(0).map((id) => s.getUser(id)), [], "listIds(0).map(id => getUser(id))");
+    }],
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -676,10 +993,14 @@ function report(row, error) {
   }
 }
 
+function selected(row) {
+  return (!only || only.has(row)) && !exclude.has(row);
+}
+
 async function main() {
   for (const [row, wsFn, batchFn] of CHECKS) {
     const fn = mode === "batch" ? batchFn : wsFn;
-    if (!fn || (only && !only.has(row))) continue;
+    if (!fn || !selected(row)) continue;
     try {
       await withTimeout(Promise.resolve().then(fn), timeoutMs, row);
       report(row);
@@ -687,7 +1008,7 @@ async function main() {
       report(row, errText(e));
     }
   }
-  if (mode === "ws" && (!only || only.has("session"))) {
+  if (mode === "ws" && selected("session")) {
     report("session", wsBroken ? `WebSocket session broke: ${errText(wsBroken)}` : undefined);
   }
   if (unhandled.length) report("unhandled", `unhandled rejection/exception: ${errText(unhandled[0])}`);

@@ -119,7 +119,7 @@ fn cases() -> Vec<(&'static str, Value)> {
             "bytes_f64",
             bytes(&1.5f64.to_le_bytes(), Some("Float64Array")),
         ),
-        ("error", ser(&RpcError::error("plain"))),
+        ("error", Value::Error(RpcError::error("plain"))),
         ("range_error", Value::Error(RpcError::range("bad range"))),
         ("type_error", Value::Error(RpcError::type_error("bad type"))),
         (

@@ -2,92 +2,15 @@
 //! pipelining, bidirectional calls, release on drop, E-order, disconnects, panics, and
 //! capabilities inside ordinary serde values.
 
-use capwire::transport::TransportError;
-use capwire::transport::memory::{MemoryTransport, channel};
+mod support;
+
+use capwire::transport::memory::channel;
 use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value, arg};
 use capwire_examples::conformance::{Counter, TestTarget};
-use futures::{Sink, Stream};
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// A memory transport end that records every message it sends.
-struct Recorded {
-    inner: MemoryTransport,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Stream for Recorded {
-    type Item = Result<String, TransportError>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx)
-    }
-}
-
-impl Sink<String> for Recorded {
-    type Error = TransportError;
-    fn poll_ready(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.inner).poll_ready(cx)
-    }
-    fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
-        self.log.lock().unwrap().push(item.clone());
-        Pin::new(&mut self.inner).start_send(item)
-    }
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-/// A client session and a server session (serving `main`), each recording what it sends.
-fn pair(main: RpcStub) -> (Session, Session, Log, Log) {
-    let (a, b) = channel(Duration::ZERO);
-    let (client_log, server_log) = (Log::default(), Log::default());
-    let server = Session::start(
-        Recorded {
-            inner: b,
-            log: server_log.clone(),
-        },
-        Some(main),
-        Default::default(),
-    );
-    let client = Session::start(
-        Recorded {
-            inner: a,
-            log: client_log.clone(),
-        },
-        None,
-        Default::default(),
-    );
-    (client, server, client_log, server_log)
-}
-
-/// Waits (yielding, bounded) until `cond` holds; fails the test if it never does.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
+use support::{Log, Recorded, eventually, pair};
 
 #[tokio::test]
 async fn a_pipelined_chain_is_sent_before_any_answer() {

@@ -1,10 +1,18 @@
 //! Shared helpers for the integration tests: the Node harness and servers.
 #![allow(dead_code)]
 
+use capwire::transport::TransportError;
+use capwire::transport::memory::{MemoryTransport, channel};
+use capwire::{RpcStub, Session};
+use futures::{Sink, Stream};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// The Node harness directory (`tests/node`).
 pub fn node_dir() -> PathBuf {
@@ -133,5 +141,84 @@ impl Drop for NodeServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// In-memory sessions that record what they send
+
+/// A memory transport end that records every message it sends.
+pub struct Recorded {
+    pub inner: MemoryTransport,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stream for Recorded {
+    type Item = Result<String, TransportError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+impl Sink<String> for Recorded {
+    type Error = TransportError;
+    fn poll_ready(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+    fn start_send(mut self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
+        self.log.lock().unwrap().push(item.clone());
+        Pin::new(&mut self.inner).start_send(item)
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+pub type Log = Arc<Mutex<Vec<String>>>;
+
+/// A client session and a server session (serving `main`), each recording what it sends.
+pub fn pair(main: RpcStub) -> (Session, Session, Log, Log) {
+    let (a, b) = channel(Duration::ZERO);
+    let (client_log, server_log) = (Log::default(), Log::default());
+    let server = Session::start(
+        Recorded {
+            inner: b,
+            log: server_log.clone(),
+        },
+        Some(main),
+        Default::default(),
+    );
+    let client = Session::start(
+        Recorded {
+            inner: a,
+            log: client_log.clone(),
+        },
+        None,
+        Default::default(),
+    );
+    (client, server, client_log, server_log)
+}
+
+/// Waits (yielding, bounded) until `cond` holds; fails the test if it never does.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::task::yield_now().await;
     }
 }
