@@ -3,7 +3,6 @@
 
 use crate::error::RpcError;
 use crate::limits::Limits;
-use crate::session::SessionInner;
 use crate::stub::Hook;
 use crate::value::Value;
 use crate::wire::Expr;
@@ -37,14 +36,7 @@ pub fn serialize(value: &Value) -> Result<String, RpcError> {
 /// ```
 pub fn deserialize(text: &str) -> Result<Value, RpcError> {
     let expr = Expr::parse(text, &Limits::default())?;
-    let (scratch, _out, _events) = SessionInner::new(None, Limits::default());
-    let value = scratch.evaluate(expr)?;
-    if value.has_capabilities() {
-        return Err(RpcError::type_error(
-            "Cannot deserialize RPC stubs without an RPC session.",
-        ));
-    }
-    Ok(value)
+    Ok(crate::eval::evaluate(expr, &mut crate::eval::Detached)?)
 }
 
 /// Encodes `value` as an expression; `export` is asked to export each capability.

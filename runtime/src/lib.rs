@@ -55,8 +55,10 @@
 mod codec;
 mod de;
 mod error;
+mod eval;
 mod function;
 mod limits;
+mod map;
 mod object;
 mod ser;
 mod session;

@@ -7,10 +7,11 @@
 
 use crate::codec::{encode, error_expr};
 use crate::error::{ProtocolError, RpcError};
+use crate::eval::{Scope, reference_value};
 use crate::limits::Limits;
-use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, value_op};
-use crate::value::{BigInt, Bytes, Date, Object, Value};
-use crate::wire::{Expr, Message, PathKey};
+use crate::stub::{Hook, RpcPromise, RpcStub, value_op};
+use crate::value::Value;
+use crate::wire::{Capture, Expr, Message, PathKey};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
@@ -82,6 +83,23 @@ impl Import {
                 Err(e) => Hook::Error(e),
             },
         }
+    }
+
+    /// Sends a recorded mapper to the peer, if the value is still theirs (not settled).
+    pub(crate) fn remap(
+        self: &Arc<Self>,
+        captures: &[Hook],
+        instructions: Vec<Expr>,
+    ) -> Option<Hook> {
+        if self.resolution.get().is_some() {
+            return None;
+        }
+        Some(
+            match self.session.send_remap(self.id, captures, instructions) {
+                Ok(import) => Hook::Import(import),
+                Err(e) => Hook::Error(e),
+            },
+        )
     }
 
     pub(crate) fn pull(&self) {
@@ -211,6 +229,59 @@ pub(crate) struct SessionInner {
     limits: Limits,
     idle: Notify,
     ended: Notify,
+}
+
+/// IDs at the top level of a message: entries of the session's tables.
+struct SessionScope<'a>(&'a Arc<SessionInner>);
+
+impl Scope for SessionScope<'_> {
+    fn reference(
+        &mut self,
+        id: i64,
+        path: Option<Vec<PathKey>>,
+        args: Option<Vec<Value>>,
+        pipeline: bool,
+    ) -> Result<Value, ProtocolError> {
+        Ok(reference_value(
+            &self.0.export_of(id)?,
+            path,
+            args,
+            pipeline,
+        ))
+    }
+
+    fn introduce(&mut self, id: i64, promise: bool) -> Result<Value, ProtocolError> {
+        let hook = Hook::Import(self.0.import_from_peer(id, promise)?);
+        Ok(if promise {
+            Value::Promise(RpcPromise::from_hook(hook))
+        } else {
+            Value::Stub(RpcStub { hook })
+        })
+    }
+
+    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
+        captures
+            .into_iter()
+            .map(|c| match c {
+                Capture::Import(id) => self.0.export_of(id),
+                Capture::Export(id) => Ok(Hook::Import(self.0.import_from_peer(id, false)?)),
+            })
+            .collect()
+    }
+
+    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError> {
+        self.0.export_of(id)
+    }
+
+    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
+        Ok(unsupported(match expr {
+            Expr::Readable(_) => "ReadableStream",
+            Expr::Writable(_) => "WritableStream",
+            Expr::Request { .. } => "Request",
+            Expr::Response { .. } => "Response",
+            _ => "Blob",
+        }))
+    }
 }
 
 /// Locks `m`. No code path panics while holding one of the session's locks; recover the
@@ -345,12 +416,20 @@ impl SessionInner {
             ),
             None => None,
         };
-        let text = Message::Push(Expr::Pipeline {
-            id,
-            path: Some(path.to_vec()),
-            args,
-        })
-        .to_text();
+        self.push(
+            Expr::Pipeline {
+                id,
+                path: Some(path.to_vec()),
+                args,
+            },
+            promises,
+        )
+    }
+
+    /// Sends `["push", expr]`; `promises` are the exports made while encoding it. The
+    /// result is a new promise import.
+    fn push(self: &Arc<Self>, expr: Expr, promises: Vec<i64>) -> Result<Arc<Import>, RpcError> {
+        let text = Message::Push(expr).to_text();
         let mut state = self.lock();
         if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
             return Err(e.clone());
@@ -362,6 +441,35 @@ impl SessionInner {
         drop(state);
         self.resolve_exports(promises);
         Ok(import)
+    }
+
+    /// Sends a mapper recorded by `RpcPromise::map` for import `id` (a `remap`).
+    pub(crate) fn send_remap(
+        self: &Arc<Self>,
+        id: i64,
+        captures: &[Hook],
+        instructions: Vec<Expr>,
+    ) -> Result<Arc<Import>, RpcError> {
+        let mut promises = Vec::new();
+        let captures = captures
+            .iter()
+            .map(|hook| match self.export_hook(hook, false, &mut promises)? {
+                Expr::Import { id, .. } | Expr::Pipeline { id, .. } => Ok(Capture::Import(id)),
+                Expr::Export(id) => Ok(Capture::Export(id)),
+                _ => Err(RpcError::type_error(
+                    "a map() mapper can only capture stubs and unresolved promises",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.push(
+            Expr::Remap {
+                id,
+                path: Vec::new(),
+                captures,
+                instructions,
+            },
+            promises,
+        )
     }
 
     /// Encodes a value for the peer, exporting the capabilities inside it.
@@ -390,6 +498,9 @@ impl SessionInner {
         promise: bool,
         promises: &mut Vec<i64>,
     ) -> Result<Expr, RpcError> {
+        if let Hook::Recorded(_) = hook {
+            return Err(crate::map::placeholder_error());
+        }
         if let Hook::Import(imp) = hook
             && Arc::ptr_eq(&imp.session, self)
         {
@@ -610,94 +721,7 @@ impl SessionInner {
 
     /// Evaluates an expression from the peer into a value.
     pub(crate) fn evaluate(self: &Arc<Self>, expr: Expr) -> Result<Value, ProtocolError> {
-        Ok(match expr {
-            Expr::Null => Value::Null,
-            Expr::Bool(b) => Value::Bool(b),
-            Expr::Number(n) => Value::Number(n),
-            Expr::String(s) => Value::String(s),
-            Expr::Array(items) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|e| self.evaluate(e))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Expr::Object(fields) => Value::Object(self.evaluate_fields(fields, &[])?),
-            Expr::Undefined => Value::Undefined,
-            Expr::Inf => Value::Number(f64::INFINITY),
-            Expr::NegInf => Value::Number(f64::NEG_INFINITY),
-            Expr::NaN => Value::Number(f64::NAN),
-            Expr::BigInt(d) => {
-                Value::BigInt(BigInt::parse(&d).map_err(|e| ProtocolError::Invalid(e.to_string()))?)
-            }
-            Expr::Date(ms) => Value::Date(Date::from_millis(ms.unwrap_or(f64::NAN))),
-            Expr::Bytes { data, kind } => Value::Bytes(Bytes {
-                data: data.into(),
-                kind: kind.filter(|k| k != "Uint8Array"),
-            }),
-            Expr::Error {
-                name,
-                message,
-                stack,
-                props,
-            } => {
-                let props = match props {
-                    Some(fields) => {
-                        Some(self.evaluate_fields(fields, &["name", "message", "stack"])?)
-                            .filter(|o| !o.is_empty())
-                    }
-                    None => None,
-                };
-                Value::Error(RpcError::from_parts(name, message, stack, props))
-            }
-            Expr::Import { id, path, args } => {
-                let hook = self.export_of(id)?;
-                let args = self.evaluate_args(args)?;
-                match (path, args) {
-                    (None, None) => Value::Stub(RpcStub { hook }),
-                    (path, args) => Value::Stub(RpcStub {
-                        hook: hook.op(&path.unwrap_or_default(), args),
-                    }),
-                }
-            }
-            Expr::Pipeline { id, path, args } => {
-                let hook = self.export_of(id)?;
-                let args = self.evaluate_args(args)?;
-                Value::Promise(RpcPromise::from_hook(
-                    hook.op(&path.unwrap_or_default(), args),
-                ))
-            }
-            Expr::Export(id) => Value::Stub(RpcStub {
-                hook: Hook::Import(self.import_from_peer(id, false)?),
-            }),
-            Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(Hook::Import(
-                self.import_from_peer(id, true)?,
-            ))),
-            Expr::Url(u) => Value::Url(u),
-            Expr::Headers(h) => Value::Headers(h),
-            Expr::Remap { .. } => unsupported("map()"),
-            Expr::Readable(_) => unsupported("ReadableStream"),
-            Expr::Writable(_) => unsupported("WritableStream"),
-            Expr::Request { .. } => unsupported("Request"),
-            Expr::Response { .. } => unsupported("Response"),
-            Expr::Blob { .. } => unsupported("Blob"),
-        })
-    }
-
-    /// An object's fields. Like capnweb, a peer never plants names that shadow built-ins
-    /// (`toJSON`, `Object.prototype`'s), nor any of `skip`.
-    fn evaluate_fields(
-        self: &Arc<Self>,
-        fields: Vec<(String, Expr)>,
-        skip: &[&str],
-    ) -> Result<Object, ProtocolError> {
-        let mut o = Object::with_capacity(fields.len());
-        for (k, v) in fields {
-            let v = self.evaluate(v)?;
-            if k != "toJSON" && !is_prototype_name(&k) && !skip.contains(&k.as_str()) {
-                o.insert(k, v);
-            }
-        }
-        Ok(o)
+        crate::eval::evaluate(expr, &mut SessionScope(self))
     }
 
     /// The error a `reject` or `abort` carries (a non-error value is described as one).
@@ -707,14 +731,6 @@ impl SessionInner {
             Ok(other) => RpcError::error(format!("{other:?}")),
             Err(e) => e.into(),
         }
-    }
-
-    fn evaluate_args(
-        self: &Arc<Self>,
-        args: Option<Vec<Expr>>,
-    ) -> Result<Option<Vec<Value>>, ProtocolError> {
-        args.map(|a| a.into_iter().map(|e| self.evaluate(e)).collect())
-            .transpose()
     }
 
     /// Handles one incoming message. An error ends the session.
@@ -775,12 +791,7 @@ impl SessionInner {
             state.next_peer_push += 1;
             id
         };
-        let hook = match self.evaluate(expr)? {
-            Value::Promise(p) => p.hook,
-            Value::Stub(s) => s.hook,
-            plain if plain.has_promises() => Hook::start(crate::stub::resolve_promises(plain)),
-            plain => Hook::ready(Ok(plain)),
-        };
+        let hook = crate::eval::hook_of(self.evaluate(expr)?);
         let mut state = self.lock();
         state.exports.insert(id, ExportEntry::new(hook));
         drop(state);

@@ -30,6 +30,8 @@ pub(crate) enum Hook {
     Ready(Arc<Value>),
     /// A broken reference.
     Error(RpcError),
+    /// A placeholder in a mapper being recorded (see `map.rs`): an ID of its table.
+    Recorded(i64),
 }
 
 /// Tickets that order the calls made on a pending value: each call takes the next ticket
@@ -293,7 +295,12 @@ impl Hook {
 
     /// A call (`args` is `Some`) or a property read at `path`.
     pub(crate) fn op(&self, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+        let args = match crate::map::intercept(self, path, args) {
+            Ok(recorded) => return recorded,
+            Err(args) => args,
+        };
         match self {
+            Hook::Recorded(_) => Hook::Error(crate::map::placeholder_error()),
             Hook::Error(e) => Hook::Error(e.clone()),
             Hook::Local(obj) => local_op(obj, path, args),
             Hook::Import(imp) => imp.op(path, args),
@@ -332,6 +339,9 @@ impl Hook {
             Hook::Pending(shared, _) => shared.clone().boxed(),
             Hook::Ready(v) => futures::future::ready(Ok(Value::clone(v))).boxed(),
             Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
+            Hook::Recorded(_) => {
+                futures::future::ready(Err(crate::map::placeholder_error())).boxed()
+            }
         }
     }
 
@@ -354,7 +364,7 @@ impl Hook {
     /// rejects, or it resolves to a reference that breaks.
     pub(crate) fn on_broken(&self, callback: BrokenCallback) {
         match self {
-            Hook::Local(_) => {}
+            Hook::Local(_) | Hook::Recorded(_) => {}
             Hook::Import(imp) => imp.on_broken(callback),
             Hook::Ready(v) => notify_broken(&Ok(Value::clone(v)), callback),
             Hook::Error(e) => notify_broken(&Err(e.clone()), callback),
@@ -375,7 +385,7 @@ impl Hook {
         match self {
             Hook::Local(obj) => Some(Arc::as_ptr(obj) as *const () as usize),
             Hook::Import(imp) => Some(Arc::as_ptr(imp) as usize),
-            Hook::Pending(..) | Hook::Ready(_) | Hook::Error(_) => None,
+            Hook::Pending(..) | Hook::Ready(_) | Hook::Error(_) | Hook::Recorded(_) => None,
         }
     }
 }
@@ -595,6 +605,7 @@ impl fmt::Debug for RpcStub {
             Hook::Import(imp) => write!(f, "RpcStub(import {})", imp.id()),
             Hook::Pending(..) | Hook::Ready(_) => f.write_str("RpcStub(pending)"),
             Hook::Error(e) => write!(f, "RpcStub(broken: {e})"),
+            Hook::Recorded(id) => write!(f, "RpcStub(map placeholder {id})"),
         }
     }
 }

@@ -227,19 +227,16 @@ async fn malformed_http_batch_bodies_end_with_an_abort() {
     assert_eq!(post(addr, "").await, (200, String::new()));
 }
 
-/// Streams, request/response, blob and `map()` parse but are not served yet: each is
+/// Streams, request/response and blob parse but are not served yet: each is
 /// refused with a clear error for that call, and the session goes on.
 #[tokio::test]
 async fn forms_of_later_features_are_refused_without_ending_the_session() {
     let addr = support::start_conformance_server().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
-        .await
-        .expect("connect");
     let frames = [
         r#"["pipe"]"#,
         r#"["push",["pipeline",0,["echo"],[["readable",1]]]]"#,
         r#"["pull",2]"#,
-        r#"["push",["remap",0,["listIds"],[],[["pipeline",0,["id"]]]]]"#,
+        r#"["push",["pipeline",0,["square"],[5]]]"#,
         r#"["pull",3]"#,
         r#"["push",["pipeline",0,["echo"],[["blob","text/plain",["readable",1]]]]]"#,
         r#"["pull",4]"#,
@@ -248,26 +245,9 @@ async fn forms_of_later_features_are_refused_without_ending_the_session() {
         r#"["push",["pipeline",0,["square"],[6]]]"#,
         r#"["pull",6]"#,
     ];
-    for f in frames {
-        ws.send(Message::text(f)).await.expect("send");
-    }
-    let mut answers = std::collections::BTreeMap::new();
-    while answers.len() < 5 {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                assert_ne!(v[0], "abort", "the session was aborted: {t}");
-                answers.insert(v[1].as_i64().unwrap(), v);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    for (id, what) in [
-        (2, "ReadableStream"),
-        (3, "map()"),
-        (4, "Blob"),
-        (5, "Request"),
-    ] {
+    let answers = answers_for(addr, &frames, 5).await;
+    assert_eq!(answers[&3], serde_json::json!(["resolve", 3, 25]));
+    for (id, what) in [(2, "ReadableStream"), (4, "Blob"), (5, "Request")] {
         let a = &answers[&id];
         assert_eq!(a[0], "reject", "{a}");
         assert!(
@@ -277,6 +257,83 @@ async fn forms_of_later_features_are_refused_without_ending_the_session() {
         );
     }
     assert_eq!(answers[&6], serde_json::json!(["resolve", 6, 36]));
+}
+
+/// Raw frames on a fresh WebSocket session, and the answers (`resolve`/`reject`) by ID.
+async fn answers_for(
+    addr: SocketAddr,
+    frames: &[&str],
+    count: usize,
+) -> std::collections::BTreeMap<i64, serde_json::Value> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    for f in frames {
+        ws.send(Message::text(*f)).await.expect("send");
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < count {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                assert_ne!(v[0], "abort", "the session was aborted: {t}");
+                if v[0] == "resolve" || v[0] == "reject" {
+                    answers.insert(v[1].as_i64().unwrap(), v);
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    answers
+}
+
+/// What the protocol forbids inside a mapper rejects that map's result, and the session
+/// goes on; a mapper is not run at all on `null`.
+#[tokio::test]
+async fn forbidden_mapper_forms_reject_only_the_map() {
+    let addr = support::start_conformance_server().await;
+    let frames = [
+        r#"["push",["pipeline",0,["listIds"],[2]]]"#,
+        r#"["push",["remap",1,[],[],[["export",-1]]]]"#,
+        r#"["push",["remap",1,[],[],[["promise",-1]]]]"#,
+        r#"["push",["remap",1,[],[],[]]]"#,
+        r#"["push",["remap",1,[],[],[["pipeline",5]]]]"#,
+        r#"["push",["remap",1,[],[],[["readable",1]]]]"#,
+        r#"["push",["remap",1,[],[["import",0]],[["pipeline",-1,["square"],[["pipeline",0]]]]]]"#,
+        r#"["push",["pipeline",0,["returnNull"],[]]]"#,
+        r#"["push",["remap",8,[],[],[["pipeline",77]]]]"#,
+        r#"["pull",2]"#,
+        r#"["pull",3]"#,
+        r#"["pull",4]"#,
+        r#"["pull",5]"#,
+        r#"["pull",6]"#,
+        r#"["pull",7]"#,
+        r#"["pull",9]"#,
+    ];
+    let answers = answers_for(addr, &frames, 7).await;
+    for (id, message) in [
+        (2, "A mapper function cannot refer to exports."),
+        (3, "A mapper function cannot refer to exports."),
+        (4, "Invalid empty mapper function."),
+        (5, "no such entry on exports table: 5"),
+        (6, "A mapper function cannot use pipe readables."),
+    ] {
+        assert_eq!(
+            answers[&id],
+            serde_json::json!(["reject", id, ["error", "Error", message]]),
+        );
+    }
+    assert_eq!(answers[&7], serde_json::json!(["resolve", 7, [[1, 4]]]));
+    assert_eq!(answers[&9], serde_json::json!(["resolve", 9, null]));
+}
+
+#[tokio::test]
+async fn a_map_over_an_unknown_id_aborts() {
+    check(
+        vec![r#"["push",["remap",99,[],[],[["pipeline",0]]]]"#.into()],
+        "no such entry on exports table: 99",
+    )
+    .await;
 }
 
 /// A batch whose call needs an answer from the client (here: a call on a stub the client

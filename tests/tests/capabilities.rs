@@ -174,11 +174,11 @@ async fn a_function_inside_plain_data_is_called_by_path_in_one_round_trip() {
     // By path, untyped:
     let qux = api.raw().call("foo", ()).call(["bar", "baz"], ());
     // By path, typed:
-    let baz = api
+    let function_baz = api
         .foo()
         .get(["bar", "baz"])
         .typed::<Function<(), String>>();
-    let qux_typed = baz.function().call(());
+    let qux_typed = function_baz.function().call(());
     qux.pull();
     qux_typed.pull();
     // (Releases of the intermediate results may follow: nothing else holds them.)
@@ -413,4 +413,82 @@ async fn calls_pipelined_on_a_rejected_call_reject_with_its_error() {
         let e = r.unwrap_err();
         assert_eq!((e.name(), e.message()), ("RangeError", "test error"));
     }
+}
+
+#[tokio::test]
+async fn map_from_rust_runs_where_the_value_lives_in_one_message() {
+    let (client, _server, client_log, _) = conformance();
+    let api = client.main();
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct User {
+        id: u32,
+        name: String,
+    }
+    let sent_before = client_log.lock().unwrap().len();
+    let users = api
+        .call("listIds", (3,))
+        .map(|id: capwire::RpcPromise| api.call("getUser", (id,)));
+    let users: Vec<User> = users.typed().await.unwrap();
+    let names: Vec<_> = users.iter().map(|u| (u.id, u.name.as_str())).collect();
+    assert_eq!(names, [(1, "user1"), (2, "user2"), (3, "user3")]);
+    let sent = client_log.lock().unwrap()[sent_before..].to_vec();
+    assert_eq!(
+        sent[..2],
+        [
+            r#"["push",["pipeline",0,["listIds"],[3]]]"#,
+            r#"["push",["remap",1,[],[["import",0]],[["pipeline",-1,["getUser"],[["pipeline",0]]],["pipeline",1]]]]"#,
+        ]
+    );
+
+    // Once per non-array value; null passes through; captures and structured results.
+    let name = api
+        .call("getUser", (4,))
+        .map(|u: capwire::RpcPromise| u.get("name"));
+    assert_eq!(name.await.unwrap().as_str(), Some("user4"));
+    let none = api
+        .call("returnNull", ())
+        .map(|x: capwire::RpcPromise| api.call("square", (x,)));
+    assert_eq!(none.await.unwrap(), Value::Null);
+    let k = RpcStub::new(Counter::new(100));
+    let rows = api.call("listIds", (2,)).map(|id: capwire::RpcPromise| {
+        (api.call("square", (&id,)), k.call("increment", (&id,)), id)
+    });
+    let rows: Vec<(f64, f64, f64)> = rows.typed().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].0, rows[0].2, rows[1].0, rows[1].2),
+        (1.0, 1.0, 4.0, 2.0)
+    );
+    let mut increments = [rows[0].1, rows[1].1];
+    increments.sort_by(f64::total_cmp);
+    assert!(
+        increments == [101.0, 103.0] || increments == [102.0, 103.0],
+        "{increments:?}"
+    );
+    let empty = api
+        .call("listIds", (0,))
+        .map(|id: capwire::RpcPromise| api.call("square", (id,)));
+    assert_eq!(empty.await.unwrap(), Value::Array(vec![]));
+
+    // A placeholder cannot be awaited or used after the mapper.
+    let mut kept = None;
+    let mapped = api.call("listIds", (1,)).map(|id: capwire::RpcPromise| {
+        kept = Some(id.clone());
+        id
+    });
+    let e = kept.unwrap().await.unwrap_err();
+    assert!(e.message().contains("placeholder"), "{e}");
+    assert_eq!(mapped.await.unwrap(), Value::Array(vec![1.into()]));
+}
+
+#[tokio::test]
+async fn map_on_a_local_value_replays_the_mapper_here() {
+    let local = capwire::RpcPromise::<Value>::resolved(Value::Array(vec![2.into(), 3.into()]));
+    let double = Function::new(|n: f64| n * 2.0);
+    let doubled = local
+        .map(|x: capwire::RpcPromise| double.as_stub().call(Vec::<capwire::PathKey>::new(), (x,)));
+    assert_eq!(
+        doubled.await.unwrap(),
+        Value::Array(vec![4.into(), 6.into()])
+    );
 }

@@ -1,0 +1,326 @@
+//! Evaluating expressions from the peer into values, and running `map()` mappers (the
+//! `remap` expression) over them.
+//!
+//! Literal forms evaluate the same everywhere; what an ID means depends on the [`Scope`]:
+//! at the top level of a message it is an entry of the session's tables, inside a mapper
+//! it is the mapper's input, a capture, or the result of an earlier instruction.
+
+use crate::error::{ProtocolError, RpcError};
+use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, resolve_promises};
+use crate::value::{BigInt, Bytes, Date, Object, Value};
+use crate::wire::{Capture, Expr, PathKey};
+use std::sync::Arc;
+
+/// What the IDs of an expression refer to.
+pub(crate) trait Scope {
+    /// `["import", id, path?, args?]` (`pipeline` false) or `["pipeline", …]` (true).
+    fn reference(
+        &mut self,
+        id: i64,
+        path: Option<Vec<PathKey>>,
+        args: Option<Vec<Value>>,
+        pipeline: bool,
+    ) -> Result<Value, ProtocolError>;
+
+    /// `["export", id]` (`promise` false) or `["promise", id]` (true).
+    fn introduce(&mut self, id: i64, promise: bool) -> Result<Value, ProtocolError>;
+
+    /// The hooks `captures` name, for a `remap`.
+    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError>;
+
+    /// The hook a `remap` maps over (`id` of this scope).
+    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError>;
+
+    /// A form this scope cannot evaluate (streams, `Request`, …): a value to stand in for
+    /// it, or an error.
+    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError>;
+}
+
+/// Evaluates `expr` in `scope`.
+pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, ProtocolError> {
+    Ok(match expr {
+        Expr::Null => Value::Null,
+        Expr::Bool(b) => Value::Bool(b),
+        Expr::Number(n) => Value::Number(n),
+        Expr::String(s) => Value::String(s),
+        Expr::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|e| evaluate(e, scope))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Object(fields) => Value::Object(evaluate_fields(fields, &[], scope)?),
+        Expr::Undefined => Value::Undefined,
+        Expr::Inf => Value::Number(f64::INFINITY),
+        Expr::NegInf => Value::Number(f64::NEG_INFINITY),
+        Expr::NaN => Value::Number(f64::NAN),
+        Expr::BigInt(d) => {
+            Value::BigInt(BigInt::parse(&d).map_err(|e| ProtocolError::Invalid(e.to_string()))?)
+        }
+        Expr::Date(ms) => Value::Date(Date::from_millis(ms.unwrap_or(f64::NAN))),
+        Expr::Bytes { data, kind } => Value::Bytes(Bytes {
+            data: data.into(),
+            kind: kind.filter(|k| k != "Uint8Array"),
+        }),
+        Expr::Error {
+            name,
+            message,
+            stack,
+            props,
+        } => {
+            let props = match props {
+                Some(fields) => Some(evaluate_fields(
+                    fields,
+                    &["name", "message", "stack"],
+                    scope,
+                )?)
+                .filter(|o| !o.is_empty()),
+                None => None,
+            };
+            Value::Error(RpcError::from_parts(name, message, stack, props))
+        }
+        Expr::Import { id, path, args } => {
+            let args = evaluate_args(args, scope)?;
+            scope.reference(id, path, args, false)?
+        }
+        Expr::Pipeline { id, path, args } => {
+            let args = evaluate_args(args, scope)?;
+            scope.reference(id, path, args, true)?
+        }
+        Expr::Export(id) => scope.introduce(id, false)?,
+        Expr::Promise(id) => scope.introduce(id, true)?,
+        Expr::Url(u) => Value::Url(u),
+        Expr::Headers(h) => Value::Headers(h),
+        Expr::Remap {
+            id,
+            path,
+            captures,
+            instructions,
+        } => {
+            let subject = scope.subject(id)?;
+            let captures = scope.captures(captures)?;
+            Value::Promise(RpcPromise::from_hook(map(
+                subject,
+                path,
+                Arc::new(Mapper {
+                    captures,
+                    instructions,
+                }),
+            )))
+        }
+        other @ (Expr::Readable(_)
+        | Expr::Writable(_)
+        | Expr::Request { .. }
+        | Expr::Response { .. }
+        | Expr::Blob { .. }) => scope.unsupported(&other)?,
+    })
+}
+
+/// An object's fields. Like capnweb, a peer never plants names that shadow built-ins
+/// (`toJSON`, `Object.prototype`'s), nor any of `skip`.
+fn evaluate_fields(
+    fields: Vec<(String, Expr)>,
+    skip: &[&str],
+    scope: &mut dyn Scope,
+) -> Result<Object, ProtocolError> {
+    let mut o = Object::with_capacity(fields.len());
+    for (k, v) in fields {
+        let v = evaluate(v, scope)?;
+        if k != "toJSON" && !is_prototype_name(&k) && !skip.contains(&k.as_str()) {
+            o.insert(k, v);
+        }
+    }
+    Ok(o)
+}
+
+fn evaluate_args(
+    args: Option<Vec<Expr>>,
+    scope: &mut dyn Scope,
+) -> Result<Option<Vec<Value>>, ProtocolError> {
+    args.map(|a| a.into_iter().map(|e| evaluate(e, scope)).collect())
+        .transpose()
+}
+
+/// The hook a value stands for when used as a variable or an export: stubs and promises
+/// are their hooks, plain values are ready (once the promises inside them are).
+pub(crate) fn hook_of(value: Value) -> Hook {
+    match value {
+        Value::Promise(p) => p.hook,
+        Value::Stub(s) => s.hook,
+        plain if plain.has_promises() => Hook::start(resolve_promises(plain)),
+        plain => Hook::ready(Ok(plain)),
+    }
+}
+
+/// The value a reference to `hook` evaluates to, after an optional call or property read.
+pub(crate) fn reference_value(
+    hook: &Hook,
+    path: Option<Vec<PathKey>>,
+    args: Option<Vec<Value>>,
+    pipeline: bool,
+) -> Value {
+    match (path, args, pipeline) {
+        (None, None, false) => Value::Stub(RpcStub { hook: hook.clone() }),
+        (path, args, false) => Value::Stub(RpcStub {
+            hook: hook.op(&path.unwrap_or_default(), args),
+        }),
+        (path, args, true) => Value::Promise(RpcPromise::from_hook(
+            hook.op(&path.unwrap_or_default(), args),
+        )),
+    }
+}
+
+/// A mapper sent by a `remap`: instructions run once per input, with the captured hooks.
+pub(crate) struct Mapper {
+    pub(crate) captures: Vec<Hook>,
+    pub(crate) instructions: Vec<Expr>,
+}
+
+/// The result of `subject.path.map(mapper)`: once the subject is known, the mapper runs for
+/// each element of an array, not at all for `null`/`undefined` (passed through), and once
+/// for any other value.
+pub(crate) fn map(subject: Hook, path: Vec<PathKey>, mapper: Arc<Mapper>) -> Hook {
+    let input = if path.is_empty() {
+        subject
+    } else {
+        subject.op(&path, None)
+    };
+    let input = input.resolve();
+    Hook::start(async move {
+        let results = match input.await? {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| mapper.run(item))
+                    .collect::<Result<_, _>>()?,
+            ),
+            nullish @ (Value::Null | Value::Undefined) => return Ok(nullish),
+            other => mapper.run(other)?,
+        };
+        resolve_promises(results).await
+    })
+}
+
+impl Mapper {
+    /// Runs the instructions on one input; the last one's value is the result. Calls are
+    /// started, not awaited.
+    fn run(&self, input: Value) -> Result<Value, RpcError> {
+        let Some((last, rest)) = self.instructions.split_last() else {
+            return Err(RpcError::error("Invalid empty mapper function."));
+        };
+        let mut scope = MapperScope {
+            mapper: self,
+            variables: vec![hook_of(input)],
+        };
+        for instruction in rest {
+            let value = evaluate(instruction.clone(), &mut scope)?;
+            scope.variables.push(hook_of(value));
+        }
+        Ok(evaluate(last.clone(), &mut scope)?)
+    }
+}
+
+/// IDs inside a mapper: 0 is the input, `k > 0` the result of instruction `k`, `-k`
+/// capture `k`.
+struct MapperScope<'a> {
+    mapper: &'a Mapper,
+    variables: Vec<Hook>,
+}
+
+impl MapperScope<'_> {
+    fn variable(&self, id: i64) -> Result<&Hook, ProtocolError> {
+        let found = if id < 0 {
+            usize::try_from(-(id + 1))
+                .ok()
+                .and_then(|k| self.mapper.captures.get(k))
+        } else {
+            usize::try_from(id).ok().and_then(|k| self.variables.get(k))
+        };
+        found.ok_or_else(|| mapper_error(format!("no such entry on exports table: {id}")))
+    }
+}
+
+/// A mapper that cannot run rejects the map's result (a plain `Error`, as capnweb's).
+fn mapper_error(message: impl Into<String>) -> ProtocolError {
+    ProtocolError::Session(RpcError::error(message))
+}
+
+fn no_exports() -> ProtocolError {
+    mapper_error("A mapper function cannot refer to exports.")
+}
+
+impl Scope for MapperScope<'_> {
+    fn reference(
+        &mut self,
+        id: i64,
+        path: Option<Vec<PathKey>>,
+        args: Option<Vec<Value>>,
+        pipeline: bool,
+    ) -> Result<Value, ProtocolError> {
+        let hook = self.variable(id)?;
+        Ok(match (hook, &path, &args) {
+            // A plain variable read whole is its value.
+            (Hook::Ready(v), None, None) => Value::clone(v),
+            _ => reference_value(hook, path, args, pipeline),
+        })
+    }
+
+    fn introduce(&mut self, _id: i64, _promise: bool) -> Result<Value, ProtocolError> {
+        Err(no_exports())
+    }
+
+    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
+        captures
+            .into_iter()
+            .map(|c| match c {
+                Capture::Import(id) => self.variable(id).cloned(),
+                Capture::Export(_) => Err(no_exports()),
+            })
+            .collect()
+    }
+
+    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError> {
+        self.variable(id).cloned()
+    }
+
+    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
+        Err(match expr {
+            Expr::Readable(_) => mapper_error("A mapper function cannot use pipe readables."),
+            Expr::Writable(_) => no_exports(),
+            _ => mapper_error("A mapper function cannot construct this value."),
+        })
+    }
+}
+
+/// Evaluates an expression that may hold no references at all.
+pub(crate) struct Detached;
+
+impl Scope for Detached {
+    fn reference(
+        &mut self,
+        _: i64,
+        _: Option<Vec<PathKey>>,
+        _: Option<Vec<Value>>,
+        _: bool,
+    ) -> Result<Value, ProtocolError> {
+        Err(detached())
+    }
+    fn introduce(&mut self, _: i64, _: bool) -> Result<Value, ProtocolError> {
+        Err(detached())
+    }
+    fn captures(&mut self, _: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
+        Err(detached())
+    }
+    fn subject(&mut self, _: i64) -> Result<Hook, ProtocolError> {
+        Err(detached())
+    }
+    fn unsupported(&mut self, _: &Expr) -> Result<Value, ProtocolError> {
+        Err(detached())
+    }
+}
+
+fn detached() -> ProtocolError {
+    ProtocolError::Session(RpcError::type_error(
+        "Cannot deserialize RPC stubs without an RPC session.",
+    ))
+}
