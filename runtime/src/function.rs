@@ -70,6 +70,12 @@ impl<A, R> Function<A, R> {
         }
     }
 
+    /// The same function seen with other argument and result types (a closure's own
+    /// types are those `Function::new` inferred). Nothing is checked.
+    pub fn cast<B, S>(self) -> Function<B, S> {
+        Function::from_stub(self.stub)
+    }
+
     /// The untyped stub.
     pub fn as_stub(&self) -> &RpcStub {
         &self.stub

@@ -20,7 +20,16 @@
 //! - A **session** ([`Session`]) joins two peers over a transport: WebSocket
 //!   ([`connect`], [`serve`]), HTTP batch ([`BatchClient`], [`rpc_route`]) or in memory
 //!   ([`transport::memory`]).
-//! - Values are ordinary serde types, or the dynamic [`Value`].
+//! - Values are ordinary serde types, or the dynamic [`Value`]. Stubs, [`Stub<T>`],
+//!   promises and [`Function`]s (closures) may sit anywhere inside them and travel by
+//!   reference; [`RpcPromise::map`] runs a mapper where a value lives.
+//!
+//! **Ownership** carries the protocol's reference counts: cloning a stub is `dup`, and
+//! dropping its last clone sends `release`. A callee keeps a stub passed to it beyond the
+//! call by keeping the value (storing it in a field); whatever it drops is released. A
+//! target's dispose hook is its `Drop`: it runs exactly once, when the last reference to it
+//! anywhere (in this process or at any peer) is gone, and a session that ends releases
+//! everything it exported. [`RpcStub::on_broken`] tells when a stub's session breaks.
 //!
 //! ```
 //! use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value};

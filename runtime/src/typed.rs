@@ -130,6 +130,13 @@ impl<T: RpcTarget + crate::RpcObject> Stub<T> {
     }
 }
 
+/// A target moved into a stub, to travel by reference (`Stub::local`).
+impl<T: RpcTarget + crate::RpcObject> From<T> for Stub<T> {
+    fn from(target: T) -> Self {
+        Stub::local(target)
+    }
+}
+
 /// A promise of a target: calls on it are pipelined, through the same generated client.
 impl<T: ?Sized + RpcTarget> Deref for RpcPromise<Stub<T>> {
     type Target = T::Client;
