@@ -191,12 +191,22 @@ pub struct Counter {
     value: Mutex<i64>,
 }
 
+/// Counters alive in this process.
+static LIVE_COUNTERS: AtomicU64 = AtomicU64::new(0);
+
 impl Counter {
     /// A counter starting at `start`.
     pub fn new(start: i64) -> Counter {
+        LIVE_COUNTERS.fetch_add(1, Ordering::SeqCst);
         Counter {
             value: Mutex::new(start),
         }
+    }
+
+    /// How many counters exist in this process right now: dropping one (its dispose hook)
+    /// counts it out, which leak checks observe.
+    pub fn live() -> u64 {
+        LIVE_COUNTERS.load(Ordering::SeqCst)
     }
 
     fn add(&self, amount: i64) -> i64 {
@@ -206,6 +216,12 @@ impl Counter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *v += amount;
         *v
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        LIVE_COUNTERS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
