@@ -138,10 +138,25 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
 }
 
 /// The two dispatch functions' bodies, as `match`es on the wire name.
-fn dispatch(t: &Target, callee: &TokenStream) -> (TokenStream, TokenStream) {
+fn dispatch(t: &Target, callee: &TokenStream, method_reads: bool) -> (TokenStream, TokenStream) {
     let krate = &t.krate;
     let calls = arms(t, callee, false);
-    let gets = arms(t, callee, true);
+    let mut gets = arms(t, callee, true);
+    if method_reads {
+        // Reading a method as a property gives a function that calls it, as in capnweb.
+        gets.extend(
+            t.methods
+                .iter()
+                .filter(|m| !m.getter && m.dispatched)
+                .map(|m| {
+                    let (wire, cfgs) = (&m.wire, &m.cfgs);
+                    quote! {
+                        #(#cfgs)*
+                        #wire => #krate::__private::method(this, #wire),
+                    }
+                }),
+        );
+    }
     (
         quote! {
             #[allow(unused_variables)]
@@ -287,7 +302,7 @@ fn by_reference_impls(krate: &Path, ty: &Type) -> TokenStream {
 fn inherent(t: &Target) -> TokenStream {
     let krate = &t.krate;
     let ty = &t.self_ty;
-    let (call, get) = dispatch(t, &quote!(Self::));
+    let (call, get) = dispatch(t, &quote!(Self::), true);
     let object = object_impl(krate, ty, call, get);
     let by_reference = by_reference_impls(krate, ty);
     let client = client(t);
@@ -337,7 +352,7 @@ fn rewrite_trait(tr: &mut syn::ItemTrait, t: &Target) {
     tr.supertraits.push(syn::parse_quote!(::core::marker::Sync));
     tr.supertraits.push(syn::parse_quote!('static));
     let name = &tr.ident;
-    let (call, get) = dispatch(t, &quote!(<Self as #name>::));
+    let (call, get) = dispatch(t, &quote!(<Self as #name>::), false);
     tr.items.push(syn::parse_quote! {
         #[doc(hidden)]
         fn __capwire_call(

@@ -256,3 +256,24 @@ where
         self.f.invoke(args)
     }
 }
+
+/// A method of a local object, read as a property: calling it calls the method.
+struct BoundMethod {
+    target: Arc<dyn RpcObject>,
+    name: &'static str,
+}
+
+impl RpcObject for BoundMethod {
+    fn call(self: Arc<Self>, method: &str, _args: Vec<Value>) -> CallFuture {
+        Box::pin(std::future::ready(Err(RpcError::not_a_function(method))))
+    }
+
+    fn call_self(self: Arc<Self>, args: Vec<Value>) -> CallFuture {
+        self.target.clone().call(self.name, args)
+    }
+}
+
+/// A function stub calling method `name` of `target`.
+pub(crate) fn bound_method<T: RpcObject>(target: Arc<T>, name: &'static str) -> RpcStub {
+    RpcStub::new(BoundMethod { target, name })
+}

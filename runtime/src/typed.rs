@@ -221,6 +221,14 @@ pub mod private {
         Box::pin(fut)
     }
 
+    /// Method `name` of `target` read as a property: a function that calls it.
+    pub fn method<T: crate::RpcObject>(
+        target: std::sync::Arc<T>,
+        name: &'static str,
+    ) -> CallFuture {
+        ready(Ok(Value::Stub(crate::function::bound_method(target, name))))
+    }
+
     pub fn not_a_function(method: &str) -> CallFuture {
         ready(Err(RpcError::not_a_function(method)))
     }

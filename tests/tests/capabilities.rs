@@ -492,3 +492,18 @@ async fn map_on_a_local_value_replays_the_mapper_here() {
         Value::Array(vec![4.into(), 6.into()])
     );
 }
+
+#[tokio::test]
+async fn a_method_read_as_a_property_is_a_function_that_calls_it() {
+    let (client, _server, _, _) = conformance();
+    let api = client.main();
+    let counter = api.call("makeCounter", (5,));
+    let increment: Function<(i64,), i64> = counter.get("increment").typed().await.unwrap();
+    assert_eq!(increment.call((2,)).await.unwrap(), 7);
+    assert_eq!(counter.get("value").await.unwrap().as_f64(), Some(7.0));
+    // Private methods and unknown names still read as nothing.
+    let vault = api.call("makeVault", ("s",));
+    for name in ["matches", "secret", "nothing"] {
+        assert_eq!(vault.get(name).await.unwrap(), Value::Undefined, "{name}");
+    }
+}
