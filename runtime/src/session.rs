@@ -201,7 +201,6 @@ struct State {
     next_import: i64,
     next_generation: u64,
     exports: HashMap<i64, ExportEntry>,
-    reverse_exports: HashMap<usize, i64>,
     next_export: i64,
     next_peer_push: i64,
     resolving: usize,
@@ -531,16 +530,9 @@ impl SessionInner {
         if let Some(e) = &state.broken {
             return Err(e.clone());
         }
-        // An object exported before is introduced again under its ID.
-        if !promise
-            && let Some(id) = hook
-                .identity()
-                .and_then(|k| state.reverse_exports.get(&k).copied())
-            && let Some(entry) = state.exports.get_mut(&id)
-        {
-            entry.refcount += 1;
-            return Ok(Expr::Export(id));
-        }
+        // Every introduction gets a new ID, even for an object exported before: capnweb
+        // releases an import with a count of 1 however often it was introduced, so a
+        // reused ID would never be fully released by a capnweb peer.
         let id = state.next_export;
         state.next_export -= 1;
         state.exports.insert(id, ExportEntry::new(hook.clone()));
@@ -549,9 +541,6 @@ impl SessionInner {
             promises.push(id);
             Ok(Expr::Promise(id))
         } else {
-            if let Some(key) = hook.identity() {
-                state.reverse_exports.insert(key, id);
-            }
             Ok(Expr::Export(id))
         }
     }
@@ -672,11 +661,6 @@ impl SessionInner {
             return Ok(None);
         }
         let entry = state.exports.remove(&id).expect("present above");
-        if let Some(key) = entry.hook.identity()
-            && state.reverse_exports.get(&key) == Some(&id)
-        {
-            state.reverse_exports.remove(&key);
-        }
         if matches!(entry.resolution, Resolution::Running(_)) {
             Self::settled_one(state, &self.idle);
         }
@@ -877,7 +861,6 @@ impl SessionInner {
                 let _ = self.out.send(Message::Abort(expr).to_text());
             }
             state.broken = Some(error.clone());
-            state.reverse_exports.clear();
             state.resolving = 0;
             (
                 std::mem::take(&mut state.imports),
