@@ -66,6 +66,7 @@ mod de;
 mod error;
 mod eval;
 mod function;
+pub mod host;
 mod limits;
 mod map;
 mod object;

@@ -1,0 +1,448 @@
+//! A Workers-style host: workers declared in a TOML file, each served by a registered
+//! entrypoint type that gets a fresh instance per invocation with its `env` and a `ctx`,
+//! and service bindings between them, in this process or over WebSocket.
+//!
+//! ```
+//! use capwire::host::{Ctx, Entrypoint, Env, Host};
+//! use capwire::{RpcError, Stub, entrypoint};
+//!
+//! pub struct WorkerB;
+//! impl Entrypoint for WorkerB {
+//!     fn new(_env: Env, _ctx: Ctx) -> Self { WorkerB }
+//! }
+//! #[entrypoint]
+//! impl WorkerB {
+//!     pub fn add(&self, a: i64, b: i64) -> i64 { a + b }
+//! }
+//!
+//! pub struct WorkerA { env: Env }
+//! impl Entrypoint for WorkerA {
+//!     fn new(env: Env, _ctx: Ctx) -> Self { WorkerA { env } }
+//! }
+//! #[entrypoint]
+//! impl WorkerA {
+//!     pub async fn compute(&self) -> Result<i64, RpcError> {
+//!         self.env.service::<WorkerB>("WORKER_B")?.add(1, 2).await
+//!     }
+//!     pub fn greet(&self, name: String) -> Result<String, RpcError> {
+//!         Ok(format!("{}, {name}!", self.env.var::<String>("GREETING")?))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = r#"
+//!     [[worker]]
+//!     name = "worker-a"
+//!     main = "WorkerA"
+//!     vars = { GREETING = "Hello" }
+//!     services = [{ binding = "WORKER_B", service = "worker-b" }]
+//!
+//!     [[worker]]
+//!     name = "worker-b"
+//!     main = "WorkerB"
+//! "#;
+//! let host = Host::builder()
+//!     .entrypoint::<WorkerA>("WorkerA")
+//!     .entrypoint::<WorkerB>("WorkerB")
+//!     .config_str(config, "workers.toml")?;
+//! let a = host.service::<WorkerA>("worker-a", None)?;
+//! assert_eq!(a.compute().await?, 3);
+//! assert_eq!(a.greet("Ada".into()).await?, "Hello, Ada!");
+//! # Ok(()) }
+//! ```
+
+mod config;
+
+pub use config::{Config, ConfigError, ServiceBinding, WorkerConfig};
+
+use crate::error::RpcError;
+use crate::stub::{RpcPromise, RpcStub};
+use crate::typed::{RpcTarget, Stub};
+use crate::value::Value;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+/// An entrypoint type the host can instantiate: a fresh instance for every invocation
+/// (every binding stub obtained, every session a client opens), as a Worker's class is.
+/// State that must outlive an invocation lives elsewhere: a binding, a database, an
+/// object handed out by reference.
+pub trait Entrypoint: crate::RpcObject + Sized {
+    /// A new instance, with its worker's `env` and this invocation's `ctx`.
+    fn new(env: Env, ctx: Ctx) -> Self;
+}
+
+type Factory = Arc<dyn Fn(Env, Ctx) -> RpcStub + Send + Sync>;
+
+/// Registers entrypoint types, then reads the configuration.
+#[derive(Default)]
+pub struct HostBuilder {
+    registry: HashMap<String, Factory>,
+    shutdown_grace: Option<Duration>,
+}
+
+impl HostBuilder {
+    /// Registers `T` under `name`, the name a config's `main` or `entrypoints` uses.
+    pub fn entrypoint<T: Entrypoint>(mut self, name: &str) -> Self {
+        self.registry.insert(
+            name.to_owned(),
+            Arc::new(|env, ctx| RpcStub::new(T::new(env, ctx))),
+        );
+        self
+    }
+
+    /// How long a graceful shutdown waits for `wait_until` work (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// Reads and checks the configuration file at `path`.
+    pub fn config_file(self, path: impl AsRef<Path>) -> Result<Host, ConfigErrors> {
+        let config = Config::load(path.as_ref(), &self.names()).map_err(ConfigErrors)?;
+        Ok(self.build(config))
+    }
+
+    /// Checks configuration text; `path` names it in errors.
+    pub fn config_str(self, text: &str, path: impl AsRef<Path>) -> Result<Host, ConfigErrors> {
+        let config = Config::parse(text, path.as_ref(), &self.names()).map_err(ConfigErrors)?;
+        Ok(self.build(config))
+    }
+
+    fn names(&self) -> HashSet<String> {
+        self.registry.keys().cloned().collect()
+    }
+
+    fn build(self, config: Config) -> Host {
+        let workers = config
+            .workers
+            .into_iter()
+            .map(|w| {
+                let vars = w
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                    .collect();
+                let services = w
+                    .services
+                    .iter()
+                    .map(|b| (b.binding.clone(), b.clone()))
+                    .collect();
+                let worker = Worker {
+                    vars: Arc::new(vars),
+                    services: Arc::new(services),
+                    config: w,
+                };
+                (worker.config.name.clone(), Arc::new(worker))
+            })
+            .collect();
+        Host {
+            inner: Arc::new(HostInner {
+                workers,
+                registry: self.registry,
+                tracker: TaskTracker::new(),
+                grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
+            }),
+        }
+    }
+}
+
+/// Every problem found in a configuration, each naming its file and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Worker {
+    config: WorkerConfig,
+    vars: Arc<HashMap<String, serde_json::Value>>,
+    services: Arc<HashMap<String, ServiceBinding>>,
+}
+
+struct HostInner {
+    workers: HashMap<String, Arc<Worker>>,
+    registry: HashMap<String, Factory>,
+    tracker: TaskTracker,
+    grace: Duration,
+}
+
+/// A running set of workers. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl Host {
+    /// Starts registering entrypoint types.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// A stub to worker `service`'s entrypoint (`None`: its default), as a binding to it
+    /// would give: a fresh instance if it runs here, a WebSocket session if elsewhere.
+    pub fn service<T: ?Sized + RpcTarget>(
+        &self,
+        service: &str,
+        entrypoint: Option<&str>,
+    ) -> Result<Stub<T>, RpcError> {
+        self.inner.connect(service, entrypoint).map(Stub::from_raw)
+    }
+
+    /// The workers this host serves over the network, with their `listen` addresses.
+    fn listeners(&self) -> Vec<(Arc<Worker>, String)> {
+        self.inner
+            .workers
+            .values()
+            .filter_map(|w| w.config.listen.clone().map(|l| (w.clone(), l)))
+            .collect()
+    }
+
+    /// Serves every worker that has a `listen` address (RPC over WebSocket and HTTP
+    /// batch at `/` for the default entrypoint and `/<Name>` for each named one) until
+    /// `shutdown` completes, then waits (up to the grace period) for `wait_until` work.
+    /// Returns the bound addresses through `on_bound` once listening.
+    pub async fn serve_until(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        on_bound: impl FnOnce(Vec<(String, std::net::SocketAddr)>),
+    ) -> std::io::Result<()> {
+        let mut bound = Vec::new();
+        let mut servers = Vec::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        for (worker, listen) in self.listeners() {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            let addr = listener.local_addr()?;
+            bound.push((worker.config.name.clone(), addr));
+            tracing::info!(worker = %worker.config.name, %addr, "serving");
+            let router = self.router(&worker);
+            let mut stop = stop_rx.clone();
+            servers.push(tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            }));
+        }
+        on_bound(bound);
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        for s in servers {
+            let _ = s.await;
+        }
+        self.drain().await;
+        Ok(())
+    }
+
+    /// Serves (see [`Host::serve_until`]) until Ctrl-C.
+    pub async fn serve(&self) -> std::io::Result<()> {
+        self.serve_until(
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            |_| {},
+        )
+        .await
+    }
+
+    /// Waits for every `wait_until` task, up to the grace period; returns whether all
+    /// finished.
+    pub async fn drain(&self) -> bool {
+        self.inner.tracker.close();
+        let done = tokio::time::timeout(self.inner.grace, self.inner.tracker.wait())
+            .await
+            .is_ok();
+        if !done {
+            tracing::warn!(
+                left = self.inner.tracker.len(),
+                "wait_until work still running after the shutdown grace period"
+            );
+        }
+        done
+    }
+
+    fn router(&self, worker: &Arc<Worker>) -> axum::Router {
+        let mut router = axum::Router::new();
+        let names = std::iter::once(None).chain(worker.config.entrypoints.iter().map(Some));
+        for name in names {
+            let host = self.inner.clone();
+            let w = worker.clone();
+            let entrypoint = name.cloned();
+            let new_main = move || {
+                host.instantiate(&w, entrypoint.as_deref())
+                    .unwrap_or_else(RpcStub::broken)
+            };
+            let path = name.map_or_else(|| "/".to_owned(), |n| format!("/{n}"));
+            router = router.route(&path, crate::rpc_route(new_main, Default::default()));
+        }
+        router
+    }
+}
+
+impl HostInner {
+    fn worker(&self, name: &str) -> Result<&Arc<Worker>, RpcError> {
+        self.workers
+            .get(name)
+            .ok_or_else(|| RpcError::error(format!("no worker is named {name:?}")))
+    }
+
+    fn connect(
+        self: &Arc<Self>,
+        service: &str,
+        entrypoint: Option<&str>,
+    ) -> Result<RpcStub, RpcError> {
+        let worker = self.worker(service)?;
+        match &worker.config.url {
+            None => self.instantiate(worker, entrypoint),
+            Some(base) => {
+                let url = format!(
+                    "{}/{}",
+                    base.trim_end_matches('/'),
+                    entrypoint.unwrap_or_default()
+                );
+                let main = RpcPromise::<Value>::from_future(async move {
+                    let stub: RpcStub = crate::connect(&url).await?;
+                    Ok(Value::Stub(stub))
+                });
+                Ok(main.as_stub())
+            }
+        }
+    }
+
+    /// A fresh instance of `worker`'s entrypoint (`None`: its default).
+    fn instantiate(
+        self: &Arc<Self>,
+        worker: &Arc<Worker>,
+        entrypoint: Option<&str>,
+    ) -> Result<RpcStub, RpcError> {
+        let ty = match entrypoint {
+            None => worker.config.main.as_deref(),
+            Some(e) => worker
+                .config
+                .entrypoints
+                .iter()
+                .find(|n| *n == e)
+                .map(String::as_str),
+        };
+        let factory = ty.and_then(|t| self.registry.get(t)).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {:?} has no entrypoint {:?}",
+                worker.config.name,
+                entrypoint.unwrap_or("(default)")
+            ))
+        })?;
+        let env = Env {
+            host: self.clone(),
+            worker: worker.clone(),
+        };
+        let ctx = Ctx {
+            tracker: self.tracker.clone(),
+        };
+        Ok(factory(env, ctx))
+    }
+}
+
+/// A worker's environment: its variables and service bindings.
+#[derive(Clone)]
+pub struct Env {
+    host: Arc<HostInner>,
+    worker: Arc<Worker>,
+}
+
+impl Env {
+    /// Variable `name` from the worker's `vars`, converted to `T` (a `String`, a number,
+    /// or any `Deserialize` type for a table or array).
+    pub fn var<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, RpcError> {
+        let value = self.worker.vars.get(name).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {:?} has no variable {name:?}",
+                self.worker.config.name
+            ))
+        })?;
+        serde_json::from_value(value.clone())
+            .map_err(|e| RpcError::type_error(format!("variable {name:?}: {e}")))
+    }
+
+    /// The service bound as `binding`, as a typed stub. Calls go to a fresh instance of
+    /// the bound entrypoint: in this process when the service runs here (no socket, no
+    /// JSON), over WebSocket when it runs elsewhere.
+    pub fn service<T: ?Sized + RpcTarget>(&self, binding: &str) -> Result<Stub<T>, RpcError> {
+        self.service_raw(binding).map(Stub::from_raw)
+    }
+
+    /// The service bound as `binding`, as an untyped stub (calls by name).
+    pub fn service_raw(&self, binding: &str) -> Result<RpcStub, RpcError> {
+        let b = self.worker.services.get(binding).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {:?} has no service binding {binding:?}",
+                self.worker.config.name
+            ))
+        })?;
+        self.host.connect(&b.service, b.entrypoint.as_deref())
+    }
+
+    /// The worker's name.
+    pub fn worker_name(&self) -> &str {
+        &self.worker.config.name
+    }
+}
+
+/// An invocation's context: work that continues after the result is returned.
+#[derive(Clone)]
+pub struct Ctx {
+    tracker: TaskTracker,
+}
+
+impl Ctx {
+    /// Runs `work` to completion even after the call has returned its result. An error (or
+    /// a panic) is logged through `tracing`; a graceful shutdown of the host waits for it,
+    /// up to its grace period.
+    pub fn wait_until<F, E>(&self, work: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        use futures::FutureExt;
+        self.tracker.spawn(async move {
+            match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "wait_until task failed"),
+                Err(_) => tracing::error!("wait_until task panicked"),
+            }
+        });
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => s.clone().into(),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+        }
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(a) => a.iter().map(toml_to_json).collect(),
+        toml::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_to_json(v)))
+            .collect(),
+    }
+}

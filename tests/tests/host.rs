@@ -1,0 +1,286 @@
+//! The Workers-style host: entrypoints with env and ctx, bindings in-process and over
+//! WebSocket giving the same answers, named entrypoints, `wait_until`, graceful shutdown,
+//! and configuration errors naming file and key.
+
+use capwire::host::{Ctx, Entrypoint, Env, Host};
+use capwire::{RpcError, Stub, entrypoint};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub struct WorkerB;
+
+impl Entrypoint for WorkerB {
+    fn new(_env: Env, _ctx: Ctx) -> Self {
+        INSTANCES.fetch_add(1, Ordering::SeqCst);
+        WorkerB
+    }
+}
+
+/// Instances of `WorkerB` made so far (in this test binary).
+static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+
+#[entrypoint]
+impl WorkerB {
+    pub fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+pub struct AdminEntrypoint;
+
+impl Entrypoint for AdminEntrypoint {
+    fn new(_env: Env, _ctx: Ctx) -> Self {
+        AdminEntrypoint
+    }
+}
+
+#[entrypoint]
+impl AdminEntrypoint {
+    pub fn whoami(&self) -> String {
+        "admin".into()
+    }
+}
+
+/// A gate a `signup`'s recorded event waits on, and how many events it recorded.
+type Gate = Arc<(Notify, AtomicUsize)>;
+
+/// Gates by name, one per test that uses `signup`.
+static GATES: std::sync::Mutex<Vec<(String, Gate)>> = std::sync::Mutex::new(Vec::new());
+
+fn gate(name: &str) -> Gate {
+    let mut gates = GATES.lock().unwrap();
+    if let Some((_, g)) = gates.iter().find(|(n, _)| n == name) {
+        return g.clone();
+    }
+    let g = Gate::default();
+    gates.push((name.to_owned(), g.clone()));
+    g
+}
+
+pub struct WorkerA {
+    env: Env,
+    ctx: Ctx,
+}
+
+impl Entrypoint for WorkerA {
+    fn new(env: Env, ctx: Ctx) -> Self {
+        WorkerA { env, ctx }
+    }
+}
+
+#[entrypoint]
+impl WorkerA {
+    pub async fn compute(&self) -> Result<i64, RpcError> {
+        self.env.service::<WorkerB>("WORKER_B")?.add(1, 2).await
+    }
+
+    pub async fn admin(&self) -> Result<String, RpcError> {
+        self.env.service::<AdminEntrypoint>("ADMIN")?.whoami().await
+    }
+
+    pub fn greet(&self, name: String) -> Result<String, RpcError> {
+        Ok(format!("{}, {name}!", self.env.var::<String>("GREETING")?))
+    }
+
+    pub fn limits(&self) -> Result<serde_json::Value, RpcError> {
+        self.env.var("LIMITS")
+    }
+
+    /// Returns at once; records the event afterwards.
+    pub fn signup(&self, gate_name: String) -> String {
+        let gate = gate(&gate_name);
+        self.ctx.wait_until(async move {
+            gate.0.notified().await;
+            gate.1.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, RpcError>(())
+        });
+        "welcome".into()
+    }
+}
+
+fn builder() -> capwire::host::HostBuilder {
+    Host::builder()
+        .entrypoint::<WorkerA>("WorkerA")
+        .entrypoint::<WorkerB>("WorkerB")
+        .entrypoint::<AdminEntrypoint>("AdminEntrypoint")
+}
+
+const WORKER_A: &str = r#"
+[[worker]]
+name = "worker-a"
+main = "WorkerA"
+services = [
+  { binding = "WORKER_B", service = "worker-b" },
+  { binding = "ADMIN", service = "worker-b", entrypoint = "AdminEntrypoint" },
+]
+
+[worker.vars]
+GREETING = "Hello"
+LIMITS = { max = 3, names = ["a", "b"] }
+"#;
+
+/// worker-b served over WebSocket by its own host; returns it with the address.
+async fn remote_b() -> (Host, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let config = r#"
+        [[worker]]
+        name = "worker-b"
+        main = "WorkerB"
+        entrypoints = ["AdminEntrypoint"]
+        listen = "127.0.0.1:0"
+    "#;
+    let host = builder().config_str(config, "b.toml").unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let serving = host.clone();
+    tokio::spawn(async move {
+        serving
+            .serve_until(
+                async move {
+                    let _ = stop_rx.await;
+                },
+                move |bound| {
+                    let _ = addr_tx.send(bound[0].1);
+                },
+            )
+            .await
+    });
+    (host, addr_rx.await.unwrap(), stop_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_give_the_same_answers_in_process_and_remote() {
+    let local = builder()
+        .config_str(
+            &format!(
+                "{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"
+            ),
+            "local.toml",
+        )
+        .unwrap();
+    let (_b, addr, _stop) = remote_b().await;
+    let remote = builder()
+        .config_str(
+            &format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nurl = \"ws://{addr}\"\n"),
+            "remote.toml",
+        )
+        .unwrap();
+    for host in [&local, &remote] {
+        let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
+        assert_eq!(a.compute().await.unwrap(), 3);
+        assert_eq!(a.admin().await.unwrap(), "admin");
+        assert_eq!(a.greet("Ada".into()).await.unwrap(), "Hello, Ada!");
+        assert_eq!(
+            a.limits().await.unwrap(),
+            serde_json::json!({ "max": 3, "names": ["a", "b"] })
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_invocation_gets_a_fresh_instance() {
+    let host = builder()
+        .config_str(
+            "[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\n",
+            "b.toml",
+        )
+        .unwrap();
+    let before = INSTANCES.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        let b: Stub<WorkerB> = host.service("worker-b", None).unwrap();
+        assert_eq!(b.add(2, 2).await.unwrap(), 4);
+    }
+    assert!(INSTANCES.load(Ordering::SeqCst) >= before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_until_work_runs_after_the_result_and_shutdown_waits_for_it() {
+    let gate = gate("drained");
+    let host = builder()
+        .config_str(
+            &format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"),
+            "a.toml",
+        )
+        .unwrap();
+    let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
+    // The call returns while its recorded event is still waiting on the gate.
+    assert_eq!(a.signup("drained".into()).await.unwrap(), "welcome");
+    assert_eq!(
+        gate.1.load(Ordering::SeqCst),
+        0,
+        "recorded before the result"
+    );
+    // A shutdown waits for it: release the gate only once the drain is under way.
+    let draining = tokio::spawn({
+        let host = host.clone();
+        async move { host.drain().await }
+    });
+    gate.0.notify_one();
+    assert!(draining.await.unwrap(), "the drain saw the work finish");
+    assert_eq!(gate.1.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_shutdown_waits_no_longer_than_its_grace_period() {
+    let host = builder()
+        .shutdown_grace(Duration::from_millis(50))
+        .config_str(&format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"), "a.toml")
+        .unwrap();
+    let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
+    a.signup("never".into()).await.unwrap(); // its work waits for a gate never opened
+    assert!(
+        !host.drain().await,
+        "the drain gave up after the grace period"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_file_and_key() {
+    let cases = [
+        (
+            "[[worker]]\nname = \"a\"\nmain = \"WorkerA\"\nservices = [{ binding = \"B\", service = \"nope\" }]\n",
+            "bad.toml: worker[0].services[0].service: no worker is named \"nope\"",
+        ),
+        (
+            "[[worker]]\nname = \"a\"\nmain = \"Missing\"\n",
+            "bad.toml: worker[0].main: no entrypoint type \"Missing\" is registered with the host",
+        ),
+        (
+            "[[worker]]\nname = \"a\"\nmain = \"WorkerA\"\nservices = [{ binding = \"B\", service = \"a\", entrypoint = \"Nope\" }]\n",
+            "bad.toml: worker[0].services[0].entrypoint: worker \"a\" exports no entrypoint named \"Nope\"",
+        ),
+        (
+            "[[worker]]\nname = \"a\"\n",
+            "bad.toml: worker[0]: a worker needs `main` (runs here) or `url` (runs elsewhere)",
+        ),
+        (
+            "[[worker]]\nname = \"a\"\nmain = \"WorkerA\"\n\n[[worker]]\nname = \"a\"\nurl = \"ws://x\"\n",
+            "bad.toml: worker[1].name: two workers are named \"a\"",
+        ),
+        ("[[worker]]\nname = \"a\"\nmain = \n", "bad.toml: line 3: "),
+        (
+            "[[worker]]\nname = \"a\"\nmian = \"WorkerA\"\n",
+            "bad.toml: line 3: unknown field `mian`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = match builder().config_str(text, "bad.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.starts_with(expected),
+            "for\n{text}\ngot: {err}\nwanted: {expected}"
+        );
+    }
+    let missing = builder()
+        .config_file("/nonexistent/workers.toml")
+        .err()
+        .unwrap();
+    assert!(
+        missing
+            .to_string()
+            .starts_with("/nonexistent/workers.toml: (file): cannot read")
+    );
+}
