@@ -1,3 +1,4 @@
 //! Examples for capwire, and the conformance service every interop test uses.
 
 pub mod conformance;
+pub mod workers;

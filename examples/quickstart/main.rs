@@ -1,0 +1,17 @@
+//! The quickstart: a small multi-worker setup from `workers.toml`, printing what each of
+//! the seed scenarios returns.
+//!
+//! ```sh
+//! cargo run --release --example quickstart
+//! ```
+
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/quickstart/workers.toml");
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("capwire quickstart: the workers of {CONFIG}");
+    for (what, result) in capwire_examples::workers::quickstart(CONFIG.as_ref()).await? {
+        println!("  {what}: {result}");
+    }
+    Ok(())
+}

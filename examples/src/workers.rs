@@ -1,0 +1,270 @@
+//! The seed scenarios of Workers RPC, as capwire workers: the quickstart runs them from
+//! `quickstart/workers.toml`, and the tests assert their results.
+
+use crate::conformance::{Counter, Foo};
+use capwire::host::{Ctx, Entrypoint, Env};
+use capwire::{Function, RpcError, Stub, entrypoint};
+use std::sync::Mutex;
+
+/// Signups recorded by `WorkerA::signup`'s `wait_until` work: state that outlives an
+/// invocation lives outside the entrypoint (here a process-wide list, standing in for a
+/// database).
+static SIGNUPS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The signups recorded so far.
+pub fn signups() -> Vec<String> {
+    SIGNUPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Worker B: adds.
+pub struct WorkerB;
+
+impl Entrypoint for WorkerB {
+    fn new(_env: Env, _ctx: Ctx) -> Self {
+        WorkerB
+    }
+}
+
+#[entrypoint]
+impl WorkerB {
+    /// `a + b`.
+    pub fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+/// Worker A: calls worker B, reads a variable, and records signups after answering.
+pub struct WorkerA {
+    env: Env,
+    ctx: Ctx,
+}
+
+impl Entrypoint for WorkerA {
+    fn new(env: Env, ctx: Ctx) -> Self {
+        WorkerA { env, ctx }
+    }
+}
+
+#[entrypoint]
+impl WorkerA {
+    /// `WORKER_B.add(a, b)`, through the service binding.
+    pub async fn add_via_b(&self, a: i64, b: i64) -> Result<i64, RpcError> {
+        self.env.service::<WorkerB>("WORKER_B")?.add(a, b).await
+    }
+
+    /// `"{GREETING}, {name}!"`, `GREETING` being a `[vars]` entry.
+    pub fn greet(&self, name: String) -> Result<String, RpcError> {
+        Ok(format!("{}, {name}!", self.env.var::<String>("GREETING")?))
+    }
+
+    /// Answers at once; the signup is recorded afterwards, by `wait_until` work.
+    pub fn signup(&self, user: String) -> String {
+        let reply = format!("welcome, {user}");
+        self.ctx.wait_until(async move {
+            tokio::task::yield_now().await;
+            SIGNUPS
+                .lock()
+                .map_err(|_| "the signup list is poisoned")?
+                .push(user);
+            Ok::<_, &str>(())
+        });
+        reply
+    }
+}
+
+/// The counter service: a closure, a target, a target pipelined on, and a function inside
+/// plain data.
+pub struct CounterService;
+
+impl Entrypoint for CounterService {
+    fn new(_env: Env, _ctx: Ctx) -> Self {
+        CounterService
+    }
+}
+
+#[entrypoint]
+impl CounterService {
+    /// A closure keeping a running total: `f(2), f(1), f(-5)` give 2, 3, -2.
+    pub fn new_counter_fn(&self) -> Function<(i64,), i64> {
+        let total = Mutex::new(0);
+        Function::new(move |n: i64| {
+            let mut total = total
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *total += n;
+            *total
+        })
+    }
+
+    /// A `Counter` starting at 0, by reference.
+    pub fn get_counter(&self) -> Counter {
+        Counter::new(0)
+    }
+
+    /// `{ bar: { baz: () => "qux" } }`.
+    pub fn foo(&self) -> Foo {
+        crate::conformance::TestTarget.foo()
+    }
+}
+
+/// Another service: uses a counter it is handed, wherever the counter lives.
+pub struct AnotherService;
+
+impl Entrypoint for AnotherService {
+    fn new(_env: Env, _ctx: Ctx) -> Self {
+        AnotherService
+    }
+}
+
+#[entrypoint]
+impl AnotherService {
+    /// `counter.increment(by)`.
+    pub async fn use_counter(&self, counter: Stub<Counter>, by: i64) -> Result<i64, RpcError> {
+        counter.increment(Some(by)).await
+    }
+}
+
+/// The introducer: gets a counter from `COUNTER_SERVICE` and hands it to
+/// `ANOTHER_SERVICE`, whose calls on it are proxied back to the counter service.
+pub struct Introducer {
+    env: Env,
+}
+
+impl Entrypoint for Introducer {
+    fn new(env: Env, _ctx: Ctx) -> Self {
+        Introducer { env }
+    }
+}
+
+#[entrypoint]
+impl Introducer {
+    /// Introduces a new counter to the other service; returns what it reads after
+    /// incrementing by `by` twice.
+    pub async fn introduce(&self, by: i64) -> Result<i64, RpcError> {
+        let counters = self.env.service::<CounterService>("COUNTER_SERVICE")?;
+        let other = self.env.service::<AnotherService>("ANOTHER_SERVICE")?;
+        let counter = counters.get_counter().await?;
+        other.use_counter(counter.clone(), by).await?;
+        other.use_counter(counter, by).await
+    }
+}
+
+/// Registers every entrypoint type of these examples.
+pub fn register(builder: capwire::host::HostBuilder) -> capwire::host::HostBuilder {
+    builder
+        .entrypoint::<WorkerA>("WorkerA")
+        .entrypoint::<WorkerB>("WorkerB")
+        .entrypoint::<CounterService>("CounterService")
+        .entrypoint::<AnotherService>("AnotherService")
+        .entrypoint::<Introducer>("Introducer")
+}
+
+/// What the seed scenarios returned, in order: one line each (a description and the
+/// result).
+pub type Report = Vec<(String, String)>;
+
+/// Runs every seed scenario against `host` (started from `quickstart/workers.toml`), and
+/// `add(1, 2)` once more through `remote`, a host that reaches worker B over WebSocket.
+pub async fn scenarios(
+    host: &capwire::host::Host,
+    remote: &capwire::host::Host,
+) -> Result<Report, RpcError> {
+    let mut report = Report::new();
+    let mut line = |what: &str, result: String| report.push((what.to_owned(), result));
+
+    let a: Stub<WorkerA> = host.service("worker-a", None)?;
+    line(
+        "worker A calls worker B's add(1, 2), in-process",
+        a.add_via_b(1, 2).await?.to_string(),
+    );
+    let remote_a: Stub<WorkerA> = remote.service("worker-a", None)?;
+    line(
+        "worker A calls worker B's add(1, 2), over WebSocket",
+        remote_a.add_via_b(1, 2).await?.to_string(),
+    );
+    line(
+        "greet(\"Ada\") with GREETING from [vars]",
+        a.greet("Ada".into()).await?,
+    );
+    let reply = a.signup("ada".into()).await?;
+    host.drain().await;
+    line(
+        "signup(\"ada\") answers, then wait_until records it",
+        format!("{reply:?}; recorded: {:?}", signups()),
+    );
+
+    let counters: Stub<CounterService> = host.service("counter-service", None)?;
+    let f = counters.new_counter_fn().await?;
+    let mut totals = Vec::new();
+    for n in [2, 1, -5] {
+        totals.push(f.call((n,)).await?);
+    }
+    line("the counter closure with 2, 1, -5", format!("{totals:?}"));
+    let counter = counters.get_counter().await?;
+    let mut values = Vec::new();
+    for n in [2, 1, -5] {
+        values.push(counter.increment(Some(n)).await?);
+    }
+    line(
+        "the Counter target with 2, 1, -5, then value",
+        format!("{values:?}, value {}", counter.value().await?),
+    );
+    line(
+        "get_counter().increment(), pipelined",
+        counters.get_counter().increment(None).await?.to_string(),
+    );
+    let qux = counters
+        .foo()
+        .get(["bar", "baz"])
+        .typed::<Function<(), String>>()
+        .function()
+        .call(())
+        .await?;
+    line("foo().bar.baz()", format!("{qux:?}"));
+    let introducer: Stub<Introducer> = host.service("introducer", None)?;
+    line(
+        "the introducer passes a counter to another service (2 + 2)",
+        introducer.introduce(2).await?.to_string(),
+    );
+    Ok(report)
+}
+
+/// The quickstart: starts a host from the config file at `config` (serving what it says
+/// to serve), a second host whose worker B is reached over WebSocket at the first one's
+/// address, runs the scenarios, and shuts both down.
+pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std::error::Error>> {
+    use capwire::host::Host;
+    let host = register(Host::builder()).config_file(config)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let serving = host.clone();
+    let server = tokio::spawn(async move {
+        serving
+            .serve_until(
+                async move {
+                    let _ = stopped.await;
+                },
+                move |bound| {
+                    let _ = bound_tx.send(bound);
+                },
+            )
+            .await
+    });
+    let bound = bound_rx.await?;
+    let (_, addr) = bound
+        .iter()
+        .find(|(name, _)| name == "worker-b")
+        .ok_or("worker-b is not listening")?;
+    // The same workers, with worker B running elsewhere: at that address.
+    let text = std::fs::read_to_string(config)?
+        .replace("main = \"WorkerB\"\n", &format!("url = \"ws://{addr}\"\n"))
+        .replace("listen = \"127.0.0.1:0\"\n", "");
+    let remote = register(Host::builder()).config_str(&text, config.with_extension("remote-b"))?;
+    let report = scenarios(&host, &remote).await;
+    let _ = stop.send(());
+    server.await??;
+    Ok(report?)
+}
