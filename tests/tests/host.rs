@@ -2,6 +2,8 @@
 //! WebSocket giving the same answers, named entrypoints, `wait_until`, graceful shutdown,
 //! and configuration errors naming file and key.
 
+mod support;
+
 use capwire::host::{Ctx, Entrypoint, Env, Host};
 use capwire::{RpcError, Stub, entrypoint};
 use std::sync::Arc;
@@ -283,4 +285,27 @@ fn configuration_errors_name_the_file_and_key() {
             .to_string()
             .starts_with("/nonexistent/workers.toml: (file): cannot read")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capnweb_client_calls_the_default_and_a_named_entrypoint() {
+    let (_b, addr, _stop) = remote_b().await;
+    let script = format!(
+        r#"
+        import {{ WebSocket }} from "ws";
+        import {{ newWebSocketRpcSession }} from "capnweb";
+        globalThis.WebSocket ??= WebSocket;
+        const b = newWebSocketRpcSession("ws://{addr}/");
+        const admin = newWebSocketRpcSession("ws://{addr}/AdminEntrypoint");
+        console.log(JSON.stringify([await b.add(1, 2), await admin.whoami()]));
+        process.exit(0);
+        "#
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        support::run_node(&["--input-type=module", "-"], Some(&script))
+    })
+    .await
+    .unwrap();
+    assert!(out.0, "node failed: {}", out.2);
+    assert_eq!(out.1.trim(), r#"[3,"admin"]"#);
 }
