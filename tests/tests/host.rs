@@ -90,6 +90,11 @@ impl WorkerA {
         self.env.var("LIMITS")
     }
 
+    /// Hands `wait_until` work that fails with `message`.
+    pub fn fail_later(&self, message: String) {
+        self.ctx.wait_until(async move { Err(message) });
+    }
+
     /// Returns at once; records the event afterwards.
     pub fn signup(&self, gate_name: String) -> String {
         let gate = gate(&gate_name);
@@ -308,4 +313,57 @@ async fn a_capnweb_client_calls_the_default_and_a_named_entrypoint() {
     .unwrap();
     assert!(out.0, "node failed: {}", out.2);
     assert_eq!(out.1.trim(), r#"[3,"admin"]"#);
+}
+
+/// Everything logged in this test binary, as text.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Writer(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct Writer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_until_errors_are_logged() {
+    let logs = captured_logs();
+    let host = builder()
+        .config_str(
+            &format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"),
+            "a.toml",
+        )
+        .unwrap();
+    let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
+    a.fail_later("disk full (marker 7f3a)".into())
+        .await
+        .unwrap();
+    assert!(host.drain().await);
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("marker 7f3a"))
+        .unwrap_or_else(|| panic!("the error was not logged:\n{text}"));
+    assert!(
+        line.contains("ERROR") && line.contains("wait_until task failed"),
+        "{line}"
+    );
 }
