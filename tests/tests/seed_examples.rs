@@ -1,6 +1,8 @@
 //! The seed scenarios, as the quickstart runs them from `examples/quickstart/workers.toml`:
 //! each result asserted, with worker B both in-process and over WebSocket.
 
+mod support;
+
 use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,5 +26,53 @@ async fn the_quickstart_scenarios_give_the_seed_results() {
             "4",
         ],
         "{report:#?}"
+    );
+}
+
+/// `get_counter().increment()` on the counter service is one round trip: every message the
+/// client sends goes out before the service has answered anything (the server end of the
+/// link starts only afterwards).
+#[tokio::test]
+async fn get_counter_increment_is_one_round_trip() {
+    use capwire::transport::memory::channel;
+    use capwire::{Session, Stub};
+    use capwire_examples::workers::{CounterService, register};
+    use support::{Log, Recorded, eventually};
+
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/workers.toml");
+    let host = register(capwire::host::Host::builder())
+        .config_file(&config)
+        .unwrap();
+    let (a, b) = channel(std::time::Duration::ZERO);
+    let log = Log::default();
+    let client = Session::start(
+        Recorded {
+            inner: a,
+            log: log.clone(),
+        },
+        None,
+        Default::default(),
+    );
+    let counters: Stub<CounterService> = Stub::from_raw(client.main());
+    let one = counters.get_counter().increment(None);
+    one.pull();
+    // (A release of the intermediate result may follow: nothing else holds it.)
+    eventually("the client sent the chain", || {
+        log.lock().unwrap().len() >= 3
+    })
+    .await;
+    let service = host
+        .service::<CounterService>("counter-service", None)
+        .unwrap();
+    let _server = Session::start(b, Some(service.into_raw()), Default::default());
+    assert_eq!(one.await.unwrap(), 1);
+    let sent = log.lock().unwrap().clone();
+    assert_eq!(
+        sent[..3],
+        [
+            r#"["push",["pipeline",0,["getCounter"],[]]]"#,
+            r#"["push",["pipeline",1,["increment"],[null]]]"#,
+            r#"["pull",2]"#,
+        ]
     );
 }
