@@ -367,3 +367,21 @@ async fn wait_until_errors_are_logged() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn calling_connect_on_an_entrypoint_answers_not_supported() {
+    let host = builder()
+        .config_str(
+            "[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\n",
+            "b.toml",
+        )
+        .unwrap();
+    let b: Stub<WorkerB> = host.service("worker-b", None).unwrap();
+    let e = b
+        .raw()
+        .call("connect", ("example.com:80",))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "TypeError");
+    assert!(e.message().contains("not supported"), "{e}");
+}
