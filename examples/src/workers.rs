@@ -152,14 +152,16 @@ impl Introducer {
     }
 }
 
-/// Registers every entrypoint type of these examples.
-pub fn register(builder: capwire::host::HostBuilder) -> capwire::host::HostBuilder {
-    builder
+/// Registers every entrypoint type of these examples, and the to-do app's database.
+pub fn register(
+    builder: capwire::host::HostBuilder,
+) -> Result<capwire::host::HostBuilder, RpcError> {
+    Ok(crate::todo::register(builder)?
         .entrypoint::<WorkerA>("WorkerA")
         .entrypoint::<WorkerB>("WorkerB")
         .entrypoint::<CounterService>("CounterService")
         .entrypoint::<AnotherService>("AnotherService")
-        .entrypoint::<Introducer>("Introducer")
+        .entrypoint::<Introducer>("Introducer"))
 }
 
 /// What the seed scenarios returned, in order: one line each (a description and the
@@ -229,6 +231,35 @@ pub async fn scenarios(
         "the introducer passes a counter to another service (2 + 2)",
         introducer.introduce(2).await?.to_string(),
     );
+
+    use crate::todo::{AdminApp, UserEntrypoint};
+    let admin_app: Stub<AdminApp> = host.service("admin-app", None)?;
+    let ids = admin_app
+        .onboard(vec!["ada".into(), "grace".into()])
+        .await?;
+    line(
+        "to-do: the admin app creates users through AdminEntrypoint",
+        format!("{ids:?}"),
+    );
+    let user: Stub<UserEntrypoint> = host.service("todo", Some("UserEntrypoint"))?;
+    user.create_task(ids[0], "write the docs".into()).await?;
+    user.create_task(ids[0], "ship it".into()).await?;
+    let titles: Vec<String> = user
+        .get_tasks(ids[0])
+        .await?
+        .into_iter()
+        .map(|t| t.title)
+        .collect();
+    line(
+        "to-do: UserEntrypoint's tasks of the first user",
+        format!("{titles:?}"),
+    );
+    let removed = admin_app.offboard(ids[0]).await?;
+    let left = user.get_tasks(ids[0]).await?.len();
+    line(
+        "to-do: delete_user through the admin app, then the user's tasks",
+        format!("deleted {removed}, {left} tasks left"),
+    );
     Ok(report)
 }
 
@@ -237,7 +268,7 @@ pub async fn scenarios(
 /// address, runs the scenarios, and shuts both down.
 pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std::error::Error>> {
     use capwire::host::Host;
-    let host = register(Host::builder()).config_file(config)?;
+    let host = register(Host::builder())?.config_file(config)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let serving = host.clone();
@@ -262,7 +293,7 @@ pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std:
     let text = std::fs::read_to_string(config)?
         .replace("main = \"WorkerB\"\n", &format!("url = \"ws://{addr}\"\n"))
         .replace("listen = \"127.0.0.1:0\"\n", "");
-    let remote = register(Host::builder()).config_str(&text, config.with_extension("remote-b"))?;
+    let remote = register(Host::builder())?.config_str(&text, config.with_extension("remote-b"))?;
     let report = scenarios(&host, &remote).await;
     let _ = stop.send(());
     server.await??;

@@ -24,6 +24,9 @@ async fn the_quickstart_scenarios_give_the_seed_results() {
             "1",
             "\"qux\"",
             "4",
+            "[1, 2]",
+            "[\"write the docs\", \"ship it\"]",
+            "deleted true, 0 tasks left",
         ],
         "{report:#?}"
     );
@@ -41,6 +44,7 @@ async fn get_counter_increment_is_one_round_trip() {
 
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/workers.toml");
     let host = register(capwire::host::Host::builder())
+        .unwrap()
         .config_file(&config)
         .unwrap();
     let (a, b) = channel(std::time::Duration::ZERO);

@@ -82,8 +82,11 @@ type Factory = Arc<dyn Fn(Env, Ctx) -> RpcStub + Send + Sync>;
 #[derive(Default)]
 pub struct HostBuilder {
     registry: HashMap<String, Factory>,
+    resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
 }
+
+type Resource = Arc<dyn std::any::Any + Send + Sync>;
 
 impl HostBuilder {
     /// Registers `T` under `name`, the name a config's `main` or `entrypoints` uses.
@@ -92,6 +95,14 @@ impl HostBuilder {
             name.to_owned(),
             Arc::new(|env, ctx| RpcStub::new(T::new(env, ctx))),
         );
+        self
+    }
+
+    /// Makes `value` available to every worker as `env.resource::<T>(name)`: a database
+    /// handle, a client, any state that outlives invocations (what a D1 or KV binding is
+    /// to a Worker).
+    pub fn resource<T: Clone + Send + Sync + 'static>(mut self, name: &str, value: T) -> Self {
+        self.resources.insert(name.to_owned(), Arc::new(value));
         self
     }
 
@@ -144,6 +155,7 @@ impl HostBuilder {
             inner: Arc::new(HostInner {
                 workers,
                 registry: self.registry,
+                resources: self.resources,
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
             }),
@@ -178,6 +190,7 @@ struct Worker {
 struct HostInner {
     workers: HashMap<String, Arc<Worker>>,
     registry: HashMap<String, Factory>,
+    resources: HashMap<String, Resource>,
     tracker: TaskTracker,
     grace: Duration,
 }
@@ -396,6 +409,21 @@ impl Env {
             ))
         })?;
         self.host.connect(&b.service, b.entrypoint.as_deref())
+    }
+
+    /// The resource registered as `name` with [`HostBuilder::resource`].
+    pub fn resource<T: Clone + 'static>(&self, name: &str) -> Result<T, RpcError> {
+        self.host
+            .resources
+            .get(name)
+            .and_then(|r| r.downcast_ref::<T>())
+            .cloned()
+            .ok_or_else(|| {
+                RpcError::error(format!(
+                    "no resource {name:?} of type {} is registered with the host",
+                    std::any::type_name::<T>()
+                ))
+            })
     }
 
     /// The worker's name.
