@@ -267,6 +267,16 @@ fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
 
 /// `impl RpcObject` with the given bodies of `call` and `get`.
 fn object_impl(krate: &Path, ty: &Type, call: TokenStream, get: TokenStream) -> TokenStream {
+    object_impl_with(krate, ty, call, get, TokenStream::new())
+}
+
+fn object_impl_with(
+    krate: &Path,
+    ty: &Type,
+    call: TokenStream,
+    get: TokenStream,
+    extra: TokenStream,
+) -> TokenStream {
     quote! {
         impl #krate::RpcObject for #ty {
             fn call(
@@ -280,6 +290,44 @@ fn object_impl(krate: &Path, ty: &Type, call: TokenStream, get: TokenStream) -> 
             fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
                 #get
             }
+
+            #extra
+        }
+    }
+}
+
+/// An entrypoint's `fetch`, served for HTTP rather than dispatched as a call.
+fn fetch_impl(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let Some(m) = t
+        .methods
+        .iter()
+        .find(|m| !m.dispatched && m.wire == "fetch")
+    else {
+        return TokenStream::new();
+    };
+    let ident = &m.ident;
+    let cfgs = &m.cfgs;
+    let call = if m.is_async {
+        quote!(Self::#ident(&*this, request).await)
+    } else {
+        quote!(Self::#ident(&*this, request))
+    };
+    quote! {
+        #(#cfgs)*
+        fn handles_fetch(&self) -> bool {
+            true
+        }
+
+        #(#cfgs)*
+        fn fetch(
+            self: ::std::sync::Arc<Self>,
+            request: #krate::http::Request<#krate::Body>,
+        ) -> #krate::FetchFuture {
+            let this = self;
+            #krate::__private::fetch_later(async move {
+                #krate::__private::IntoFetchResult::into_fetch_result(#call)
+            })
         }
     }
 }
@@ -303,7 +351,7 @@ fn inherent(t: &Target) -> TokenStream {
     let krate = &t.krate;
     let ty = &t.self_ty;
     let (call, get) = dispatch(t, &quote!(Self::), true);
-    let object = object_impl(krate, ty, call, get);
+    let object = object_impl_with(krate, ty, call, get, fetch_impl(t));
     let by_reference = by_reference_impls(krate, ty);
     let client = client(t);
     let name = client_name(t);

@@ -83,8 +83,10 @@ pub use codec::{deserialize, serialize};
 pub use de::from_value;
 pub use error::{ProtocolError, RpcError};
 pub use function::{FnOutput, Function, IntoFunction};
+/// The `http` crate, whose `Request` and `Response` an entrypoint's `fetch` takes and returns.
+pub use http;
 pub use limits::Limits;
-pub use object::{CallFuture, RpcObject, arg};
+pub use object::{Body, CallFuture, FetchFuture, RpcObject, arg};
 pub use ser::to_value;
 pub use session::SessionStats;
 pub use stub::{IntoPath, RpcPromise, RpcStub};

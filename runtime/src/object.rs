@@ -7,6 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// An HTTP body that can stream: what `fetch` handlers take and return.
+pub type Body = axum::body::Body;
+
+/// The future an HTTP `fetch` on a local object returns.
+pub type FetchFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, RpcError>> + Send + 'static>>;
+
 /// The future a call on a local object returns.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'static>>;
 
@@ -53,6 +60,19 @@ pub trait RpcObject: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(Value::Undefined)))
     }
 
+    /// Handles an HTTP request, as a Worker's `fetch` does. `#[entrypoint]` implements it
+    /// when the entrypoint defines `fetch`; the default answers that there is none
+    /// ([`RpcError::no_fetch`]).
+    fn fetch(self: Arc<Self>, request: http::Request<Body>) -> FetchFuture {
+        let _ = request;
+        Box::pin(std::future::ready(Err(RpcError::no_fetch())))
+    }
+
+    /// Whether [`RpcObject::fetch`] handles HTTP (the default: no).
+    fn handles_fetch(&self) -> bool {
+        false
+    }
+
     /// Calls the object itself as a function. The default rejects: objects are not
     /// functions unless they say so.
     fn call_self(self: Arc<Self>, args: Vec<Value>) -> CallFuture {
@@ -64,6 +84,16 @@ pub trait RpcObject: Send + Sync + 'static {
 }
 
 impl RpcError {
+    /// The error of [`RpcObject::fetch`] on an object that handles no HTTP.
+    pub fn no_fetch() -> Self {
+        RpcError::type_error("this entrypoint has no fetch() handler")
+    }
+
+    /// `true` for [`RpcError::no_fetch`].
+    pub fn is_no_fetch(&self) -> bool {
+        *self == RpcError::no_fetch()
+    }
+
     /// The error capnweb's peers answer for a call of a name that is not a method:
     /// `TypeError: 'name' is not a function.`
     pub fn not_a_function(name: &str) -> Self {

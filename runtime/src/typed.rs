@@ -221,6 +221,31 @@ pub mod private {
         Box::pin(fut)
     }
 
+    /// What an entrypoint's `fetch` may return: a response, or a `Result` of one.
+    pub trait IntoFetchResult {
+        fn into_fetch_result(self) -> Result<http::Response<crate::Body>, RpcError>;
+    }
+
+    impl IntoFetchResult for http::Response<crate::Body> {
+        fn into_fetch_result(self) -> Result<http::Response<crate::Body>, RpcError> {
+            Ok(self)
+        }
+    }
+
+    impl<E: Into<RpcError>> IntoFetchResult for Result<http::Response<crate::Body>, E> {
+        fn into_fetch_result(self) -> Result<http::Response<crate::Body>, RpcError> {
+            self.map_err(Into::into)
+        }
+    }
+
+    /// Answers a `fetch` whose response comes later.
+    pub fn fetch_later<F>(fut: F) -> crate::FetchFuture
+    where
+        F: Future<Output = Result<http::Response<crate::Body>, RpcError>> + Send + 'static,
+    {
+        Box::pin(fut)
+    }
+
     /// Method `name` of `target` read as a property: a function that calls it.
     pub fn method<T: crate::RpcObject>(
         target: std::sync::Arc<T>,

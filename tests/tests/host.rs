@@ -28,6 +28,24 @@ impl WorkerB {
     pub fn add(&self, a: i64, b: i64) -> i64 {
         a + b
     }
+
+    /// HTTP: answers `"<METHOD> <path> <body>"`.
+    pub async fn fetch(
+        &self,
+        request: capwire::http::Request<capwire::Body>,
+    ) -> Result<capwire::http::Response<capwire::Body>, RpcError> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .map_err(|e| RpcError::error(e.to_string()))?;
+        let text = format!(
+            "{} {} {}",
+            parts.method,
+            parts.uri.path(),
+            String::from_utf8_lossy(&body)
+        );
+        Ok(capwire::http::Response::new(capwire::Body::from(text)))
+    }
 }
 
 pub struct AdminEntrypoint;
@@ -80,6 +98,18 @@ impl WorkerA {
 
     pub async fn admin(&self) -> Result<String, RpcError> {
         self.env.service::<AdminEntrypoint>("ADMIN")?.whoami().await
+    }
+
+    /// `POST <path>` with `body` to worker B's `fetch`, through the binding.
+    pub async fn proxy(&self, path: String, body: String) -> Result<String, RpcError> {
+        let request = capwire::http::Request::post(path)
+            .body(capwire::Body::from(body))
+            .map_err(|e| RpcError::error(e.to_string()))?;
+        let response = self.env.fetcher("WORKER_B")?.fetch(request).await?;
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .map_err(|e| RpcError::error(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     pub fn greet(&self, name: String) -> Result<String, RpcError> {
@@ -177,6 +207,10 @@ async fn bindings_give_the_same_answers_in_process_and_remote() {
         let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
         assert_eq!(a.compute().await.unwrap(), 3);
         assert_eq!(a.admin().await.unwrap(), "admin");
+        assert_eq!(
+            a.proxy("/hello?x=1".into(), "ping".into()).await.unwrap(),
+            "POST /hello ping"
+        );
         assert_eq!(a.greet("Ada".into()).await.unwrap(), "Hello, Ada!");
         assert_eq!(
             a.limits().await.unwrap(),
@@ -384,4 +418,20 @@ async fn calling_connect_on_an_entrypoint_answers_not_supported() {
         .unwrap_err();
     assert_eq!(e.name(), "TypeError");
     assert!(e.message().contains("not supported"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_that_are_not_rpc_go_to_fetch() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_b, addr, _stop) = remote_b().await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET /some/page HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("GET /some/page "), "{response}");
 }

@@ -291,25 +291,71 @@ impl Host {
         done
     }
 
+    /// One worker's HTTP surface. At `/` (the default entrypoint) and `/<Name>` (each
+    /// named one), a WebSocket upgrade starts an RPC session. Any other request goes to the
+    /// default entrypoint's `fetch` if it has one. Without one, a `POST` at `/` or `/<Name>`
+    /// is an HTTP batch session, and anything else answers 405 (or 404 elsewhere).
     fn router(&self, worker: &Arc<Worker>) -> axum::Router {
-        let mut router = axum::Router::new();
-        let names = std::iter::once(None).chain(worker.config.entrypoints.iter().map(Some));
-        for name in names {
-            let host = self.inner.clone();
-            let w = worker.clone();
-            let entrypoint = name.cloned();
-            let new_main = move || {
-                host.instantiate(&w, entrypoint.as_deref())
-                    .unwrap_or_else(RpcStub::broken)
-            };
-            let path = name.map_or_else(|| "/".to_owned(), |n| format!("/{n}"));
-            router = router.route(&path, crate::rpc_route(new_main, Default::default()));
-        }
-        router
+        let host = self.inner.clone();
+        let worker = worker.clone();
+        axum::Router::new().fallback(
+            move |ws: Result<
+                axum::extract::ws::WebSocketUpgrade,
+                axum::extract::ws::rejection::WebSocketUpgradeRejection,
+            >,
+                  request: axum::extract::Request| {
+                let (host, worker) = (host.clone(), worker.clone());
+                async move { host.handle_http(&worker, ws.ok(), request).await }
+            },
+        )
     }
 }
 
 impl HostInner {
+    async fn handle_http(
+        self: &Arc<Self>,
+        worker: &Arc<Worker>,
+        ws: Option<axum::extract::ws::WebSocketUpgrade>,
+        request: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let limits = crate::Limits::default();
+        let path = request.uri().path().trim_start_matches('/').to_owned();
+        let entrypoint = match path.as_str() {
+            "" => Some(None),
+            name if worker.config.entrypoints.iter().any(|e| e == name) => Some(Some(name)),
+            _ => None,
+        };
+        let rpc_main =
+            |e: Option<&str>| self.instantiate(worker, e).unwrap_or_else(RpcStub::broken);
+        if let (Some(ws), Some(e)) = (ws, entrypoint) {
+            return crate::transport::server::websocket_session(ws, rpc_main(e), limits);
+        }
+        let default = match self.instantiate(worker, None) {
+            Ok(stub) => stub,
+            Err(e) => return (http::StatusCode::NOT_FOUND, e.to_string()).into_response(),
+        };
+        let fetcher = match &default.hook {
+            crate::stub::Hook::Local(object) if object.handles_fetch() => Some(object.clone()),
+            _ => None,
+        };
+        match (fetcher, entrypoint) {
+            (Some(object), _) => match object.fetch(request).await {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!(worker = %worker.config.name, error = %e, "fetch failed");
+                    (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                }
+            },
+            (None, Some(e)) if request.method() == http::Method::POST => {
+                let main = if e.is_none() { default } else { rpc_main(e) };
+                batch(request, main, limits).await
+            }
+            (None, Some(_)) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
+            (None, None) => http::StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
     fn worker(&self, name: &str) -> Result<&Arc<Worker>, RpcError> {
         self.workers
             .get(name)
@@ -411,6 +457,27 @@ impl Env {
         self.host.connect(&b.service, b.entrypoint.as_deref())
     }
 
+    /// The HTTP side of the service bound as `binding`: its default entrypoint's `fetch`,
+    /// called in this process, or over HTTP when the service runs elsewhere.
+    pub fn fetcher(&self, binding: &str) -> Result<Fetcher, RpcError> {
+        let b = self.worker.services.get(binding).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {:?} has no service binding {binding:?}",
+                self.worker.config.name
+            ))
+        })?;
+        let worker = self.host.worker(&b.service)?;
+        Ok(Fetcher(match &worker.config.url {
+            Some(url) => FetchTarget::Remote(
+                url.replacen("ws://", "http://", 1)
+                    .replacen("wss://", "https://", 1)
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            None => FetchTarget::Local(self.host.clone(), worker.clone()),
+        }))
+    }
+
     /// The resource registered as `name` with [`HostBuilder::resource`].
     pub fn resource<T: Clone + 'static>(&self, name: &str) -> Result<T, RpcError> {
         self.host
@@ -429,6 +496,52 @@ impl Env {
     /// The worker's name.
     pub fn worker_name(&self) -> &str {
         &self.worker.config.name
+    }
+}
+
+/// Sends HTTP requests to a bound worker's `fetch` (see [`Env::fetcher`]).
+pub struct Fetcher(FetchTarget);
+
+enum FetchTarget {
+    /// A worker of this host.
+    Local(Arc<HostInner>, Arc<Worker>),
+    /// A worker elsewhere, at this base URL.
+    Remote(String),
+}
+
+impl Fetcher {
+    /// Sends `request` (its path and query are kept; scheme and host are the worker's).
+    pub async fn fetch(
+        &self,
+        request: http::Request<crate::Body>,
+    ) -> Result<http::Response<crate::Body>, RpcError> {
+        match &self.0 {
+            FetchTarget::Local(host, worker) => {
+                let stub = host.instantiate(worker, None)?;
+                match stub.hook {
+                    crate::stub::Hook::Local(object) if object.handles_fetch() => {
+                        object.fetch(request).await
+                    }
+                    _ => Err(RpcError::no_fetch()),
+                }
+            }
+            FetchTarget::Remote(base) => {
+                let (mut parts, body) = request.into_parts();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                parts.uri = format!("{base}{path}")
+                    .parse()
+                    .map_err(|e| RpcError::error(format!("bad URL {base}{path}: {e}")))?;
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http::<crate::Body>();
+                let response = client
+                    .request(http::Request::from_parts(parts, body))
+                    .await
+                    .map_err(|e| RpcError::error(format!("fetch to {base} failed: {e}")))?;
+                Ok(response.map(crate::Body::new))
+            }
+        }
     }
 }
 
@@ -472,5 +585,18 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
             .iter()
             .map(|(k, v)| (k.clone(), toml_to_json(v)))
             .collect(),
+    }
+}
+
+async fn batch(
+    request: axum::extract::Request,
+    main: RpcStub,
+    limits: crate::Limits,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = crate::transport::websocket::frame_limit(&limits);
+    match axum::body::to_bytes(request.into_body(), limit).await {
+        Ok(body) => crate::transport::server::batch_session(&body, main, limits).await,
+        Err(e) => (http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
     }
 }

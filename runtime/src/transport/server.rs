@@ -63,27 +63,44 @@ where
     let new_main: Arc<dyn NewMain> = Arc::new(new_main);
     let for_ws = new_main.clone();
     axum::routing::get(move |ws: WebSocketUpgrade| async move {
-        ws.max_message_size(frame_limit(&limits))
-            .max_frame_size(frame_limit(&limits))
-            .read_buffer_size(READ_BUFFER)
-            .on_upgrade(move |socket| async move {
-                let session =
-                    Session::start(WsTransport::new(socket), Some(for_ws.new_main()), limits);
-                session.closed().await;
-            })
+        websocket_session(ws, for_ws.new_main(), limits)
     })
     .post(move |body: axum::body::Bytes| async move {
-        let Ok(text) = std::str::from_utf8(&body) else {
-            return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
-        };
-        match super::batch::serve_batch(text, new_main.new_main(), limits).await {
-            Ok(body) => body.into_response(),
-            Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
-        }
+        batch_session(&body, new_main.new_main(), limits).await
     })
     // A batch holds many messages; each is checked against the message limit (and an
     // oversized one aborts, naming the limit). The body as a whole may be twice that.
     .layer(axum::extract::DefaultBodyLimit::max(frame_limit(&limits)))
+}
+
+/// Accepts a WebSocket upgrade and serves a session on it with `main`.
+pub(crate) fn websocket_session(
+    ws: WebSocketUpgrade,
+    main: RpcStub,
+    limits: Limits,
+) -> axum::response::Response {
+    ws.max_message_size(frame_limit(&limits))
+        .max_frame_size(frame_limit(&limits))
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let session = Session::start(WsTransport::new(socket), Some(main), limits);
+            session.closed().await;
+        })
+}
+
+/// Runs an HTTP batch session on a request body, with `main`.
+pub(crate) async fn batch_session(
+    body: &[u8],
+    main: RpcStub,
+    limits: Limits,
+) -> axum::response::Response {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
+    };
+    match super::batch::serve_batch(text, main, limits).await {
+        Ok(body) => body.into_response(),
+        Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
+    }
 }
 
 /// A bound RPC server, not yet serving: bind first to learn the port.
