@@ -435,3 +435,38 @@ async fn http_requests_that_are_not_rpc_go_to_fetch() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("GET /some/page "), "{response}");
 }
+
+#[tokio::test]
+async fn the_runner_reports_every_config_error_before_starting() {
+    let dir = std::env::temp_dir().join(format!("capwire-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("workers.toml");
+    std::fs::write(
+        &path,
+        "[[worker]]\nname = \"a\"\nmain = \"Nope\"\nlisten = \"127.0.0.1:0\"\nservices = [{ binding = \"B\", service = \"b\" }]\n",
+    )
+    .unwrap();
+    // It returns (rather than serving until Ctrl-C) because nothing starts.
+    let err = capwire::host::run(builder(), &path)
+        .await
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0]
+            .ends_with("worker[0].main: no entrypoint type \"Nope\" is registered with the host"),
+        "{err}"
+    );
+    assert!(
+        lines[1].ends_with("worker[0].services[0].service: no worker is named \"b\""),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with(&path.display().to_string())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

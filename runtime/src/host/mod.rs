@@ -163,6 +163,38 @@ impl HostBuilder {
     }
 }
 
+/// The one-call runner: reads the configuration at `path` with the entrypoint types
+/// `builder` registered (every problem is reported, naming file and key, before anything
+/// starts), serves what it says, logs through `tracing`, and on Ctrl-C shuts down
+/// gracefully, waiting (bounded) for `wait_until` work.
+///
+/// ```no_run
+/// # pub struct Api;
+/// # impl capwire::host::Entrypoint for Api { fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self { Api } }
+/// # #[capwire::entrypoint] impl Api { pub fn ping(&self) -> String { "pong".into() } }
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// capwire::host::run(capwire::host::Host::builder().entrypoint::<Api>("Api"), "workers.toml").await
+/// # }
+/// ```
+pub async fn run(
+    builder: HostBuilder,
+    path: impl AsRef<Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let host = builder.config_file(path)?;
+    host.serve_until(
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        |bound| {
+            for (worker, addr) in bound {
+                tracing::info!(%worker, "listening on http://{addr}");
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Every problem found in a configuration, each naming its file and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
