@@ -267,11 +267,16 @@ impl Host {
         shutdown: impl Future<Output = ()> + Send + 'static,
         on_bound: impl FnOnce(Vec<(String, std::net::SocketAddr)>),
     ) -> std::io::Result<()> {
+        // Bind every address before serving any, so a failure leaves nothing running.
+        let mut listeners = Vec::new();
+        for (worker, listen) in self.listeners() {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            listeners.push((worker, listener));
+        }
         let mut bound = Vec::new();
         let mut servers = Vec::new();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        for (worker, listen) in self.listeners() {
-            let listener = tokio::net::TcpListener::bind(&listen).await?;
+        for (worker, listener) in listeners {
             let addr = listener.local_addr()?;
             bound.push((worker.config.name.clone(), addr));
             tracing::info!(worker = %worker.config.name, %addr, "serving");
