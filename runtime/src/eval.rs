@@ -13,6 +13,18 @@ use std::sync::Arc;
 
 /// What the IDs of an expression refer to.
 pub(crate) trait Scope {
+    /// What ID `id` of this scope names: the target of `["import", id, …]` and
+    /// `["pipeline", id, …]`, the subject of a `remap`, an `["import", id]` capture.
+    fn hook(&mut self, id: i64) -> Result<Hook, ProtocolError>;
+
+    /// A capability the sender introduces: `["export", id]` (`promise` false),
+    /// `["promise", id]` (true), or an `["export", id]` capture.
+    fn introduce(&mut self, id: i64, promise: bool) -> Result<Hook, ProtocolError>;
+
+    /// A form this scope cannot evaluate (streams, `Request`, …): a value to stand in for
+    /// it, or an error.
+    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError>;
+
     /// `["import", id, path?, args?]` (`pipeline` false) or `["pipeline", …]` (true).
     fn reference(
         &mut self,
@@ -20,20 +32,9 @@ pub(crate) trait Scope {
         path: Option<Vec<PathKey>>,
         args: Option<Vec<Value>>,
         pipeline: bool,
-    ) -> Result<Value, ProtocolError>;
-
-    /// `["export", id]` (`promise` false) or `["promise", id]` (true).
-    fn introduce(&mut self, id: i64, promise: bool) -> Result<Value, ProtocolError>;
-
-    /// The hooks `captures` name, for a `remap`.
-    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError>;
-
-    /// The hook a `remap` maps over (`id` of this scope).
-    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError>;
-
-    /// A form this scope cannot evaluate (streams, `Request`, …): a value to stand in for
-    /// it, or an error.
-    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError>;
+    ) -> Result<Value, ProtocolError> {
+        Ok(reference_value(&self.hook(id)?, path, args, pipeline))
+    }
 }
 
 /// Evaluates `expr` in `scope`.
@@ -87,8 +88,10 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
             let args = evaluate_args(args, scope)?;
             scope.reference(id, path, args, true)?
         }
-        Expr::Export(id) => scope.introduce(id, false)?,
-        Expr::Promise(id) => scope.introduce(id, true)?,
+        Expr::Export(id) => Value::Stub(RpcStub {
+            hook: scope.introduce(id, false)?,
+        }),
+        Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(scope.introduce(id, true)?)),
         Expr::Url(u) => Value::Url(u),
         Expr::Headers(h) => Value::Headers(h),
         Expr::Remap {
@@ -97,8 +100,14 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
             captures,
             instructions,
         } => {
-            let subject = scope.subject(id)?;
-            let captures = scope.captures(captures)?;
+            let subject = scope.hook(id)?;
+            let captures = captures
+                .into_iter()
+                .map(|c| match c {
+                    Capture::Import(id) => scope.hook(id),
+                    Capture::Export(id) => scope.introduce(id, false),
+                })
+                .collect::<Result<_, _>>()?;
             Value::Promise(RpcPromise::from_hook(map(
                 subject,
                 path,
@@ -250,6 +259,22 @@ fn no_exports() -> ProtocolError {
 }
 
 impl Scope for MapperScope<'_> {
+    fn hook(&mut self, id: i64) -> Result<Hook, ProtocolError> {
+        self.variable(id).cloned()
+    }
+
+    fn introduce(&mut self, _id: i64, _promise: bool) -> Result<Hook, ProtocolError> {
+        Err(no_exports())
+    }
+
+    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
+        Err(match expr {
+            Expr::Readable(_) => mapper_error("A mapper function cannot use pipe readables."),
+            Expr::Writable(_) => no_exports(),
+            _ => mapper_error("A mapper function cannot construct this value."),
+        })
+    }
+
     fn reference(
         &mut self,
         id: i64,
@@ -264,54 +289,16 @@ impl Scope for MapperScope<'_> {
             _ => reference_value(hook, path, args, pipeline),
         })
     }
-
-    fn introduce(&mut self, _id: i64, _promise: bool) -> Result<Value, ProtocolError> {
-        Err(no_exports())
-    }
-
-    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
-        captures
-            .into_iter()
-            .map(|c| match c {
-                Capture::Import(id) => self.variable(id).cloned(),
-                Capture::Export(_) => Err(no_exports()),
-            })
-            .collect()
-    }
-
-    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError> {
-        self.variable(id).cloned()
-    }
-
-    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
-        Err(match expr {
-            Expr::Readable(_) => mapper_error("A mapper function cannot use pipe readables."),
-            Expr::Writable(_) => no_exports(),
-            _ => mapper_error("A mapper function cannot construct this value."),
-        })
-    }
 }
 
 /// Evaluates an expression that may hold no references at all.
 pub(crate) struct Detached;
 
 impl Scope for Detached {
-    fn reference(
-        &mut self,
-        _: i64,
-        _: Option<Vec<PathKey>>,
-        _: Option<Vec<Value>>,
-        _: bool,
-    ) -> Result<Value, ProtocolError> {
+    fn hook(&mut self, _: i64) -> Result<Hook, ProtocolError> {
         Err(detached())
     }
-    fn introduce(&mut self, _: i64, _: bool) -> Result<Value, ProtocolError> {
-        Err(detached())
-    }
-    fn captures(&mut self, _: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
-        Err(detached())
-    }
-    fn subject(&mut self, _: i64) -> Result<Hook, ProtocolError> {
+    fn introduce(&mut self, _: i64, _: bool) -> Result<Hook, ProtocolError> {
         Err(detached())
     }
     fn unsupported(&mut self, _: &Expr) -> Result<Value, ProtocolError> {

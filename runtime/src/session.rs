@@ -7,7 +7,7 @@
 
 use crate::codec::{encode, error_expr};
 use crate::error::{ProtocolError, RpcError};
-use crate::eval::{Scope, reference_value};
+use crate::eval::Scope;
 use crate::limits::Limits;
 use crate::stub::{Hook, RpcPromise, RpcStub, value_op};
 use crate::value::Value;
@@ -234,42 +234,12 @@ pub(crate) struct SessionInner {
 struct SessionScope<'a>(&'a Arc<SessionInner>);
 
 impl Scope for SessionScope<'_> {
-    fn reference(
-        &mut self,
-        id: i64,
-        path: Option<Vec<PathKey>>,
-        args: Option<Vec<Value>>,
-        pipeline: bool,
-    ) -> Result<Value, ProtocolError> {
-        Ok(reference_value(
-            &self.0.export_of(id)?,
-            path,
-            args,
-            pipeline,
-        ))
-    }
-
-    fn introduce(&mut self, id: i64, promise: bool) -> Result<Value, ProtocolError> {
-        let hook = Hook::Import(self.0.import_from_peer(id, promise)?);
-        Ok(if promise {
-            Value::Promise(RpcPromise::from_hook(hook))
-        } else {
-            Value::Stub(RpcStub { hook })
-        })
-    }
-
-    fn captures(&mut self, captures: Vec<Capture>) -> Result<Vec<Hook>, ProtocolError> {
-        captures
-            .into_iter()
-            .map(|c| match c {
-                Capture::Import(id) => self.0.export_of(id),
-                Capture::Export(id) => Ok(Hook::Import(self.0.import_from_peer(id, false)?)),
-            })
-            .collect()
-    }
-
-    fn subject(&mut self, id: i64) -> Result<Hook, ProtocolError> {
+    fn hook(&mut self, id: i64) -> Result<Hook, ProtocolError> {
         self.0.export_of(id)
+    }
+
+    fn introduce(&mut self, id: i64, promise: bool) -> Result<Hook, ProtocolError> {
+        Ok(Hook::Import(self.0.import_from_peer(id, promise)?))
     }
 
     fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
