@@ -89,11 +89,6 @@ impl RpcError {
         RpcError::type_error("this entrypoint has no fetch() handler")
     }
 
-    /// `true` for [`RpcError::no_fetch`].
-    pub fn is_no_fetch(&self) -> bool {
-        *self == RpcError::no_fetch()
-    }
-
     /// The error capnweb's peers answer for a call of a name that is not a method:
     /// `TypeError: 'name' is not a function.`
     pub fn not_a_function(name: &str) -> Self {

@@ -76,7 +76,7 @@ pub trait Entrypoint: crate::RpcObject + Sized {
     fn new(env: Env, ctx: Ctx) -> Self;
 }
 
-type Factory = Arc<dyn Fn(Env, Ctx) -> RpcStub + Send + Sync>;
+type Factory = Arc<dyn Fn(Env, Ctx) -> Arc<dyn crate::RpcObject> + Send + Sync>;
 
 /// Registers entrypoint types, then reads the configuration.
 #[derive(Default)]
@@ -93,7 +93,7 @@ impl HostBuilder {
     pub fn entrypoint<T: Entrypoint>(mut self, name: &str) -> Self {
         self.registry.insert(
             name.to_owned(),
-            Arc::new(|env, ctx| RpcStub::new(T::new(env, ctx))),
+            Arc::new(|env, ctx| Arc::new(T::new(env, ctx))),
         );
         self
     }
@@ -363,33 +363,34 @@ impl HostInner {
             name if worker.config.entrypoints.iter().any(|e| e == name) => Some(Some(name)),
             _ => None,
         };
-        let rpc_main =
-            |e: Option<&str>| self.instantiate(worker, e).unwrap_or_else(RpcStub::broken);
+        let rpc_main = |e: Option<&str>| {
+            self.instantiate(worker, e)
+                .map_or_else(RpcStub::broken, RpcStub::from_arc)
+        };
         if let (Some(ws), Some(e)) = (ws, entrypoint) {
             return crate::transport::server::websocket_session(ws, rpc_main(e), limits);
         }
         let default = match self.instantiate(worker, None) {
-            Ok(stub) => stub,
+            Ok(object) => object,
             Err(e) => return (http::StatusCode::NOT_FOUND, e.to_string()).into_response(),
         };
-        let fetcher = match &default.hook {
-            crate::stub::Hook::Local(object) if object.handles_fetch() => Some(object.clone()),
-            _ => None,
-        };
-        match (fetcher, entrypoint) {
-            (Some(object), _) => match object.fetch(request).await {
+        match entrypoint {
+            _ if default.handles_fetch() => match default.fetch(request).await {
                 Ok(response) => response,
                 Err(e) => {
                     tracing::error!(worker = %worker.config.name, error = %e, "fetch failed");
                     (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
                 }
             },
-            (None, Some(e)) if request.method() == http::Method::POST => {
-                let main = if e.is_none() { default } else { rpc_main(e) };
+            Some(e) if request.method() == http::Method::POST => {
+                let main = match e {
+                    None => RpcStub::from_arc(default),
+                    named => rpc_main(named),
+                };
                 batch(request, main, limits).await
             }
-            (None, Some(_)) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
-            (None, None) => http::StatusCode::NOT_FOUND.into_response(),
+            Some(_) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
+            None => http::StatusCode::NOT_FOUND.into_response(),
         }
     }
 
@@ -406,7 +407,7 @@ impl HostInner {
     ) -> Result<RpcStub, RpcError> {
         let worker = self.worker(service)?;
         match &worker.config.url {
-            None => self.instantiate(worker, entrypoint),
+            None => self.instantiate(worker, entrypoint).map(RpcStub::from_arc),
             Some(base) => {
                 let url = format!(
                     "{}/{}",
@@ -427,7 +428,7 @@ impl HostInner {
         self: &Arc<Self>,
         worker: &Arc<Worker>,
         entrypoint: Option<&str>,
-    ) -> Result<RpcStub, RpcError> {
+    ) -> Result<Arc<dyn crate::RpcObject>, RpcError> {
         let ty = match entrypoint {
             None => worker.config.main.as_deref(),
             Some(e) => worker
@@ -485,25 +486,23 @@ impl Env {
 
     /// The service bound as `binding`, as an untyped stub (calls by name).
     pub fn service_raw(&self, binding: &str) -> Result<RpcStub, RpcError> {
-        let b = self.worker.services.get(binding).ok_or_else(|| {
+        let b = self.binding(binding)?;
+        self.host.connect(&b.service, b.entrypoint.as_deref())
+    }
+
+    fn binding(&self, name: &str) -> Result<&ServiceBinding, RpcError> {
+        self.worker.services.get(name).ok_or_else(|| {
             RpcError::error(format!(
-                "worker {:?} has no service binding {binding:?}",
+                "worker {:?} has no service binding {name:?}",
                 self.worker.config.name
             ))
-        })?;
-        self.host.connect(&b.service, b.entrypoint.as_deref())
+        })
     }
 
     /// The HTTP side of the service bound as `binding`: its default entrypoint's `fetch`,
     /// called in this process, or over HTTP when the service runs elsewhere.
     pub fn fetcher(&self, binding: &str) -> Result<Fetcher, RpcError> {
-        let b = self.worker.services.get(binding).ok_or_else(|| {
-            RpcError::error(format!(
-                "worker {:?} has no service binding {binding:?}",
-                self.worker.config.name
-            ))
-        })?;
-        let worker = self.host.worker(&b.service)?;
+        let worker = self.host.worker(&self.binding(binding)?.service)?;
         Ok(Fetcher(match &worker.config.url {
             Some(url) => FetchTarget::Remote(
                 url.replacen("ws://", "http://", 1)
@@ -554,13 +553,7 @@ impl Fetcher {
     ) -> Result<http::Response<crate::Body>, RpcError> {
         match &self.0 {
             FetchTarget::Local(host, worker) => {
-                let stub = host.instantiate(worker, None)?;
-                match stub.hook {
-                    crate::stub::Hook::Local(object) if object.handles_fetch() => {
-                        object.fetch(request).await
-                    }
-                    _ => Err(RpcError::no_fetch()),
-                }
+                host.instantiate(worker, None)?.fetch(request).await
             }
             FetchTarget::Remote(base) => {
                 let (mut parts, body) = request.into_parts();
