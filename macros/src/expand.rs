@@ -141,6 +141,12 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
 fn dispatch(t: &Target, callee: &TokenStream, method_reads: bool) -> (TokenStream, TokenStream) {
     let krate = &t.krate;
     let calls = arms(t, callee, false);
+    // `connect` is reserved on an entrypoint (Workers' TCP socket API): say so when called.
+    let connect = if t.kind == Kind::Entrypoint {
+        quote!("connect" => #krate::__private::connect_unsupported(),)
+    } else {
+        TokenStream::new()
+    };
     let mut gets = arms(t, callee, true);
     if method_reads {
         // Reading a method as a property gives a function that calls it, as in capnweb.
@@ -163,6 +169,7 @@ fn dispatch(t: &Target, callee: &TokenStream, method_reads: bool) -> (TokenStrea
             let this = self;
             match method {
                 #(#calls)*
+                #connect
                 _ => #krate::__private::not_a_function(method),
             }
         },

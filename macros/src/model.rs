@@ -62,6 +62,7 @@ pub enum Shape {
 }
 
 pub struct Target {
+    pub kind: Kind,
     pub shape: Shape,
     /// The type the impl is for (the trait's `dyn Name` for an interface).
     pub self_ty: Type,
@@ -548,6 +549,7 @@ fn parse_impl(kind: Kind, krate: Path, imp: &syn::ItemImpl, errors: &mut Errors)
     }
     check_duplicates(&methods, errors);
     Some(Target {
+        kind,
         shape,
         self_ty: (*imp.self_ty).clone(),
         name,
@@ -598,6 +600,7 @@ fn parse_trait(
     }
     check_duplicates(&methods, errors);
     Some(Target {
+        kind,
         shape: Shape::Interface,
         self_ty,
         name: tr.ident.clone(),

@@ -255,13 +255,14 @@ pub mod private {
     }
 
     pub fn not_a_function(method: &str) -> CallFuture {
-        if method == "connect" {
-            // Workers' `connect()` opens a TCP socket; entrypoints may not define it.
-            return ready(Err(RpcError::type_error(
-                "connect() (a TCP socket to the entrypoint) is not supported by capwire",
-            )));
-        }
         ready(Err(RpcError::not_a_function(method)))
+    }
+
+    /// The answer to `connect` on an entrypoint.
+    pub fn connect_unsupported() -> CallFuture {
+        ready(Err(RpcError::type_error(
+            "connect() (a TCP socket to the entrypoint) is not supported by capwire",
+        )))
     }
 
     pub fn undefined() -> CallFuture {
