@@ -10,7 +10,7 @@ use capwire_examples::conformance::{Counter, Foo, TestTarget};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Log, Recorded, eventually, pair};
+use support::{Log, eventually, pair, recording};
 
 /// Counts its own drops: its dispose hook is `Drop`.
 pub struct Tracked {
@@ -161,15 +161,7 @@ async fn closures_go_both_ways_with_typed_arguments() {
 async fn a_function_inside_plain_data_is_called_by_path_in_one_round_trip() {
     // The server starts only after the client has sent the whole chain.
     let (a, b) = channel(Duration::ZERO);
-    let log = Log::default();
-    let client = Session::start(
-        Recorded {
-            inner: a,
-            log: log.clone(),
-        },
-        None,
-        Default::default(),
-    );
+    let (client, log) = recording(a, None);
     let api: Stub<TestTarget> = Stub::from_raw(client.main());
     // By path, untyped:
     let qux = api.raw().call("foo", ()).call(["bar", "baz"], ());

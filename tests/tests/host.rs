@@ -158,6 +158,16 @@ GREETING = "Hello"
 LIMITS = { max = 3, names = ["a", "b"] }
 "#;
 
+/// worker B alone.
+const WORKER_B_ONLY: &str = "[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\n";
+
+/// worker A with worker B in the same host.
+fn all_local() -> String {
+    format!(
+        "{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"
+    )
+}
+
 /// worker-b served over WebSocket by its own host; returns it with the address.
 async fn remote_b() -> (Host, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let config = r#"
@@ -188,14 +198,7 @@ async fn remote_b() -> (Host, std::net::SocketAddr, tokio::sync::oneshot::Sender
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_give_the_same_answers_in_process_and_remote() {
-    let local = builder()
-        .config_str(
-            &format!(
-                "{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"
-            ),
-            "local.toml",
-        )
-        .unwrap();
+    let local = builder().config_str(&all_local(), "local.toml").unwrap();
     let (_b, addr, _stop) = remote_b().await;
     let remote = builder()
         .config_str(
@@ -221,12 +224,7 @@ async fn bindings_give_the_same_answers_in_process_and_remote() {
 
 #[tokio::test]
 async fn every_invocation_gets_a_fresh_instance() {
-    let host = builder()
-        .config_str(
-            "[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\n",
-            "b.toml",
-        )
-        .unwrap();
+    let host = builder().config_str(WORKER_B_ONLY, "b.toml").unwrap();
     let before = INSTANCES.load(Ordering::SeqCst);
     for _ in 0..3 {
         let b: Stub<WorkerB> = host.service("worker-b", None).unwrap();
@@ -238,12 +236,7 @@ async fn every_invocation_gets_a_fresh_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_until_work_runs_after_the_result_and_shutdown_waits_for_it() {
     let gate = gate("drained");
-    let host = builder()
-        .config_str(
-            &format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"),
-            "a.toml",
-        )
-        .unwrap();
+    let host = builder().config_str(&all_local(), "a.toml").unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
     // The call returns while its recorded event is still waiting on the gate.
     assert_eq!(a.signup("drained".into()).await.unwrap(), "welcome");
@@ -266,7 +259,7 @@ async fn wait_until_work_runs_after_the_result_and_shutdown_waits_for_it() {
 async fn a_shutdown_waits_no_longer_than_its_grace_period() {
     let host = builder()
         .shutdown_grace(Duration::from_millis(50))
-        .config_str(&format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"), "a.toml")
+        .config_str(&all_local(), "a.toml")
         .unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
     a.signup("never".into()).await.unwrap(); // its work waits for a gate never opened
@@ -380,12 +373,7 @@ impl std::io::Write for Writer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_until_errors_are_logged() {
     let logs = captured_logs();
-    let host = builder()
-        .config_str(
-            &format!("{WORKER_A}\n[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\nentrypoints = [\"AdminEntrypoint\"]\n"),
-            "a.toml",
-        )
-        .unwrap();
+    let host = builder().config_str(&all_local(), "a.toml").unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
     a.fail_later("disk full (marker 7f3a)".into())
         .await
@@ -404,12 +392,7 @@ async fn wait_until_errors_are_logged() {
 
 #[tokio::test]
 async fn calling_connect_on_an_entrypoint_answers_not_supported() {
-    let host = builder()
-        .config_str(
-            "[[worker]]\nname = \"worker-b\"\nmain = \"WorkerB\"\n",
-            "b.toml",
-        )
-        .unwrap();
+    let host = builder().config_str(WORKER_B_ONLY, "b.toml").unwrap();
     let b: Stub<WorkerB> = host.service("worker-b", None).unwrap();
     let e = b
         .raw()

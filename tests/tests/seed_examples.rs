@@ -40,7 +40,7 @@ async fn get_counter_increment_is_one_round_trip() {
     use capwire::transport::memory::channel;
     use capwire::{Session, Stub};
     use capwire_examples::workers::{CounterService, register};
-    use support::{Log, Recorded, eventually};
+    use support::{eventually, recording};
 
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/workers.toml");
     let host = register(capwire::host::Host::builder())
@@ -48,15 +48,7 @@ async fn get_counter_increment_is_one_round_trip() {
         .config_file(&config)
         .unwrap();
     let (a, b) = channel(std::time::Duration::ZERO);
-    let log = Log::default();
-    let client = Session::start(
-        Recorded {
-            inner: a,
-            log: log.clone(),
-        },
-        None,
-        Default::default(),
-    );
+    let (client, log) = recording(a, None);
     let counters: Stub<CounterService> = Stub::from_raw(client.main());
     let one = counters.get_counter().increment(None);
     one.pull();

@@ -10,22 +10,14 @@ use capwire_examples::conformance::{Counter, TestTarget};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Log, Recorded, eventually, pair};
+use support::{eventually, pair, recording};
 
 #[tokio::test]
 async fn a_pipelined_chain_is_sent_before_any_answer() {
     // The server end is not started until the client has made the whole chain, so every
     // message the client sent was sent without waiting for an answer: one round trip.
     let (a, b) = channel(Duration::ZERO);
-    let log = Log::default();
-    let client = Session::start(
-        Recorded {
-            inner: a,
-            log: log.clone(),
-        },
-        None,
-        Default::default(),
-    );
+    let (client, log) = recording(a, None);
     let api = client.main();
     let counter = api.call("makeCounter", (2,));
     let five = counter.call("increment", (3,));

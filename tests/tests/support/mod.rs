@@ -191,24 +191,23 @@ pub type Log = Arc<Mutex<Vec<String>>>;
 /// A client session and a server session (serving `main`), each recording what it sends.
 pub fn pair(main: RpcStub) -> (Session, Session, Log, Log) {
     let (a, b) = channel(Duration::ZERO);
-    let (client_log, server_log) = (Log::default(), Log::default());
-    let server = Session::start(
-        Recorded {
-            inner: b,
-            log: server_log.clone(),
-        },
-        Some(main),
-        Default::default(),
-    );
-    let client = Session::start(
-        Recorded {
-            inner: a,
-            log: client_log.clone(),
-        },
-        None,
-        Default::default(),
-    );
+    let (server, server_log) = recording(b, Some(main));
+    let (client, client_log) = recording(a, None);
     (client, server, client_log, server_log)
+}
+
+/// A session on `end` (serving `main`, if any) that records every message it sends.
+pub fn recording(end: MemoryTransport, main: Option<RpcStub>) -> (Session, Log) {
+    let log = Log::default();
+    let session = Session::start(
+        Recorded {
+            inner: end,
+            log: log.clone(),
+        },
+        main,
+        Default::default(),
+    );
+    (session, log)
 }
 
 /// Waits (yielding, bounded) until `cond` holds; fails the test if it never does.
