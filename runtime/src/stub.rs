@@ -576,7 +576,8 @@ impl RpcStub {
     /// came through ends (disconnect, abort, or the peer going away), or when the promise
     /// it was made from rejects. A stub to a local object never breaks. The callback runs
     /// on the session's task: keep it short, and spawn for anything longer. It is dropped
-    /// unrun when the stub's target goes away normally.
+    /// unrun when the last clone of this stub (or promise) is dropped first: keep the stub
+    /// while you want to hear of it (a dropped promise is a cancelled call).
     ///
     /// ```
     /// # use capwire::{RpcError, RpcStub};

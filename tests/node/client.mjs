@@ -345,8 +345,16 @@ async function checkPipelineErrors(s) {
   const p = s.throwError();
   const q = p.foo();
   const r = p.bar.baz(1);
+  let brokenWith;
+  q.onRpcBroken((e) => (brokenWith = e));
   const [pr, qr, rr] = await Promise.all([settle(p), settle(q), settle(r)]);
   const problems = [];
+  // onRpcBroken on a pipelined promise fires with the same error.
+  try {
+    checkThrowError({ ok: false, error: brokenWith });
+  } catch (e) {
+    problems.push(`onRpcBroken of throwError().foo(): ${errText(e)}`);
+  }
   for (const [what, res] of [["throwError()", pr], ["throwError().foo()", qr], ["throwError().bar.baz(1)", rr]]) {
     try {
       checkThrowError(res);

@@ -14,7 +14,7 @@
 //
 // Implements every TestTarget method of CONFORMANCE.md except the stream/Blob/Request ones
 // (readBytes, sumBytes, writeBytes, echoBlob, echoRequest), which are out of scope for this rig.
-// There are no harness-only extras: everything served here is in CONFORMANCE.md.
+// One harness-only extra, not in CONFORMANCE.md: `disposedCounters()`, for release tests.
 
 import http from "node:http";
 import { WebSocketServer, WebSocket as WsWebSocket } from "ws";
@@ -30,6 +30,10 @@ import {
 // WebSocket (it is behind --experimental-websocket), so provide the `ws` one.
 if (typeof globalThis.WebSocket === "undefined") globalThis.WebSocket = WsWebSocket;
 
+// Counters disposed so far in this process (capnweb calls Symbol.dispose once the last
+// stub to one is released). Read by the harness-only `disposedCounters()` below.
+let disposedCounters = 0;
+
 class Counter extends RpcTarget {
   #value;
   constructor(start = 0) {
@@ -42,6 +46,9 @@ class Counter extends RpcTarget {
   }
   get value() {
     return this.#value;
+  }
+  [Symbol.dispose]() {
+    disposedCounters++;
   }
 }
 
@@ -153,6 +160,11 @@ class TestTarget extends RpcTarget {
   }
   getUser(id) {
     return { id, name: "user" + id };
+  }
+  // Harness extra, not in CONFORMANCE.md: how many counters were disposed, so a Rust
+  // client's releases can be observed.
+  disposedCounters() {
+    return disposedCounters;
   }
   makeVault(secret) {
     return new Vault(secret);
