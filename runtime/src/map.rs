@@ -181,11 +181,13 @@ impl<T> RpcPromise<T> {
             Ok(m) => m,
             Err(e) => return RpcPromise::rejected(e),
         };
-        if let Hook::Import(import) = &self.hook
-            && let Some(hook) = import.remap(&mapper.captures, mapper.instructions.clone())
-        {
-            return RpcPromise::from_hook(hook);
-        }
+        let mapper = match &self.hook {
+            Hook::Import(import) => match import.remap(mapper) {
+                Ok(sent) => return RpcPromise::from_hook(sent),
+                Err(settled) => settled,
+            },
+            _ => mapper,
+        };
         // The value is here: replay the mapper locally.
         RpcPromise::from_hook(map(self.hook.clone(), Vec::new(), Arc::new(mapper)))
     }

@@ -85,17 +85,20 @@ impl Import {
         }
     }
 
-    /// Sends a recorded mapper to the peer, if the value is still theirs (not settled).
+    /// Sends a recorded mapper to the peer if the value is still theirs (not settled);
+    /// gives it back otherwise, to be replayed here.
     pub(crate) fn remap(
         self: &Arc<Self>,
-        captures: &[Hook],
-        instructions: Vec<Expr>,
-    ) -> Option<Hook> {
+        mapper: crate::eval::Mapper,
+    ) -> Result<Hook, crate::eval::Mapper> {
         if self.resolution.get().is_some() {
-            return None;
+            return Err(mapper);
         }
-        Some(
-            match self.session.send_remap(self.id, captures, instructions) {
+        Ok(
+            match self
+                .session
+                .send_remap(self.id, &mapper.captures, mapper.instructions)
+            {
                 Ok(import) => Hook::Import(import),
                 Err(e) => Hook::Error(e),
             },

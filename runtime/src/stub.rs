@@ -366,8 +366,8 @@ impl Hook {
         match self {
             Hook::Local(_) | Hook::Recorded(_) => {}
             Hook::Import(imp) => imp.on_broken(callback),
-            Hook::Ready(v) => notify_broken(&Ok(Value::clone(v)), callback),
-            Hook::Error(e) => notify_broken(&Err(e.clone()), callback),
+            Hook::Ready(v) => watch_value(v, callback),
+            Hook::Error(e) => run_broken(e.clone(), callback),
             Hook::Pending(shared, _) => {
                 if let Some(result) = shared.peek() {
                     return notify_broken(result, callback);
@@ -380,7 +380,8 @@ impl Hook {
         }
     }
 
-    /// Identity of the target, for "same object" checks and export deduplication.
+    /// Identity of the target, for "same object" checks and for capturing a stub once in a
+    /// mapper.
     pub(crate) fn identity(&self) -> Option<usize> {
         match self {
             Hook::Local(obj) => Some(Arc::as_ptr(obj) as *const () as usize),
@@ -394,15 +395,23 @@ impl Hook {
 /// reference that may still break, never otherwise.
 pub(crate) fn notify_broken(result: &Result<Value, RpcError>, callback: BrokenCallback) {
     match result {
-        Err(e) => {
-            let e = e.clone();
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(e))).is_err() {
-                tracing::warn!("capwire: an on_broken callback panicked");
-            }
-        }
-        Ok(Value::Stub(s)) => s.hook.on_broken(callback),
-        Ok(Value::Promise(p)) => p.hook.on_broken(callback),
-        Ok(_) => {}
+        Err(e) => run_broken(e.clone(), callback),
+        Ok(v) => watch_value(v, callback),
+    }
+}
+
+/// A value that is a reference passes the watch on to it; any other never breaks.
+fn watch_value(value: &Value, callback: BrokenCallback) {
+    match value {
+        Value::Stub(s) => s.hook.on_broken(callback),
+        Value::Promise(p) => p.hook.on_broken(callback),
+        _ => {}
+    }
+}
+
+fn run_broken(error: RpcError, callback: BrokenCallback) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(error))).is_err() {
+        tracing::warn!("capwire: an on_broken callback panicked");
     }
 }
 
