@@ -290,9 +290,20 @@ pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std:
         .find(|(name, _)| name == "worker-b")
         .ok_or("worker-b is not listening")?;
     // The same workers, with worker B running elsewhere: at that address.
-    let text = std::fs::read_to_string(config)?
-        .replace("main = \"WorkerB\"\n", &format!("url = \"ws://{addr}\"\n"))
-        .replace("listen = \"127.0.0.1:0\"\n", "");
+    let mut table: toml::Table = std::fs::read_to_string(config)?.parse()?;
+    let worker_b = table
+        .get_mut("worker")
+        .and_then(toml::Value::as_array_mut)
+        .and_then(|ws| {
+            ws.iter_mut()
+                .filter_map(toml::Value::as_table_mut)
+                .find(|w| w.get("name").and_then(toml::Value::as_str) == Some("worker-b"))
+        })
+        .ok_or("the config has no worker named worker-b")?;
+    worker_b.remove("main");
+    worker_b.remove("listen");
+    worker_b.insert("url".into(), format!("ws://{addr}").into());
+    let text = table.to_string();
     let remote = register(Host::builder())?.config_str(&text, config.with_extension("remote-b"))?;
     let report = scenarios(&host, &remote).await;
     let _ = stop.send(());
