@@ -1,9 +1,13 @@
 //! The conformance service of `shared/CONFORMANCE.md`, written with capwire's macros.
 //!
 //! `TestTarget` is the main object of every session; `Counter` and `Vault` are handed out
-//! by reference. Rows that need streams, blobs or request/response are not served yet.
+//! by reference.
 
-use capwire::{Function, RpcError, RpcPromise, Stub, Value, entrypoint, rpc_target};
+use capwire::{
+    Blob, Function, ReadableStream, Request, Response, RpcError, RpcPromise, Stub, Value,
+    WritableStream, entrypoint, rpc_target,
+};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -184,6 +188,74 @@ impl TestTarget {
     pub fn make_vault(&self, secret: String) -> Vault {
         Vault::new(secret)
     }
+
+    /// A stream of exactly `n` bytes, byte `k` being `k % 251`, made as it is read.
+    pub fn read_bytes(&self, n: u64) -> ReadableStream {
+        ReadableStream::new(futures::stream::unfold(0, move |k| async move {
+            (k < n).then(|| {
+                let end = n.min(k + STREAM_CHUNK);
+                (Ok::<_, RpcError>(pattern(k, end)), end)
+            })
+        }))
+    }
+
+    /// The count and the checksum (sum mod 2^32) of the bytes of `stream`.
+    pub async fn sum_bytes(&self, mut stream: ReadableStream) -> Result<ByteSum, RpcError> {
+        let mut sum = ByteSum::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            sum.bytes += chunk.len() as u64;
+            for &b in chunk.iter() {
+                sum.checksum = sum.checksum.wrapping_add(u32::from(b));
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Writes `n` bytes (byte `k` = `k % 251`) into `w` in chunks of at most 64 KiB, closes
+    /// it, and returns `n`.
+    pub async fn write_bytes(&self, n: u64, mut w: WritableStream) -> Result<u64, RpcError> {
+        let mut k = 0;
+        while k < n {
+            let end = n.min(k + STREAM_CHUNK);
+            w.write(pattern(k, end)).await?;
+            k = end;
+        }
+        w.close().await?;
+        Ok(n)
+    }
+
+    /// The same bytes and type.
+    pub fn echo_blob(&self, blob: Blob) -> Blob {
+        blob
+    }
+
+    /// `200`, header `x-method` set to the request's method, and the request's body.
+    pub fn echo_request(&self, request: Request) -> Response {
+        let mut response = Response::new(capwire::http::StatusCode::OK);
+        if let Ok(method) = request.method.as_str().parse() {
+            response.headers.insert("x-method", method);
+        }
+        response.body = request.body;
+        response
+    }
+}
+
+/// Largest chunk `readBytes` and `writeBytes` make.
+const STREAM_CHUNK: u64 = 64 * 1024;
+
+/// Bytes `start..end` of the conformance pattern (byte `k` is `k % 251`).
+pub fn pattern(start: u64, end: u64) -> bytes::Bytes {
+    (start..end).map(|k| (k % 251) as u8).collect()
+}
+
+/// The result of `sumBytes`.
+#[derive(Serialize, Deserialize, Debug, Default, PartialEq, Eq)]
+pub struct ByteSum {
+    /// How many bytes were read.
+    pub bytes: u64,
+    /// Their sum, mod 2^32.
+    pub checksum: u32,
 }
 
 /// A counter handed out by reference.

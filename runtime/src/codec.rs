@@ -3,19 +3,40 @@
 
 use crate::error::RpcError;
 use crate::limits::Limits;
+use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::Hook;
 use crate::value::Value;
 use crate::wire::Expr;
 
 /// Detached encoding: a value outside any session (no capabilities allowed).
 pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcError> {
-    Ok(encode(value, &mut |_, _| {
-        Err(RpcError::type_error(
-            "Can't serialize RPC stubs in this context.",
-        ))
+    Ok(encode(value, &mut |capability| {
+        Err(RpcError::type_error(match capability {
+            Capability::Stub(_) | Capability::Promise(_) => {
+                "Can't serialize RPC stubs in this context."
+            }
+            Capability::Readable(_) | Capability::Writable(_) => {
+                "Can't serialize streams in this context."
+            }
+        }))
     })?
     .to_json())
 }
+
+/// What a value holds that only a session can send: each becomes an entry of its tables.
+pub(crate) enum Capability<'a> {
+    /// A stub, exported as `["export", id]`.
+    Stub(&'a Hook),
+    /// A promise, exported as `["promise", id]`.
+    Promise(&'a Hook),
+    /// A readable stream, sent through a pipe as `["readable", id]`.
+    Readable(&'a ReadableStream),
+    /// A writable stream, exported as `["writable", id]`.
+    Writable(&'a WritableStream),
+}
+
+/// What [`encode`] asks to turn each capability into an expression.
+pub(crate) type Exporter<'a> = dyn FnMut(Capability<'_>) -> Result<Expr, RpcError> + 'a;
 
 /// Serializes a value as capnweb's `serialize()` does: JSON text of its expression. Stubs
 /// and promises cannot be serialized outside a session.
@@ -40,10 +61,7 @@ pub fn deserialize(text: &str) -> Result<Value, RpcError> {
 }
 
 /// Encodes `value` as an expression; `export` is asked to export each capability.
-pub(crate) fn encode(
-    value: &Value,
-    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
-) -> Result<Expr, RpcError> {
+pub(crate) fn encode(value: &Value, export: &mut Exporter<'_>) -> Result<Expr, RpcError> {
     Ok(match value {
         Value::Undefined => Expr::Undefined,
         Value::Null => Expr::Null,
@@ -69,16 +87,24 @@ pub(crate) fn encode(
         Value::Error(e) => encode_error(e, export),
         Value::Url(u) => Expr::Url(u.clone()),
         Value::Headers(h) => Expr::Headers(h.clone()),
-        Value::Stub(s) => export(&s.hook, false)?,
-        Value::Promise(p) => export(&p.hook, true)?,
+        Value::Stub(s) => export(Capability::Stub(&s.hook))?,
+        Value::Promise(p) => export(Capability::Promise(&p.hook))?,
+        Value::Readable(r) => export(Capability::Readable(r))?,
+        Value::Writable(w) => export(Capability::Writable(w))?,
+        // A blob's content always goes as a stream: capnweb accepts no other form.
+        Value::Blob(b) => Expr::Blob {
+            mime: b.mime_type().to_owned(),
+            content: Box::new(export(Capability::Readable(&ReadableStream::from_bytes(
+                b.data().clone(),
+            )))?),
+        },
+        Value::Request(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
+        Value::Response(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
     })
 }
 
 /// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
-pub(crate) fn encode_error(
-    e: &RpcError,
-    export: &mut dyn FnMut(&Hook, bool) -> Result<Expr, RpcError>,
-) -> Expr {
+pub(crate) fn encode_error(e: &RpcError, export: &mut Exporter<'_>) -> Expr {
     let props = e.props().map(|p| {
         p.iter()
             .filter_map(|(k, v)| encode(v, export).ok().map(|x| (k.clone(), x)))
@@ -94,7 +120,7 @@ pub(crate) fn encode_error(
 
 /// An error as an expression, for `reject` and `abort` (which carry no capabilities).
 pub(crate) fn error_expr(e: &RpcError) -> Expr {
-    encode_error(e, &mut |_, _| {
+    encode_error(e, &mut |_| {
         Err(RpcError::type_error(
             "errors in a reject or abort carry no stubs",
         ))

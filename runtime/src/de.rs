@@ -100,9 +100,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
                     .collect::<Vec<_>>()
                     .into_iter(),
             )),
-            other @ (Value::Error(_) | Value::Stub(_) | Value::Promise(_)) => {
-                Err(de::Error::invalid_type(unexpected(&other), &visitor))
-            }
+            other @ (Value::Error(_)
+            | Value::Stub(_)
+            | Value::Promise(_)
+            | Value::Readable(_)
+            | Value::Writable(_)
+            | Value::Blob(_)
+            | Value::Request(_)
+            | Value::Response(_)) => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
         }
     }
 

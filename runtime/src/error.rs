@@ -130,6 +130,36 @@ impl From<ProtocolError> for RpcError {
     }
 }
 
+/// An I/O error as an `Error` with its message; one that carries an `RpcError` (a stream's
+/// error read through `AsyncRead`) is that error again.
+impl From<std::io::Error> for RpcError {
+    fn from(e: std::io::Error) -> Self {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<RpcError>())
+        {
+            Some(inner) => inner.clone(),
+            None => RpcError::error(e.to_string()),
+        }
+    }
+}
+
+/// An HTTP body's error; one that carries an `RpcError` (a body streamed from a
+/// [`ReadableStream`](crate::ReadableStream)) is that error again.
+impl From<axum::Error> for RpcError {
+    fn from(e: axum::Error) -> Self {
+        use std::error::Error as _;
+        let mut source = e.source();
+        while let Some(inner) = source {
+            if let Some(rpc) = inner.downcast_ref::<RpcError>() {
+                return rpc.clone();
+            }
+            source = inner.source();
+        }
+        RpcError::error(e.to_string())
+    }
+}
+
 impl From<std::convert::Infallible> for RpcError {
     fn from(e: std::convert::Infallible) -> Self {
         match e {}

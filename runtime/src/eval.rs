@@ -6,6 +6,7 @@
 //! it is the mapper's input, a capture, or the result of an earlier instruction.
 
 use crate::error::{ProtocolError, RpcError};
+use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, resolve_promises};
 use crate::value::{BigInt, Bytes, Date, Object, Value};
 use crate::wire::{Capture, Expr, PathKey};
@@ -21,9 +22,11 @@ pub(crate) trait Scope {
     /// `["promise", id]` (true), or an `["export", id]` capture.
     fn introduce(&mut self, id: i64, promise: bool) -> Result<Hook, ProtocolError>;
 
-    /// A form this scope cannot evaluate (streams, `Request`, …): a value to stand in for
-    /// it, or an error.
-    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError>;
+    /// `["readable", id]`: the readable end of pipe `id`.
+    fn readable(&mut self, id: i64) -> Result<ReadableStream, ProtocolError>;
+
+    /// `["writable", id]`: a writable stream the sender exports.
+    fn writable(&mut self, id: i64) -> Result<WritableStream, ProtocolError>;
 
     /// `["import", id, path?, args?]` (`pipeline` false) or `["pipeline", …]` (true).
     fn reference(
@@ -117,11 +120,19 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
                 }),
             )))
         }
-        other @ (Expr::Readable(_)
-        | Expr::Writable(_)
-        | Expr::Request { .. }
-        | Expr::Response { .. }
-        | Expr::Blob { .. }) => scope.unsupported(&other)?,
+        Expr::Readable(id) => Value::Readable(scope.readable(id)?),
+        Expr::Writable(id) => Value::Writable(scope.writable(id)?),
+        Expr::Blob { mime, content } => {
+            crate::web::received_blob(mime, evaluate(*content, scope)?)?
+        }
+        Expr::Request { url, body, init } => {
+            let body = body.map(|b| evaluate(*b, scope)).transpose()?;
+            Value::Request(Box::new(crate::web::Request::from_wire(url, body, &init)?))
+        }
+        Expr::Response { body, init } => {
+            let body = evaluate(*body, scope)?;
+            Value::Response(Box::new(crate::web::Response::from_wire(body, &init)?))
+        }
     })
 }
 
@@ -267,12 +278,12 @@ impl Scope for MapperScope<'_> {
         Err(no_exports())
     }
 
-    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
-        Err(match expr {
-            Expr::Readable(_) => mapper_error("A mapper function cannot use pipe readables."),
-            Expr::Writable(_) => no_exports(),
-            _ => mapper_error("A mapper function cannot construct this value."),
-        })
+    fn readable(&mut self, _id: i64) -> Result<ReadableStream, ProtocolError> {
+        Err(mapper_error("A mapper function cannot use pipe readables."))
+    }
+
+    fn writable(&mut self, _id: i64) -> Result<WritableStream, ProtocolError> {
+        Err(no_exports())
     }
 
     fn reference(
@@ -301,7 +312,10 @@ impl Scope for Detached {
     fn introduce(&mut self, _: i64, _: bool) -> Result<Hook, ProtocolError> {
         Err(detached())
     }
-    fn unsupported(&mut self, _: &Expr) -> Result<Value, ProtocolError> {
+    fn readable(&mut self, _: i64) -> Result<ReadableStream, ProtocolError> {
+        Err(detached())
+    }
+    fn writable(&mut self, _: i64) -> Result<WritableStream, ProtocolError> {
         Err(detached())
     }
 }

@@ -72,10 +72,12 @@ mod map;
 mod object;
 mod ser;
 mod session;
+pub mod stream;
 mod stub;
 pub mod transport;
 mod typed;
 mod value;
+mod web;
 pub mod wire;
 
 pub use capwire_macros::{entrypoint, rpc_target};
@@ -89,6 +91,7 @@ pub use limits::Limits;
 pub use object::{Body, CallFuture, FetchFuture, RpcObject, arg};
 pub use ser::to_value;
 pub use session::SessionStats;
+pub use stream::{ReadableStream, WritableStream};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
 pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};
@@ -96,6 +99,7 @@ pub use transport::websocket::{connect, connect_with};
 pub use transport::{Session, TransportError};
 pub use typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
 pub use value::{BigInt, Bytes, Date, Object, Value};
+pub use web::{Blob, Headers, Request, Response, Url};
 pub use wire::PathKey;
 
 /// The names most programs need.

@@ -2,7 +2,7 @@
 //! makes are recorded as instructions and sent to the peer in one `remap`, which runs them
 //! for each element where the value lives: one round trip for the whole map.
 
-use crate::codec::encode;
+use crate::codec::{Capability, encode};
 use crate::error::RpcError;
 use crate::eval::{Mapper, map};
 use crate::stub::{Hook, RpcPromise};
@@ -48,7 +48,15 @@ impl Recording {
     }
 
     fn encode(&mut self, value: &Value) -> Result<Expr, RpcError> {
-        encode(value, &mut |hook, _promise| {
+        encode(value, &mut |capability| {
+            let hook = match capability {
+                Capability::Stub(hook) | Capability::Promise(hook) => hook,
+                Capability::Readable(_) | Capability::Writable(_) => {
+                    return Err(RpcError::type_error(
+                        "A mapper function cannot send streams.",
+                    ));
+                }
+            };
             let id = self.id_of(hook);
             Ok(if matches!(hook, Hook::Recorded(_)) {
                 Expr::Pipeline {

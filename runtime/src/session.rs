@@ -5,15 +5,17 @@
 //! `push`; negative when the peer did, by `export`/`promise`); an *export* is one we hold
 //! and the peer references. ID 0 is the main object on both sides. IDs are never reused.
 
-use crate::codec::{encode, error_expr};
+use crate::codec::{Capability, encode, error_expr};
 use crate::error::{ProtocolError, RpcError};
 use crate::eval::Scope;
 use crate::limits::Limits;
-use crate::stub::{Hook, RpcPromise, RpcStub, value_op};
+use crate::stream::{ReadableStream, RemoteWriter, WritableStream};
+use crate::stub::{Hook, RpcStub, value_op};
 use crate::value::Value;
 use crate::wire::{Capture, Expr, Message, PathKey};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -26,6 +28,8 @@ pub(crate) struct Import {
     id: i64,
     generation: u64,
     promise: bool,
+    /// The result of a `stream` call: an acknowledgement the peer sends by itself.
+    stream: AtomicBool,
     pulled: AtomicBool,
     /// Its table entry is gone already (released when it settled): nothing to do on drop.
     released: AtomicBool,
@@ -105,6 +109,21 @@ impl Import {
         )
     }
 
+    /// Sends a `stream` call of `method` on this import (a writable): auto-pulled, never
+    /// released by us. Returns the import of its result and the message's size.
+    pub(crate) fn stream_call(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<(Arc<Import>, usize), RpcError> {
+        self.session.send_stream(self.id, method, args)
+    }
+
+    /// Completes when this import's session has ended.
+    pub(crate) async fn session_closed(&self) {
+        self.session.closed().await;
+    }
+
     pub(crate) fn pull(&self) {
         if self.promise
             && self.resolution.get().is_none()
@@ -162,6 +181,10 @@ struct ExportEntry {
     hook: Hook,
     refcount: u64,
     resolution: Resolution,
+    /// A pipe's readable end, until a `["readable", id]` claims it.
+    readable: Option<ReadableStream>,
+    /// A pipe's writable end (the export's hook, typed).
+    pipe: Option<Arc<crate::stream::PipeWriter>>,
 }
 
 /// Where sending an export's resolution stands.
@@ -180,6 +203,8 @@ impl ExportEntry {
             hook,
             refcount: 1,
             resolution: Resolution::NotPulled,
+            readable: None,
+            pipe: None,
         }
     }
 }
@@ -207,6 +232,8 @@ struct State {
     next_export: i64,
     next_peer_push: i64,
     resolving: usize,
+    /// Streams being pumped to the peer that have not sent their end yet.
+    pumping: usize,
     broken: Option<RpcError>,
     /// The peer can send nothing more (an HTTP batch's request body is used up): calls to
     /// it could never be answered, so they fail with this error.
@@ -245,27 +272,56 @@ impl Scope for SessionScope<'_> {
         Ok(Hook::Import(self.0.import_from_peer(id, promise)?))
     }
 
-    fn unsupported(&mut self, expr: &Expr) -> Result<Value, ProtocolError> {
-        Ok(unsupported(match expr {
-            Expr::Readable(_) => "ReadableStream",
-            Expr::Writable(_) => "WritableStream",
-            Expr::Request { .. } => "Request",
-            Expr::Response { .. } => "Response",
-            _ => "Blob",
-        }))
+    fn readable(&mut self, id: i64) -> Result<ReadableStream, ProtocolError> {
+        let mut state = self.0.lock();
+        let entry = state
+            .exports
+            .get_mut(&id)
+            .ok_or(ProtocolError::NoSuchExport(id))?;
+        entry.readable.take().ok_or_else(|| {
+            ProtocolError::Invalid(format!(
+                "export {id} is not a pipe, or its readable end was already used"
+            ))
+        })
     }
+
+    fn writable(&mut self, id: i64) -> Result<WritableStream, ProtocolError> {
+        let import = self.0.import_from_peer(id, false)?;
+        Ok(WritableStream::from_writer(crate::stream::Writer::Remote(
+            RemoteWriter::new(Hook::Import(import)),
+        )))
+    }
+}
+
+/// A stream being pumped to the peer: the session is not drained until it is dropped,
+/// once the stream's last message is sent.
+pub(crate) struct Pumping(Arc<SessionInner>);
+
+impl Drop for Pumping {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.pumping = state.pumping.saturating_sub(1);
+        if state.pumping == 0 && state.resolving == 0 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What encoding a message made that must start once the message is sent: promises to
+/// resolve, and streams to pump into the pipes it introduced.
+#[derive(Default)]
+pub(crate) struct Pending {
+    promises: Vec<i64>,
+    pumps: Vec<(
+        BoxStream<'static, Result<bytes::Bytes, RpcError>>,
+        RemoteWriter,
+    )>,
 }
 
 /// Locks `m`. No code path panics while holding one of the session's locks; recover the
 /// data if one ever did.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn unsupported(what: &str) -> Value {
-    Value::Promise(RpcPromise::rejected(RpcError::type_error(format!(
-        "{what} over RPC is not supported by this version of capwire"
-    ))))
 }
 
 impl SessionInner {
@@ -355,6 +411,7 @@ impl SessionInner {
             id,
             generation: state.next_generation,
             promise,
+            stream: AtomicBool::new(false),
             pulled: AtomicBool::new(promise && id < 0),
             released: AtomicBool::new(false),
             resolution: OnceLock::new(),
@@ -379,11 +436,11 @@ impl SessionInner {
         path: &[PathKey],
         args: Option<Vec<Value>>,
     ) -> Result<Arc<Import>, RpcError> {
-        let mut promises = Vec::new();
+        let mut pending = Pending::default();
         let args = match args {
             Some(args) => Some(
                 args.iter()
-                    .map(|a| self.encode_value(a, &mut promises))
+                    .map(|a| self.encode_value(a, &mut pending))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             None => None,
@@ -394,13 +451,13 @@ impl SessionInner {
                 path: Some(path.to_vec()),
                 args,
             },
-            promises,
+            pending,
         )
     }
 
-    /// Sends `["push", expr]`; `promises` are the exports made while encoding it. The
-    /// result is a new promise import.
-    fn push(self: &Arc<Self>, expr: Expr, promises: Vec<i64>) -> Result<Arc<Import>, RpcError> {
+    /// Sends `["push", expr]`; `pending` is what encoding it made. The result is a new
+    /// promise import.
+    fn push(self: &Arc<Self>, expr: Expr, pending: Pending) -> Result<Arc<Import>, RpcError> {
         let text = Message::Push(expr).to_text();
         let mut state = self.lock();
         if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
@@ -411,7 +468,7 @@ impl SessionInner {
         let _ = self.out.send(text);
         let import = self.new_import(&mut state, new_id, true, 1);
         drop(state);
-        self.resolve_exports(promises);
+        self.start_pending(pending);
         Ok(import)
     }
 
@@ -422,10 +479,10 @@ impl SessionInner {
         captures: &[Hook],
         instructions: Vec<Expr>,
     ) -> Result<Arc<Import>, RpcError> {
-        let mut promises = Vec::new();
+        let mut pending = Pending::default();
         let captures = captures
             .iter()
-            .map(|hook| match self.export_hook(hook, false, &mut promises)? {
+            .map(|hook| match self.export_hook(hook, false, &mut pending)? {
                 Expr::Import { id, .. } | Expr::Pipeline { id, .. } => Ok(Capture::Import(id)),
                 Expr::Export(id) => Ok(Capture::Export(id)),
                 _ => Err(RpcError::type_error(
@@ -440,35 +497,125 @@ impl SessionInner {
                 captures,
                 instructions,
             },
-            promises,
+            pending,
         )
     }
 
-    /// Encodes a value for the peer, exporting the capabilities inside it.
-    /// Promises exported on the way are listed in `promises`: call [`Self::resolve_exports`]
-    /// with them once the message carrying the expression is sent.
+    /// Encodes a value for the peer, exporting the capabilities inside it. What must start
+    /// once the message carrying the expression is sent is added to `pending`: pass it to
+    /// [`Self::start_pending`] then.
     pub(crate) fn encode_value(
         self: &Arc<Self>,
         value: &Value,
-        promises: &mut Vec<i64>,
+        pending: &mut Pending,
     ) -> Result<Expr, RpcError> {
-        encode(value, &mut |hook, promise| {
-            self.export_hook(hook, promise, promises)
+        encode(value, &mut |capability| match capability {
+            Capability::Stub(hook) => self.export_hook(hook, false, pending),
+            Capability::Promise(hook) => self.export_hook(hook, true, pending),
+            Capability::Readable(stream) => self.export_readable(stream, pending),
+            Capability::Writable(stream) => {
+                let target = stream.take_target()?;
+                Ok(Expr::Writable(self.new_export(Hook::Local(target))?))
+            }
         })
     }
 
-    /// Starts resolving each export in `ids` (see [`Self::encode_value`]).
-    fn resolve_exports(self: &Arc<Self>, ids: Vec<i64>) {
-        for id in ids {
+    /// Resolves the promises and starts the pumps that encoding a sent message made.
+    fn start_pending(self: &Arc<Self>, pending: Pending) {
+        for id in pending.promises {
             self.resolve_export(id, false);
         }
+        for (source, writer) in pending.pumps {
+            self.lock().pumping += 1;
+            let busy = Pumping(self.clone());
+            tokio::spawn(crate::stream::pump(source, writer, busy));
+        }
+    }
+
+    /// A readable stream goes as a pipe: `["pipe"]` now (before the message that refers to
+    /// it), the chunks once that message is sent.
+    fn export_readable(
+        self: &Arc<Self>,
+        stream: &ReadableStream,
+        pending: &mut Pending,
+    ) -> Result<Expr, RpcError> {
+        let source = stream.take()?;
+        let mut state = self.lock();
+        if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
+            return Err(e.clone());
+        }
+        let id = state.next_import;
+        state.next_import += 1;
+        let _ = self.out.send(Message::Pipe.to_text());
+        let import = self.new_import(&mut state, id, false, 1);
+        drop(state);
+        pending
+            .pumps
+            .push((source, RemoteWriter::new(Hook::Import(import))));
+        Ok(Expr::Readable(id))
+    }
+
+    /// Sends `["stream", ["pipeline", id, [method], args]]`: a call whose result is pulled
+    /// by itself and released by the peer once answered.
+    fn send_stream(
+        self: &Arc<Self>,
+        id: i64,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<(Arc<Import>, usize), RpcError> {
+        let mut pending = Pending::default();
+        let args = args
+            .iter()
+            .map(|a| self.encode_value(a, &mut pending))
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = Message::Stream(Expr::Pipeline {
+            id,
+            path: Some(vec![PathKey::from(method)]),
+            args: Some(args),
+        })
+        .to_text();
+        let size = text.len();
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        let new_id = state.next_import;
+        state.next_import += 1;
+        let _ = self.out.send(text);
+        let import = self.new_import(&mut state, new_id, true, 0);
+        import.pulled.store(true, Ordering::Release);
+        import.stream.store(true, Ordering::Release);
+        let deaf = state.deaf.is_some();
+        drop(state);
+        if deaf {
+            // An HTTP batch's response: no acknowledgement can come, so the message counts
+            // as delivered (the whole stream goes into the response).
+            import.settle(Ok(Value::Undefined));
+        }
+        self.start_pending(pending);
+        Ok((import, size))
+    }
+
+    /// Adds `hook` to the export table under a new ID.
+    fn new_export(&self, hook: Hook) -> Result<i64, RpcError> {
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        // Every introduction gets a new ID, even for an object exported before: capnweb
+        // releases an import with a count of 1 however often it was introduced, so a
+        // reused ID would never be fully released by a capnweb peer.
+        let id = state.next_export;
+        state.next_export -= 1;
+        state.exports.insert(id, ExportEntry::new(hook));
+        Ok(id)
     }
 
     fn export_hook(
         self: &Arc<Self>,
         hook: &Hook,
         promise: bool,
-        promises: &mut Vec<i64>,
+        pending: &mut Pending,
     ) -> Result<Expr, RpcError> {
         if let Hook::Recorded(_) = hook {
             return Err(crate::map::placeholder_error());
@@ -478,9 +625,9 @@ impl SessionInner {
         {
             match imp.resolution.get() {
                 // A settled promise import was released: send what it settled to.
-                Some(Ok(v)) if imp.promise => return self.encode_value(v, promises),
+                Some(Ok(v)) if imp.promise => return self.encode_value(v, pending),
                 Some(Err(e)) if imp.promise => {
-                    return self.export_hook(&Hook::Error(e.clone()), promise, promises);
+                    return self.export_hook(&Hook::Error(e.clone()), promise, pending);
                 }
                 _ => {
                     return Ok(if imp.promise || promise {
@@ -499,19 +646,10 @@ impl SessionInner {
                 }
             }
         }
-        let mut state = self.lock();
-        if let Some(e) = &state.broken {
-            return Err(e.clone());
-        }
-        // Every introduction gets a new ID, even for an object exported before: capnweb
-        // releases an import with a count of 1 however often it was introduced, so a
-        // reused ID would never be fully released by a capnweb peer.
-        let id = state.next_export;
-        state.next_export -= 1;
-        state.exports.insert(id, ExportEntry::new(hook.clone()));
+        let id = self.new_export(hook.clone())?;
         if promise {
             // Resolved only after the message introducing it has been sent.
-            promises.push(id);
+            pending.promises.push(id);
             Ok(Expr::Promise(id))
         } else {
             Ok(Expr::Export(id))
@@ -575,8 +713,8 @@ impl SessionInner {
         result: Result<Value, RpcError>,
         auto_release: bool,
     ) {
-        let mut promises = Vec::new();
-        let msg = match result.and_then(|v| self.encode_value(&v, &mut promises)) {
+        let mut pending = Pending::default();
+        let msg = match result.and_then(|v| self.encode_value(&v, &mut pending)) {
             Ok(expr) => Message::Resolve(id, expr),
             Err(e) => Message::Reject(id, error_expr(&e)),
         };
@@ -600,7 +738,7 @@ impl SessionInner {
             };
         }
         drop(released);
-        self.resolve_exports(promises);
+        self.start_pending(pending);
     }
 
     fn settled_one(state: &mut State, idle: &Notify) {
@@ -703,15 +841,14 @@ impl SessionInner {
                 self.handle_push(expr, true)?;
             }
             Message::Pipe => {
+                let (writer, reader) = crate::stream::pipe_ends();
+                let mut entry = ExportEntry::new(Hook::Local(writer.clone()));
+                entry.readable = Some(reader);
+                entry.pipe = Some(writer);
                 let mut state = self.lock();
                 let id = state.next_peer_push;
                 state.next_peer_push += 1;
-                state.exports.insert(
-                    id,
-                    ExportEntry::new(Hook::Error(RpcError::type_error(
-                        "ReadableStream over RPC is not supported by this version of capwire",
-                    ))),
-                );
+                state.exports.insert(id, entry);
             }
             Message::Pull(id) => {
                 if !self.lock().exports.contains_key(&id) {
@@ -854,23 +991,43 @@ impl SessionInner {
     /// The peer will send nothing more: every result still expected from it fails with
     /// `error`, and so does every later call to it.
     pub(crate) fn peer_done(&self, error: RpcError) {
-        let pending: Vec<Arc<Import>> = {
+        let (pending, unread, pipes) = {
             let mut state = self.lock();
             state.deaf = Some(error.clone());
-            state
+            let pending: Vec<Arc<Import>> = state
                 .imports
                 .values()
                 .filter_map(|slot| slot.import.upgrade())
-                .collect()
+                .collect();
+            let unread: Vec<ReadableStream> = state
+                .exports
+                .values_mut()
+                .filter_map(|e| e.readable.take())
+                .collect();
+            let pipes: Vec<_> = state
+                .exports
+                .values()
+                .filter_map(|e| e.pipe.clone())
+                .collect();
+            (pending, unread, pipes)
         };
+        // No message can claim a pipe or write to it any more: unclaimed pipes are
+        // dropped (failing writes that wait for a reader), unfinished ones are aborted.
+        drop(unread);
+        for pipe in pipes {
+            pipe.abort_unfinished(error.clone());
+        }
         for import in pending {
-            if import.promise {
+            if import.stream.load(Ordering::Acquire) {
+                import.settle(Ok(Value::Undefined));
+            } else if import.promise {
                 import.settle(Err(error.clone()));
             }
         }
     }
 
-    /// Waits until every pulled result has been sent (or the session ended).
+    /// Waits until every pulled result has been sent, and every stream being sent has
+    /// sent its end (or the session ended).
     pub(crate) async fn drained(&self) {
         loop {
             let notified = self.idle.notified();
@@ -878,7 +1035,7 @@ impl SessionInner {
             notified.as_mut().enable();
             {
                 let state = self.lock();
-                if state.resolving == 0 || state.broken.is_some() {
+                if (state.resolving == 0 && state.pumping == 0) || state.broken.is_some() {
                     return;
                 }
             }

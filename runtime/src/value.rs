@@ -1,7 +1,9 @@
 //! The dynamic [`Value`]: anything Cap'n Web can carry, capabilities included.
 
 use crate::error::RpcError;
+use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::{RpcPromise, RpcStub};
+use crate::web::{Blob, Request, Response};
 use std::fmt;
 
 /// A JavaScript object's own properties, in insertion order.
@@ -53,6 +55,16 @@ pub enum Value {
     Stub(RpcStub),
     /// A promise: a reference to a value not yet known.
     Promise(RpcPromise),
+    /// A `ReadableStream` of bytes (moved when sent).
+    Readable(ReadableStream),
+    /// A `WritableStream` of bytes (moved when sent).
+    Writable(WritableStream),
+    /// A `Blob`.
+    Blob(Blob),
+    /// A `Request`.
+    Request(Box<Request>),
+    /// A `Response`.
+    Response(Box<Response>),
 }
 
 impl Value {
@@ -142,7 +154,9 @@ impl Value {
     /// `true` if the value holds a stub or promise anywhere inside.
     pub fn has_capabilities(&self) -> bool {
         match self {
-            Value::Stub(_) | Value::Promise(_) => true,
+            Value::Stub(_) | Value::Promise(_) | Value::Readable(_) | Value::Writable(_) => true,
+            Value::Request(r) => r.body.is_some(),
+            Value::Response(r) => r.body.is_some(),
             Value::Array(a) => a.iter().any(Value::has_capabilities),
             Value::Object(o) => o.values().any(Value::has_capabilities),
             Value::Error(e) => e
@@ -180,6 +194,11 @@ impl Value {
             Value::Headers(_) => "headers",
             Value::Stub(_) => "a stub",
             Value::Promise(_) => "a promise",
+            Value::Readable(_) => "a ReadableStream",
+            Value::Writable(_) => "a WritableStream",
+            Value::Blob(_) => "a Blob",
+            Value::Request(_) => "a Request",
+            Value::Response(_) => "a Response",
         }
     }
 }
@@ -202,6 +221,11 @@ impl fmt::Debug for Value {
             Value::Headers(h) => write!(f, "Headers({h:?})"),
             Value::Stub(s) => write!(f, "{s:?}"),
             Value::Promise(p) => write!(f, "{p:?}"),
+            Value::Readable(r) => write!(f, "{r:?}"),
+            Value::Writable(w) => write!(f, "{w:?}"),
+            Value::Blob(b) => write!(f, "Blob({:?}, {} bytes)", b.mime_type(), b.len()),
+            Value::Request(r) => write!(f, "Request({} {})", r.method, r.url),
+            Value::Response(r) => write!(f, "Response({})", r.status),
         }
     }
 }
@@ -224,6 +248,11 @@ impl PartialEq for Value {
             (Value::Headers(a), Value::Headers(b)) => a == b,
             (Value::Stub(a), Value::Stub(b)) => a.same_target(b),
             (Value::Promise(a), Value::Promise(b)) => a.same_target(b),
+            (Value::Readable(a), Value::Readable(b)) => a.same(b),
+            (Value::Writable(a), Value::Writable(b)) => a.same(b),
+            (Value::Blob(a), Value::Blob(b)) => a == b,
+            (Value::Request(a), Value::Request(b)) => a == b,
+            (Value::Response(a), Value::Response(b)) => a == b,
             _ => false,
         }
     }

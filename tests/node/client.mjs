@@ -16,8 +16,11 @@
 // Batch mode gives every check its own HTTP batch session(s): all calls of one batch are made in
 // the same tick, before anything is awaited.
 // Rows that need the server to call back into this client while a call is running
-// (callFunction, useCounter) are WebSocket-only: an HTTP batch cannot carry a server-to-client
-// call (capnweb's batch server then waits forever for the answer).
+// (callFunction, useCounter, writeBytes) are WebSocket-only: an HTTP batch cannot carry a
+// server-to-client call (capnweb's batch server then waits forever for the answer). So are the
+// stream rows whose data does not fit in one request and its response (readBytes,
+// readBytesLarge, sumBytes, echoBlob): every chunk is a call that the receiver acknowledges, and
+// in a batch no acknowledgement comes back until the batch is over.
 
 import { inspect } from "node:util";
 import { WebSocket as WsWebSocket } from "ws";
@@ -435,6 +438,120 @@ async function rawVaultProbe() {
     problems.push(`raw: open("${SECRET}") after probes: expected ["resolve",${openId},true], got ${o ? o.line : "nothing"}`);
   }
   return problems;
+}
+
+// --- Byte streams ------------------------------------------------------------------------------
+
+// The server's streams (readBytes, writeBytes) carry byte k = k % 251.
+function patternByte(k) {
+  return k % 251;
+}
+
+// Sum of the pattern bytes 0..n-1, mod 2^32 (exact: n * 250 stays far below 2^53).
+function patternChecksum(n) {
+  const cycle = (250 * 251) / 2;
+  const r = n % 251;
+  return (Math.floor(n / 251) * cycle + (r * (r - 1)) / 2) % 2 ** 32;
+}
+
+/** Reads a byte stream to its end, handing each chunk to onChunk; cancels the stream on failure. */
+async function consumeBytes(stream, onChunk, what) {
+  if (!(stream instanceof ReadableStream)) fail(`${what}: got ${show(stream)}, expected a ReadableStream`);
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      if (!(value instanceof Uint8Array)) fail(`${what}: chunk ${show(value)} is not bytes`);
+      onChunk(value);
+    }
+  } catch (e) {
+    reader.cancel(e).catch(() => {});
+    throw e;
+  }
+}
+
+/** Checks that `chunks` (arriving in order) are exactly n bytes of the k % 251 pattern. */
+function patternChecker(n, what) {
+  let offset = 0;
+  return {
+    add(chunk) {
+      if (offset + chunk.length > n) fail(`${what}: more than ${n} bytes`);
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== patternByte(offset + i)) fail(`${what}: byte ${offset + i} is ${chunk[i]}, expected ${patternByte(offset + i)}`);
+      }
+      offset += chunk.length;
+    },
+    end() {
+      if (offset !== n) fail(`${what}: got ${offset} bytes, expected ${n}`);
+    },
+  };
+}
+
+async function checkPatternStream(stream, n, what) {
+  const check = patternChecker(n, what);
+  await consumeBytes(stream, (chunk) => check.add(chunk), what);
+  check.end();
+}
+
+/** { bytes, checksum } of a list of byte chunks, as sumBytes computes it. */
+function byteSum(chunks) {
+  let bytes = 0;
+  let checksum = 0;
+  for (const chunk of chunks) {
+    bytes += chunk.length;
+    for (let i = 0; i < chunk.length; i++) checksum = (checksum + chunk[i]) >>> 0;
+  }
+  return { bytes, checksum };
+}
+
+/** A ReadableStream that hands out `chunks` one per pull, then ends (or fails with `error`). */
+function chunkStream(chunks, error) {
+  let next = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (next < chunks.length) controller.enqueue(chunks[next++]);
+      else if (error) throw error;
+      else controller.close();
+    },
+  });
+}
+
+// Chunks for sumBytes: varied sizes (one empty, one well past the 256 KiB flow-control window)
+// and every byte value.
+const SUM_CHUNKS = [3, 1000, 300_000, 0, 65_536, 1].map((len, c) =>
+  Uint8Array.from({ length: len }, (_, i) => (i * 7 + c * 31) & 255));
+
+function checkSourceFailed(r) {
+  if (r.ok) fail(`sumBytes(<stream failing with RangeError>) resolved to ${show(r.value)}; expected a rejection`);
+  const e = r.error;
+  if (!(e instanceof RangeError)) fail(`sumBytes(<failing stream>) rejected with ${errText(e)}; expected instanceof RangeError`);
+  if (!String(e.message).includes("source failed")) fail(`error message ${show(e.message)}, expected it to contain "source failed"`);
+}
+
+async function checkBlob(blob, type, bytes, what) {
+  if (!(blob instanceof Blob)) fail(`${what}: got ${show(blob)}, expected a Blob`);
+  expectEq(blob.type, type, `${what}.type`);
+  expectEq(new Uint8Array(await blob.arrayBuffer()), bytes, `${what} bytes`);
+}
+
+function echoRequests() {
+  return [
+    new Request("https://example.com/path?q=1", {
+      method: "POST",
+      headers: { "content-type": "text/plain", "x-test": "yes" },
+      body: "ping-body",
+    }),
+    new Request("https://example.com/path?q=1"),
+  ];
+}
+
+async function checkEchoedResponse(resp, method, body) {
+  const what = `echoRequest(<${method} request>)`;
+  if (!(resp instanceof Response)) fail(`${what}: got ${show(resp)}, expected a Response`);
+  expectEq(resp.status, 200, `${what}.status`);
+  expectEq(resp.headers.get("x-method"), method, `${what}.headers x-method`);
+  expectEq(await resp.text(), body, `${what} body`);
 }
 
 const CHECKS = [
@@ -972,6 +1089,108 @@ const CHECKS = [
     async () => {
       const s = api();
       expectEq(await s.listIds(0).map((id) => s.getUser(id)), [], "listIds(0).map(id => getUser(id))");
+    }],
+
+  // --- Streams, Blob, Request/Response ------------------------------------------------------------
+
+  // Not in batch mode: 300 000 bytes overflow the sender's 256 KiB flow-control window, and the
+  // acknowledgements that would reopen it only come after the batch (capnweb's batch server
+  // answers without the rest, and the stream fails with "...disposed without calling close()").
+  ["readBytes",
+    async () => {
+      const s = api();
+      for (const n of [0, 1, 1000, 300_000]) await checkPatternStream(await s.readBytes(n), n, `readBytes(${n})`);
+    },
+    null],
+
+  // Not in batch mode, as readBytes.
+  ["readBytesLarge",
+    async () => {
+      const n = 40 * 1024 * 1024;
+      let bytes = 0;
+      let checksum = 0;
+      await consumeBytes(await api().readBytes(n), (chunk) => {
+        bytes += chunk.length;
+        for (let i = 0; i < chunk.length; i++) checksum = (checksum + chunk[i]) >>> 0;
+      }, `readBytes(${n})`);
+      expectEq({ bytes, checksum }, { bytes: n, checksum: patternChecksum(n) }, `readBytes(${n}) length and checksum`);
+    },
+    null],
+
+  // Not in batch mode: the 300 000-byte chunk fills the 256 KiB window, so the rest of the
+  // stream waits for an acknowledgement that only comes after the batch, and the batch never ends
+  // (capnweb's batch server waits forever for the end of the stream).
+  ["sumBytes",
+    async () => {
+      const s = api();
+      expectEq(await s.sumBytes(chunkStream(SUM_CHUNKS)), byteSum(SUM_CHUNKS), "sumBytes(<6 chunks>)");
+      expectEq(await s.sumBytes(chunkStream([])), { bytes: 0, checksum: 0 }, "sumBytes(<empty stream>)");
+    },
+    null],
+
+  // The source fails after one chunk: the server's read fails with the same error, so the call
+  // rejects with it (capnweb carries it as an `abort` of the pipe, keeping name and message).
+  ["sumBytesError",
+    async () => checkSourceFailed(await settle(api().sumBytes(chunkStream([new Uint8Array([1, 2, 3])], new RangeError("source failed"))))),
+    async () => checkSourceFailed(await settle(api().sumBytes(chunkStream([new Uint8Array([1, 2, 3])], new RangeError("source failed")))))],
+
+  // Not in batch mode: the server writes into the client's stream, which is a server-to-client
+  // call.
+  ["writeBytes",
+    async () => {
+      const n = 200_000;
+      const check = patternChecker(n, "writeBytes sink");
+      let closed = false;
+      let aborted = null;
+      const sink = new WritableStream({
+        write(chunk) {
+          if (!(chunk instanceof Uint8Array)) fail(`writeBytes sink: chunk ${show(chunk)} is not bytes`);
+          if (chunk.length > 64 * 1024) fail(`writeBytes sink: chunk of ${chunk.length} bytes, expected at most 64 KiB`);
+          check.add(chunk);
+        },
+        close() {
+          closed = true;
+        },
+        abort(reason) {
+          aborted = reason ?? "(no reason)";
+        },
+      });
+      expectEq(await api().writeBytes(n, sink), n, `writeBytes(${n}, sink)`);
+      // The server awaits close(), which completes only once this sink has closed.
+      if (aborted !== null) fail(`writeBytes sink was aborted: ${errText(aborted)}`);
+      if (!closed) fail("writeBytes sink was not closed");
+      check.end();
+    },
+    null],
+
+  // Not in batch mode: the server makes the echoed Blob's content from Blob.stream(), which
+  // produces it asynchronously, so capnweb's batch server answers before that content stream is
+  // closed and the client's Blob never completes.
+  ["echoBlob",
+    async () => {
+      const s = api();
+      await checkBlob(await s.echoBlob(new Blob(["hello blob"], { type: "text/plain" })), "text/plain",
+        new TextEncoder().encode("hello blob"), 'echoBlob(<"hello blob", text/plain>)');
+      const binary = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 13) & 255);
+      await checkBlob(await s.echoBlob(new Blob([binary], { type: "application/octet-stream" })),
+        "application/octet-stream", binary, "echoBlob(<100 000 bytes>)");
+      await checkBlob(await s.echoBlob(new Blob([])), "", new Uint8Array(0), "echoBlob(<empty>)");
+    },
+    null],
+
+  ["echoRequest",
+    async () => {
+      const s = api();
+      const [post, get] = echoRequests();
+      await checkEchoedResponse(await s.echoRequest(post), "POST", "ping-body");
+      await checkEchoedResponse(await s.echoRequest(get), "GET", "");
+    },
+    async () => {
+      // The bodies are small enough that both travel whole in the batch and its response.
+      const s = api();
+      const [post, get] = await Promise.all(echoRequests().map((req) => s.echoRequest(req)));
+      await checkEchoedResponse(post, "POST", "ping-body");
+      await checkEchoedResponse(get, "GET", "");
     }],
 ];
 

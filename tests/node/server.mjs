@@ -12,8 +12,8 @@
 //   POST http://HOST:PORT/   HTTP batch RPC session; other methods on `/` answer 405.
 // Every session's main object is a fresh TestTarget.
 //
-// Implements every TestTarget method of CONFORMANCE.md except the stream/Blob/Request ones
-// (readBytes, sumBytes, writeBytes, echoBlob, echoRequest), which are out of scope for this rig.
+// Implements every TestTarget method of CONFORMANCE.md, including the stream/Blob/Request ones
+// (readBytes, sumBytes, writeBytes, echoBlob, echoRequest).
 // One harness-only extra, not in CONFORMANCE.md: `disposedCounters()`, for release tests.
 
 import http from "node:http";
@@ -85,6 +85,15 @@ function keepStubs(value) {
     return out;
   }
   return value;
+}
+
+// Byte streams carry the pattern byte k = k % 251, in chunks of at most 64 KiB.
+const CHUNK_BYTES = 64 * 1024;
+
+function patternChunk(start, len) {
+  const chunk = new Uint8Array(len);
+  for (let i = 0; i < len; i++) chunk[i] = (start + i) % 251;
+  return chunk;
 }
 
 class TestTarget extends RpcTarget {
@@ -169,6 +178,73 @@ class TestTarget extends RpcTarget {
   makeVault(secret) {
     return new Vault(secret);
   }
+  readBytes(n) {
+    // Lazy: a chunk is made only when the consumer (capnweb's pump into the pipe) pulls, so the
+    // pipe's flow control paces the producer.
+    let sent = 0;
+    return new ReadableStream({
+      pull(controller) {
+        if (sent >= n) {
+          controller.close();
+          return;
+        }
+        const len = Math.min(CHUNK_BYTES, n - sent);
+        controller.enqueue(patternChunk(sent, len));
+        sent += len;
+        if (sent >= n) controller.close();
+      },
+    });
+  }
+  async sumBytes(stream) {
+    // A source error reaches us as the reader's rejection; letting it propagate makes the call
+    // reject with that same error.
+    let bytes = 0;
+    let checksum = 0;
+    for await (const chunk of stream) {
+      bytes += chunk.length;
+      for (let i = 0; i < chunk.length; i++) checksum = (checksum + chunk[i]) >>> 0;
+    }
+    return { bytes, checksum };
+  }
+  async writeBytes(n, w) {
+    // Finish (close, which waits for the peer's ack of every write) before returning: capnweb
+    // releases a writable parameter when the call returns, which would abort it.
+    const writer = w.getWriter();
+    for (let sent = 0; sent < n; ) {
+      const len = Math.min(CHUNK_BYTES, n - sent);
+      await writer.write(patternChunk(sent, len));
+      sent += len;
+    }
+    await writer.close();
+    return n;
+  }
+  async echoBlob(blob) {
+    return new Blob([await blob.arrayBuffer()], { type: blob.type });
+  }
+  echoRequest(req) {
+    // The body is passed on as a stream, but re-wrapped: capnweb hands us the body as the readable
+    // end of a TransformStream, whose prototype under Node 20 is not ReadableStream.prototype,
+    // so capnweb would refuse to serialize it ("Cannot serialize value: [object ReadableStream]").
+    const body = req.body === null ? null : relay(req.body);
+    return new Response(body, { status: 200, headers: { "x-method": req.method } });
+  }
+}
+
+// A plain ReadableStream that passes on the chunks of `stream` (and its end, error or
+// cancellation), for handing a received stream back to capnweb. The source is locked at once, so
+// capnweb does not cancel it as an unconsumed parameter when the call returns.
+function relay(stream) {
+  const reader = stream.getReader();
+  return new ReadableStream({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 function parseArgs(argv) {

@@ -1,0 +1,739 @@
+//! Byte streams over RPC: [`ReadableStream`] and [`WritableStream`].
+//!
+//! A stream travels by moving it: put a `ReadableStream` in a call's arguments or a result
+//! and the receiver reads what the sender's source produces; put a `WritableStream` there
+//! and the receiver writes into the sender's sink. On the wire these are Cap'n Web's
+//! `pipe`, `stream`, `readable` and `writable`, so the peer may be capnweb in JavaScript,
+//! where they are a `ReadableStream` and a `WritableStream`.
+//!
+//! **Flow control.** The sending side keeps at most a window of unacknowledged bytes in
+//! flight, and the receiving side acknowledges a chunk only when its reader has taken it,
+//! so a slow reader slows the writer down instead of filling memory. The window adapts to
+//! the link, as capnweb's does.
+//!
+//! **Ownership and errors.** A stream sent over RPC is moved: the sender's copy can no
+//! longer be read or written. Dropping a `WritableStream` without [`close`] aborts the
+//! stream on the other side with an error; an error on either side reaches the other as
+//! an error, never as a silent short read.
+//!
+//! ```
+//! use capwire::{ReadableStream, RpcError};
+//! use futures::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), RpcError> {
+//! let chunks = futures::stream::iter([Ok::<_, RpcError>(vec![1u8, 2]), Ok(vec![3])]);
+//! let stream = ReadableStream::new(chunks);
+//! assert_eq!(&stream.read_all().await?[..], &[1, 2, 3]);
+//!
+//! let (mut writer, mut reader) = capwire::stream::pipe();
+//! tokio::spawn(async move {
+//!     writer.write("hello").await?;
+//!     writer.close().await
+//! });
+//! assert_eq!(reader.next().await.transpose()?.as_deref(), Some(&b"hello"[..]));
+//! assert!(reader.next().await.is_none());
+//! # Ok(()) }
+//! ```
+//!
+//! [`close`]: WritableStream::close
+
+mod flow;
+mod remote;
+
+pub(crate) use remote::{RemoteWriter, pump};
+
+use crate::error::RpcError;
+use crate::object::{CallFuture, RpcObject};
+use crate::value::Value;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, oneshot};
+
+/// The largest chunk sent in one `stream` message; bigger writes are split, so that no
+/// single message comes near the peer's message size limit.
+pub(crate) const MAX_CHUNK: usize = 1 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error a reader sees when the writing side went away without closing the stream.
+pub(crate) fn disposed_without_close() -> RpcError {
+    RpcError::error("WritableStream RPC stub was disposed without calling close()")
+}
+
+/// The error a writer sees when the reading side stopped reading.
+fn reader_cancelled() -> RpcError {
+    RpcError::error("the ReadableStream was cancelled by its reader")
+}
+
+fn moved(what: &str) -> RpcError {
+    RpcError::type_error(format!(
+        "this {what} was already sent over RPC or used up: a stream can be used once"
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// ReadableStream
+
+enum Source {
+    Open(BoxStream<'static, Result<Bytes, RpcError>>),
+    /// Sent over RPC (or otherwise taken): reading it fails once, then ends.
+    Moved,
+    Done,
+}
+
+/// A stream of byte chunks that can be read here or sent over RPC.
+///
+/// It is a [`Stream`] of `Result<Bytes, RpcError>`; [`ReadableStream::into_async_read`]
+/// gives a tokio `AsyncRead`, and [`ReadableStream::from_async_read`] makes one from any
+/// `AsyncRead`. Sent over RPC (as an argument or a result) it is moved: the receiver reads
+/// the chunks, with flow control. Clones refer to the same stream, which only one of them
+/// can read.
+#[derive(Clone)]
+pub struct ReadableStream {
+    source: Arc<Mutex<Source>>,
+}
+
+impl ReadableStream {
+    /// A stream of the chunks `stream` yields. Its errors reach the reader (a remote one
+    /// included) as errors.
+    pub fn new<S, B, E>(stream: S) -> ReadableStream
+    where
+        S: Stream<Item = Result<B, E>> + Send + 'static,
+        B: Into<Bytes>,
+        E: Into<RpcError>,
+    {
+        ReadableStream::from_boxed(
+            stream
+                .map(|r| r.map(Into::into).map_err(Into::into))
+                .boxed(),
+        )
+    }
+
+    pub(crate) fn from_boxed(stream: BoxStream<'static, Result<Bytes, RpcError>>) -> Self {
+        ReadableStream {
+            source: Arc::new(Mutex::new(Source::Open(stream))),
+        }
+    }
+
+    /// A stream of one chunk (none if `data` is empty).
+    pub fn from_bytes(data: impl Into<Bytes>) -> ReadableStream {
+        let data = data.into();
+        let chunks = if data.is_empty() { None } else { Some(data) };
+        ReadableStream::new(futures::stream::iter(chunks.map(Ok::<_, RpcError>)))
+    }
+
+    /// A stream that ends at once.
+    pub fn empty() -> ReadableStream {
+        ReadableStream::from_bytes(Bytes::new())
+    }
+
+    /// A stream of what `reader` reads, in chunks of up to 64 KiB.
+    pub fn from_async_read(reader: impl tokio::io::AsyncRead + Send + 'static) -> Self {
+        ReadableStream::new(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            64 * 1024,
+        ))
+    }
+
+    /// The stream as a tokio `AsyncRead`; a stream error is an `io::Error` of kind `Other`
+    /// whose source is the [`RpcError`].
+    pub fn into_async_read(self) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
+        tokio_util::io::StreamReader::new(self.map(|r| r.map_err(std::io::Error::other)))
+    }
+
+    /// Reads the whole stream into one buffer.
+    pub async fn read_all(mut self) -> Result<Bytes, RpcError> {
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = self.next().await {
+            let chunk = chunk?;
+            if out.is_empty() && chunk.len() == out.capacity() {
+                out = chunk.into();
+            } else {
+                out.extend_from_slice(&chunk);
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    /// Takes the source out, to be sent over RPC.
+    pub(crate) fn take(&self) -> Result<BoxStream<'static, Result<Bytes, RpcError>>, RpcError> {
+        let mut source = lock(&self.source);
+        match std::mem::replace(&mut *source, Source::Moved) {
+            Source::Open(s) => Ok(s),
+            other => {
+                *source = other;
+                Err(moved("ReadableStream"))
+            }
+        }
+    }
+
+    pub(crate) fn same(&self, other: &ReadableStream) -> bool {
+        Arc::ptr_eq(&self.source, &other.source)
+    }
+}
+
+impl Stream for ReadableStream {
+    type Item = Result<Bytes, RpcError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut source = lock(&self.source);
+        match &mut *source {
+            Source::Open(s) => {
+                let item = s.poll_next_unpin(cx);
+                if let Poll::Ready(None | Some(Err(_))) = &item {
+                    *source = Source::Done;
+                }
+                item
+            }
+            Source::Moved => {
+                *source = Source::Done;
+                Poll::Ready(Some(Err(moved("ReadableStream"))))
+            }
+            Source::Done => Poll::Ready(None),
+        }
+    }
+}
+
+impl fmt::Debug for ReadableStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadableStream")
+    }
+}
+
+impl From<Bytes> for ReadableStream {
+    fn from(data: Bytes) -> Self {
+        ReadableStream::from_bytes(data)
+    }
+}
+
+impl From<crate::Body> for ReadableStream {
+    /// An HTTP body as a stream of its data frames.
+    fn from(body: crate::Body) -> Self {
+        ReadableStream::new(body.into_data_stream())
+    }
+}
+
+impl From<ReadableStream> for crate::Body {
+    fn from(stream: ReadableStream) -> Self {
+        crate::Body::from_stream(stream)
+    }
+}
+
+impl serde::Serialize for ReadableStream {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::ser::serialize_special(&Value::Readable(self.clone()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReadableStream {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match crate::de::deserialize_value(deserializer)? {
+            Value::Readable(r) => Ok(r),
+            Value::Bytes(b) => Ok(ReadableStream::from_bytes(b.data)),
+            Value::String(s) => Ok(ReadableStream::from_bytes(s)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a ReadableStream, found {}",
+                other.type_name()
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipes: a writable end whose writes a readable end reads
+
+/// What a writable end asks of whoever consumes it; each carries its acknowledgement.
+pub(crate) enum Command {
+    Write(Bytes, Ack),
+    Close(Ack),
+    Abort(RpcError, Ack),
+}
+
+type Ack = oneshot::Sender<Result<(), RpcError>>;
+
+/// The writable end of a pipe, and what a peer's calls on a writable reach: it forwards
+/// `write`, `close` and `abort` in order to the consumer, and acknowledges each when the
+/// consumer has taken it. Dropped without `close` or `abort`, it aborts the stream.
+pub(crate) struct PipeWriter {
+    tx: mpsc::UnboundedSender<Command>,
+    finished: AtomicBool,
+}
+
+impl PipeWriter {
+    fn new(tx: mpsc::UnboundedSender<Command>) -> Arc<PipeWriter> {
+        Arc::new(PipeWriter {
+            tx,
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    fn send(
+        &self,
+        command: impl FnOnce(Ack) -> Command,
+    ) -> BoxFuture<'static, Result<(), RpcError>> {
+        let (ack, acked) = oneshot::channel();
+        if self.tx.send(command(ack)).is_err() {
+            return futures::future::ready(Err(reader_cancelled())).boxed();
+        }
+        async move { acked.await.unwrap_or_else(|_| Err(reader_cancelled())) }.boxed()
+    }
+
+    fn write(&self, chunk: Bytes) -> BoxFuture<'static, Result<(), RpcError>> {
+        if self.finished.load(Ordering::Acquire) {
+            return futures::future::ready(Err(RpcError::type_error(
+                "Cannot write to a WritableStream that was closed or aborted.",
+            )))
+            .boxed();
+        }
+        self.send(|ack| Command::Write(chunk, ack))
+    }
+
+    fn close(&self) -> BoxFuture<'static, Result<(), RpcError>> {
+        self.finished.store(true, Ordering::Release);
+        self.send(Command::Close)
+    }
+
+    fn abort(&self, reason: RpcError) -> BoxFuture<'static, Result<(), RpcError>> {
+        self.finished.store(true, Ordering::Release);
+        self.send(|ack| Command::Abort(reason, ack))
+    }
+
+    /// Aborts the stream with `reason` unless it was closed or aborted already.
+    pub(crate) fn abort_unfinished(&self, reason: RpcError) {
+        if !self.finished.swap(true, Ordering::AcqRel) {
+            let (ack, _) = oneshot::channel();
+            let _ = self.tx.send(Command::Abort(reason, ack));
+        }
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Acquire) {
+            let (ack, _) = oneshot::channel();
+            let _ = self.tx.send(Command::Abort(disposed_without_close(), ack));
+        }
+    }
+}
+
+/// A chunk as a peer may write it: bytes, or text (written as UTF-8).
+fn chunk_of(value: Option<&Value>) -> Result<Bytes, RpcError> {
+    match value {
+        Some(Value::Bytes(b)) => Ok(b.data.clone()),
+        Some(Value::String(s)) => Ok(Bytes::copy_from_slice(s.as_bytes())),
+        Some(other) => Err(RpcError::type_error(format!(
+            "a byte stream chunk must be bytes or a string, not {}",
+            other.type_name()
+        ))),
+        None => Err(RpcError::type_error("write() needs a chunk")),
+    }
+}
+
+/// The reason of an `abort(reason)` call, as an error.
+fn reason_of(value: Option<&Value>) -> RpcError {
+    match value {
+        Some(Value::Error(e)) => e.clone(),
+        Some(Value::String(s)) => RpcError::error(s.clone()),
+        None | Some(Value::Undefined) => RpcError::error("the stream was aborted"),
+        Some(other) => RpcError::error(format!("{other:?}")),
+    }
+}
+
+impl RpcObject for PipeWriter {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+        let done = match method {
+            "write" => match chunk_of(args.first()) {
+                Ok(chunk) => self.write(chunk),
+                Err(e) => return Box::pin(std::future::ready(Err(e))),
+            },
+            "close" => self.close(),
+            "abort" => self.abort(reason_of(args.first())),
+            other => {
+                return Box::pin(std::future::ready(Err(RpcError::not_a_function(other))));
+            }
+        };
+        Box::pin(done.map(|r| r.map(|()| Value::Undefined)))
+    }
+}
+
+/// The readable end of a pipe. Taking a chunk acknowledges its write; dropping the reader
+/// fails every write still waiting and every later one.
+struct PipeReader {
+    rx: mpsc::UnboundedReceiver<Command>,
+    done: bool,
+}
+
+impl Stream for PipeReader {
+    type Item = Result<Bytes, RpcError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = match self.rx.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Command::Write(chunk, ack))) => {
+                let _ = ack.send(Ok(()));
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            Poll::Ready(Some(Command::Close(ack))) => {
+                let _ = ack.send(Ok(()));
+                None
+            }
+            Poll::Ready(Some(Command::Abort(reason, ack))) => {
+                let _ = ack.send(Ok(()));
+                Some(Err(reason))
+            }
+            Poll::Ready(None) => Some(Err(disposed_without_close())),
+        };
+        self.done = true;
+        Poll::Ready(item)
+    }
+}
+
+/// A pipe: a writable end and its readable end, in this process.
+pub(crate) fn pipe_ends() -> (Arc<PipeWriter>, ReadableStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        PipeWriter::new(tx),
+        ReadableStream::from_boxed(PipeReader { rx, done: false }.boxed()),
+    )
+}
+
+/// A pipe in this process: what is written to the [`WritableStream`] is read from the
+/// [`ReadableStream`]. Each write completes when the reader has taken its chunk, so the
+/// pipe holds no more than one chunk. Either end can be sent over RPC.
+///
+/// ```
+/// use futures::StreamExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), capwire::RpcError> {
+/// let (mut w, r) = capwire::stream::pipe();
+/// tokio::spawn(async move {
+///     w.write(vec![1u8, 2, 3]).await?;
+///     w.close().await
+/// });
+/// assert_eq!(&r.read_all().await?[..], &[1, 2, 3]);
+/// # Ok(()) }
+/// ```
+pub fn pipe() -> (WritableStream, ReadableStream) {
+    let (writer, reader) = pipe_ends();
+    (WritableStream::from_writer(Writer::Pipe(writer)), reader)
+}
+
+// ---------------------------------------------------------------------------------------
+// WritableStream
+
+type LocalSink = Pin<Box<dyn Sink<Bytes, Error = RpcError> + Send>>;
+
+/// Where a writable stream's writes go.
+pub(crate) enum Writer {
+    /// A sink in this process.
+    Local(LocalSink),
+    /// The writable end of a pipe (its reader may be here or, once sent, at a peer).
+    Pipe(Arc<PipeWriter>),
+    /// A writable that lives at a peer: writes are `stream` calls under flow control.
+    Remote(RemoteWriter),
+}
+
+impl Writer {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), RpcError> {
+        match self {
+            Writer::Local(sink) => sink.send(chunk).await,
+            Writer::Pipe(pipe) => pipe.write(chunk).await,
+            Writer::Remote(remote) => remote.write(chunk).await,
+        }
+    }
+
+    async fn close(self) -> Result<(), RpcError> {
+        match self {
+            Writer::Local(mut sink) => sink.close().await,
+            Writer::Pipe(pipe) => pipe.close().await,
+            Writer::Remote(remote) => remote.close().await,
+        }
+    }
+
+    async fn abort(self, reason: RpcError) {
+        match self {
+            // A plain sink has no abort: it is dropped unclosed.
+            Writer::Local(sink) => drop(sink),
+            Writer::Pipe(pipe) => {
+                let _ = pipe.abort(reason).await;
+            }
+            Writer::Remote(remote) => remote.abort(reason),
+        }
+    }
+
+    /// The object a peer calls to write here: a pipe's writable end, fed by a task that
+    /// applies each call to this writer in order.
+    fn into_target(self) -> Arc<PipeWriter> {
+        if let Writer::Pipe(pipe) = self {
+            return pipe;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(rx, self));
+        PipeWriter::new(tx)
+    }
+}
+
+/// Applies the commands of a peer's writable to a local writer, in order. After a failed
+/// write every later command fails with the same error.
+async fn drive(mut rx: mpsc::UnboundedReceiver<Command>, mut writer: Writer) {
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Write(chunk, ack) => {
+                if let Err(e) = writer.write(chunk).await {
+                    let _ = ack.send(Err(e.clone()));
+                    rx.close();
+                    while let Some(command) = rx.recv().await {
+                        let (Command::Write(_, ack) | Command::Close(ack) | Command::Abort(_, ack)) =
+                            command;
+                        let _ = ack.send(Err(e.clone()));
+                    }
+                    return;
+                }
+                let _ = ack.send(Ok(()));
+            }
+            Command::Close(ack) => {
+                let _ = ack.send(writer.close().await);
+                return;
+            }
+            Command::Abort(reason, ack) => {
+                writer.abort(reason).await;
+                let _ = ack.send(Ok(()));
+                return;
+            }
+        }
+    }
+}
+
+enum Slot {
+    Ready(Writer),
+    /// An operation has the writer (another clone of the stream is using it).
+    Busy,
+    /// Closed, aborted, or sent over RPC.
+    Gone,
+}
+
+/// A sink for byte chunks that can be written here or sent over RPC.
+///
+/// Write with [`write`](Self::write), then [`close`](Self::close) (which reports whether
+/// every chunk was accepted) or [`abort`](Self::abort). It is also a
+/// [`futures::Sink`] of [`Bytes`], and [`into_async_write`](Self::into_async_write) gives
+/// a tokio `AsyncWrite`. Sent over RPC it is moved, and the receiver writes into it.
+/// Dropping a stream received from a peer without closing it aborts it there.
+pub struct WritableStream {
+    slot: Arc<Mutex<Slot>>,
+    /// The operation a `Sink` user started, until it completes (in a `Mutex` only to be
+    /// `Sync`: it is reached through `&mut self`).
+    op: Mutex<Option<BoxFuture<'static, Result<(), RpcError>>>>,
+}
+
+impl Clone for WritableStream {
+    /// A handle on the same stream (which only one handle can use at a time).
+    fn clone(&self) -> Self {
+        WritableStream {
+            slot: self.slot.clone(),
+            op: Mutex::default(),
+        }
+    }
+}
+
+impl WritableStream {
+    pub(crate) fn from_writer(writer: Writer) -> Self {
+        WritableStream {
+            slot: Arc::new(Mutex::new(Slot::Ready(writer))),
+            op: Mutex::default(),
+        }
+    }
+
+    /// A stream that writes into `sink`.
+    pub fn new<S, E>(sink: S) -> WritableStream
+    where
+        S: Sink<Bytes, Error = E> + Send + 'static,
+        E: Into<RpcError> + 'static,
+    {
+        WritableStream::from_writer(Writer::Local(Box::pin(sink.sink_map_err(Into::into))))
+    }
+
+    /// A stream that writes into `writer` (closing it shuts `writer` down).
+    pub fn from_async_write(writer: impl tokio::io::AsyncWrite + Send + 'static) -> Self {
+        WritableStream::new(tokio_util::codec::FramedWrite::new(
+            writer,
+            tokio_util::codec::BytesCodec::new(),
+        ))
+    }
+
+    /// The stream as a tokio `AsyncWrite`; shutting it down closes the stream.
+    pub fn into_async_write(self) -> impl tokio::io::AsyncWrite + Send + Unpin + 'static {
+        tokio_util::io::SinkWriter::new(tokio_util::io::CopyToBytes::new(
+            self.sink_map_err(std::io::Error::other),
+        ))
+    }
+
+    fn take_writer(&self) -> Result<Writer, RpcError> {
+        let mut slot = lock(&self.slot);
+        match std::mem::replace(&mut *slot, Slot::Busy) {
+            Slot::Ready(w) => Ok(w),
+            other => {
+                let busy = matches!(other, Slot::Busy);
+                *slot = other;
+                Err(if busy {
+                    RpcError::type_error("this WritableStream is in use by another handle")
+                } else {
+                    moved("WritableStream")
+                })
+            }
+        }
+    }
+
+    fn put_back(slot: &Mutex<Slot>, writer: Writer) {
+        *lock(slot) = Slot::Ready(writer);
+    }
+
+    /// Takes the writer out, to be sent over RPC: the object the peer will call.
+    pub(crate) fn take_target(&self) -> Result<Arc<PipeWriter>, RpcError> {
+        let writer = self.take_writer()?;
+        *lock(&self.slot) = Slot::Gone;
+        Ok(writer.into_target())
+    }
+
+    fn write_op(&self, chunk: Bytes) -> BoxFuture<'static, Result<(), RpcError>> {
+        let taken = self.take_writer();
+        let slot = self.slot.clone();
+        async move {
+            let mut writer = taken?;
+            let result = writer.write(chunk).await;
+            match &result {
+                Ok(()) => Self::put_back(&slot, writer),
+                // A failed stream stays failed: later writes and close report it.
+                Err(_) => {
+                    *lock(&slot) = Slot::Gone;
+                    drop(writer);
+                }
+            }
+            result
+        }
+        .boxed()
+    }
+
+    fn close_op(&self) -> BoxFuture<'static, Result<(), RpcError>> {
+        let taken = self.take_writer();
+        let slot = self.slot.clone();
+        async move {
+            let writer = taken?;
+            *lock(&slot) = Slot::Gone;
+            writer.close().await
+        }
+        .boxed()
+    }
+
+    /// Writes a chunk. It completes once flow control lets another write go (for a stream
+    /// at a peer), not when the peer has read it: an error may show only on a later write
+    /// or on [`close`](Self::close).
+    pub async fn write(&mut self, chunk: impl Into<Bytes>) -> Result<(), RpcError> {
+        self.write_op(chunk.into()).await
+    }
+
+    /// Closes the stream: the reader sees its end. Returns an error if any chunk was
+    /// refused.
+    pub async fn close(&mut self) -> Result<(), RpcError> {
+        self.close_op().await
+    }
+
+    /// Aborts the stream: the reader sees `reason` as an error.
+    pub async fn abort(&mut self, reason: RpcError) {
+        if let Ok(writer) = self.take_writer() {
+            *lock(&self.slot) = Slot::Gone;
+            writer.abort(reason).await;
+        }
+    }
+
+    fn op_slot(&mut self) -> &mut Option<BoxFuture<'static, Result<(), RpcError>>> {
+        self.op
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        let slot = self.op_slot();
+        match slot {
+            Some(op) => {
+                let result = std::task::ready!(op.as_mut().poll(cx));
+                *slot = None;
+                Poll::Ready(result)
+            }
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Sink<Bytes> for WritableStream {
+    type Error = RpcError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        self.get_mut().poll_op(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, chunk: Bytes) -> Result<(), RpcError> {
+        let this = self.get_mut();
+        let op = this.write_op(chunk);
+        *this.op_slot() = Some(op);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        self.get_mut().poll_op(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_op(cx))?;
+        if matches!(*lock(&this.slot), Slot::Gone) {
+            return Poll::Ready(Ok(()));
+        }
+        let op = this.close_op();
+        *this.op_slot() = Some(op);
+        this.poll_op(cx)
+    }
+}
+
+impl fmt::Debug for WritableStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WritableStream")
+    }
+}
+
+impl serde::Serialize for WritableStream {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::ser::serialize_special(&Value::Writable(self.clone()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WritableStream {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match crate::de::deserialize_value(deserializer)? {
+            Value::Writable(w) => Ok(w),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a WritableStream, found {}",
+                other.type_name()
+            ))),
+        }
+    }
+}
+
+impl WritableStream {
+    pub(crate) fn same(&self, other: &WritableStream) -> bool {
+        Arc::ptr_eq(&self.slot, &other.slot)
+    }
+}

@@ -1,0 +1,201 @@
+//! Writing into a writable that lives at a peer, under flow control, and pumping a local
+//! stream into a pipe at a peer.
+
+use super::MAX_CHUNK;
+use super::flow::{FlowController, Sent};
+use crate::error::RpcError;
+use crate::session::{Import, Pumping};
+use crate::stub::Hook;
+use crate::value::Value;
+use crate::wire::PathKey;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// A writable at a peer (a pipe it made for us, or a `WritableStream` it sent). Writes are
+/// `stream` calls; each is acknowledged when the peer's reader has taken it. Dropping the
+/// writer releases the peer's writable, which aborts it unless it was closed.
+pub(crate) struct RemoteWriter {
+    target: Hook,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+struct State {
+    flow: FlowController,
+    /// The first write that failed: every later operation fails with it.
+    error: Option<RpcError>,
+}
+
+impl Shared {
+    fn settle(&self, sent: &Sent, result: Result<(), RpcError>) {
+        {
+            let mut state = super::lock(&self.state);
+            match result {
+                Ok(()) => state.flow.on_ack(sent, Instant::now()),
+                Err(e) => {
+                    state.flow.on_reject(sent);
+                    state.error.get_or_insert(e);
+                }
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `ready` holds, or a write has failed.
+    async fn wait(&self, ready: impl Fn(&State) -> bool) -> Result<(), RpcError> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = super::lock(&self.state);
+                if let Some(e) = &state.error {
+                    return Err(e.clone());
+                }
+                if ready(&state) {
+                    return Ok(());
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
+fn method(name: &str) -> [PathKey; 1] {
+    [PathKey::from(name)]
+}
+
+impl RemoteWriter {
+    pub(crate) fn new(target: Hook) -> RemoteWriter {
+        RemoteWriter {
+            target,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    flow: FlowController::default(),
+                    error: None,
+                }),
+                changed: Notify::new(),
+            }),
+        }
+    }
+
+    /// Writes `chunk`, split into messages of at most [`MAX_CHUNK`] bytes. Completes when
+    /// the window has room for more.
+    pub(crate) async fn write(&mut self, mut chunk: Bytes) -> Result<(), RpcError> {
+        while !chunk.is_empty() {
+            let piece = chunk.split_to(chunk.len().min(MAX_CHUNK));
+            self.write_piece(piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_piece(&mut self, piece: Bytes) -> Result<(), RpcError> {
+        self.shared.wait(|_| true).await?;
+        let args = vec![Value::Bytes(piece.into())];
+        let Hook::Import(import) = &self.target else {
+            // A writable in this process: each write in turn, no window.
+            return self
+                .target
+                .op(&method("write"), Some(args))
+                .resolve()
+                .await
+                .map(drop);
+        };
+        let (ack, size) = import.stream_call("write", args)?;
+        let sent = super::lock(&self.shared.state)
+            .flow
+            .on_send(size, Instant::now());
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let result = Import::resolve(&ack).await;
+            shared.settle(&sent, result.map(drop));
+        });
+        self.shared.wait(|state| state.flow.open()).await
+    }
+
+    /// Closes the stream and waits until the peer has taken every chunk.
+    pub(crate) async fn close(self) -> Result<(), RpcError> {
+        self.shared.wait(|_| true).await?;
+        self.send_close().await
+    }
+
+    /// Sends `close` now; the future tells whether the peer took every chunk.
+    fn send_close(self) -> BoxFuture<'static, Result<(), RpcError>> {
+        match &self.target {
+            Hook::Import(import) => match import.stream_call("close", Vec::new()) {
+                Ok((ack, _)) => async move {
+                    Import::resolve(&ack).await?;
+                    self.shared.wait(|state| state.flow.in_flight() == 0).await
+                }
+                .boxed(),
+                Err(e) => futures::future::ready(Err(e)).boxed(),
+            },
+            local => {
+                let closed = local.op(&method("close"), Some(Vec::new())).resolve();
+                closed.map(|r| r.map(drop)).boxed()
+            }
+        }
+    }
+
+    /// Aborts the stream at the peer with `reason` (without waiting for it to be seen).
+    pub(crate) fn abort(self, reason: RpcError) {
+        let args = vec![Value::Error(reason)];
+        match &self.target {
+            Hook::Import(import) => {
+                let _ = import.stream_call("abort", args);
+            }
+            local => drop(local.op(&method("abort"), Some(args))),
+        }
+    }
+
+    /// Completes when the session the writable lives in has ended.
+    async fn session_ended(&self) {
+        match &self.target {
+            Hook::Import(import) => {
+                import.session_closed().await;
+            }
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// Feeds `source` into a pipe at the peer: every chunk is written under flow control, the
+/// end closes the pipe, an error aborts it. If the peer stops reading, the source is
+/// dropped (cancelled). `busy` is dropped once the last message is sent.
+pub(crate) async fn pump(
+    mut source: BoxStream<'static, Result<Bytes, RpcError>>,
+    mut writer: RemoteWriter,
+    busy: Pumping,
+) {
+    loop {
+        let item = tokio::select! {
+            item = source.next() => item,
+            () = writer.session_ended() => return,
+        };
+        match item {
+            Some(Ok(chunk)) => {
+                if writer.write(chunk).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(e)) => return writer.abort(e),
+            None => {
+                if writer.shared.wait(|_| true).await.is_ok() {
+                    let closed = writer.send_close();
+                    drop(busy);
+                    let _ = closed.await;
+                }
+                return;
+            }
+        }
+    }
+}
