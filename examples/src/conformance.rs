@@ -244,9 +244,18 @@ impl TestTarget {
 /// Largest chunk `readBytes` and `writeBytes` make.
 const STREAM_CHUNK: u64 = 64 * 1024;
 
-/// Bytes `start..end` of the conformance pattern (byte `k` is `k % 251`).
+/// Bytes `start..end` of the conformance pattern (byte `k` is `k % 251`). Spans up to
+/// [`STREAM_CHUNK`] long are views of one shared buffer, so making them costs nothing.
 pub fn pattern(start: u64, end: u64) -> bytes::Bytes {
-    (start..end).map(|k| (k % 251) as u8).collect()
+    static PERIODS: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let len = end.saturating_sub(start);
+    if len > STREAM_CHUNK {
+        return (start..end).map(|k| (k % 251) as u8).collect();
+    }
+    let periods =
+        PERIODS.get_or_init(|| (0..STREAM_CHUNK + 251).map(|k| (k % 251) as u8).collect());
+    let from = (start % 251) as usize;
+    periods.slice(from..from + len as usize)
 }
 
 /// The result of `sumBytes`.
