@@ -23,6 +23,10 @@
 //! - Values are ordinary serde types, or the dynamic [`Value`]. Stubs, [`Stub<T>`],
 //!   promises and [`Function`]s (closures) may sit anywhere inside them and travel by
 //!   reference; [`RpcPromise::map`] runs a mapper where a value lives.
+//! - **Streams** ([`ReadableStream`], [`WritableStream`]) are moved to the receiver and
+//!   flow with flow control; [`Request`], [`Response`] (with streaming bodies, converting
+//!   to the `http` crate's types), [`Blob`], [`Headers`] and [`Url`] travel as the web
+//!   platform's values do. See [`stream`] and the README.
 //!
 //! **Ownership** carries the protocol's reference counts: cloning a stub is `dup`, and
 //! dropping its last clone sends `release`. A callee keeps a stub passed to it beyond the

@@ -119,6 +119,12 @@ impl Import {
         self.session.send_stream(self.id, method, args)
     }
 
+    /// [`Import::stream_call`] of `write` with one chunk of bytes, written directly.
+    pub(crate) fn stream_write(&self, chunk: &[u8]) -> Result<(Arc<Import>, usize), RpcError> {
+        let text = Message::stream_write_text(self.id, chunk);
+        self.session.send_stream_text(text, Pending::default())
+    }
+
     /// Completes when this import's session has ended.
     pub(crate) async fn session_closed(&self) {
         self.session.closed().await;
@@ -185,6 +191,9 @@ struct ExportEntry {
     readable: Option<ReadableStream>,
     /// A pipe's writable end (the export's hook, typed).
     pipe: Option<Arc<crate::stream::PipeWriter>>,
+    /// The result of a `stream` call: an acknowledgement, which waits for a reader. Not
+    /// counted among the results a drain waits for, since nothing may ever read.
+    stream: bool,
 }
 
 /// Where sending an export's resolution stands.
@@ -205,6 +214,7 @@ impl ExportEntry {
             resolution: Resolution::NotPulled,
             readable: None,
             pipe: None,
+            stream: false,
         }
     }
 }
@@ -574,6 +584,15 @@ impl SessionInner {
             args: Some(args),
         })
         .to_text();
+        self.send_stream_text(text, pending)
+    }
+
+    /// Sends a `stream` message; `pending` is what encoding it made.
+    fn send_stream_text(
+        self: &Arc<Self>,
+        text: String,
+        pending: Pending,
+    ) -> Result<(Arc<Import>, usize), RpcError> {
         let size = text.len();
         let mut state = self.lock();
         if let Some(e) = &state.broken {
@@ -668,7 +687,9 @@ impl SessionInner {
             }
             entry.resolution = Resolution::Running(None);
             let hook = entry.hook.clone();
-            state.resolving += 1;
+            if !entry.stream {
+                state.resolving += 1;
+            }
             hook
         };
         match hook {
@@ -727,10 +748,13 @@ impl SessionInner {
             };
             // Not running any more: the handle must not abort this task on release below.
             entry.resolution = Resolution::Sent;
+            let counted = !entry.stream;
             if state.broken.is_none() {
                 let _ = self.out.send(msg.to_text());
             }
-            Self::settled_one(&mut state, &self.idle);
+            if counted {
+                Self::settled_one(&mut state, &self.idle);
+            }
             released = if auto_release {
                 self.release_locked(&mut state, id, 1).ok().flatten()
             } else {
@@ -772,7 +796,7 @@ impl SessionInner {
             return Ok(None);
         }
         let entry = state.exports.remove(&id).expect("present above");
-        if matches!(entry.resolution, Resolution::Running(_)) {
+        if matches!(entry.resolution, Resolution::Running(_)) && !entry.stream {
             Self::settled_one(state, &self.idle);
         }
         Ok(Some(entry))
@@ -886,8 +910,10 @@ impl SessionInner {
             id
         };
         let hook = crate::eval::hook_of(self.evaluate(expr)?);
+        let mut entry = ExportEntry::new(hook);
+        entry.stream = stream;
         let mut state = self.lock();
-        state.exports.insert(id, ExportEntry::new(hook));
+        state.exports.insert(id, entry);
         drop(state);
         if stream {
             self.resolve_export(id, true);

@@ -299,7 +299,30 @@ fn parse_json(text: &str, limits: &Limits) -> Result<Json, ProtocolError> {
 impl Message {
     /// Parses one message from its JSON text, enforcing `limits`.
     pub fn parse(text: &str, limits: &Limits) -> Result<Message, ProtocolError> {
+        if text.len() <= limits.max_message_size
+            && let Some(write) = parse_stream_write(text)
+        {
+            return Ok(write);
+        }
         Message::from_json(&parse_json(text, limits)?, limits)
+    }
+
+    /// The text of `["stream",["pipeline",id,["write"],[["bytes",b64]]]]`, the message
+    /// that carries a chunk of a byte stream, written straight from the bytes.
+    pub fn stream_write_text(id: i64, data: &[u8]) -> String {
+        use base64::Engine;
+        const HEAD: &str = r#"["stream",["pipeline","#;
+        const MIDDLE: &str = r#",["write"],[["bytes",""#;
+        const TAIL: &str = r#""]]]]"#;
+        let mut text = String::with_capacity(
+            HEAD.len() + 20 + MIDDLE.len() + data.len().div_ceil(3) * 4 + TAIL.len(),
+        );
+        text.push_str(HEAD);
+        text.push_str(&id.to_string());
+        text.push_str(MIDDLE);
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode_string(data, &mut text);
+        text.push_str(TAIL);
+        text
     }
 
     /// Converts a parsed JSON value into a message.
@@ -597,6 +620,26 @@ fn check_header_pairs(init: &serde_json::Map<String, Json>) -> Result<(), Protoc
     }
 }
 
+/// The message that carries a chunk of a byte stream, in the exact form capnweb and
+/// capwire write it, parsed without building a JSON tree (the chunk is most of the text,
+/// and is decoded once). Anything else, or anything unusual, is left to the full parser.
+fn parse_stream_write(text: &str) -> Option<Message> {
+    let rest = text.strip_prefix(r#"["stream",["pipeline","#)?;
+    let digits = rest.find(|c: char| c != '-' && !c.is_ascii_digit())?;
+    let id: i64 = rest[..digits].parse().ok()?;
+    let rest = rest[digits..].strip_prefix(r#",["write"],[["bytes",""#)?;
+    let b64 = rest.strip_suffix(r#""]]]]"#)?;
+    if b64.contains(['"', '\\']) {
+        return None;
+    }
+    let data = decode_base64(b64)?;
+    Some(Message::Stream(Expr::Pipeline {
+        id,
+        path: Some(vec![PathKey::Name("write".to_owned())]),
+        args: Some(vec![Expr::Bytes { data, kind: None }]),
+    }))
+}
+
 /// Decodes base64 as capnweb's peers accept it: standard alphabet, padding optional.
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
@@ -828,6 +871,55 @@ mod tests {
             r#"["push",["blob","text/plain",["readable",1]]]"#,
         ] {
             round_trip(text);
+        }
+    }
+
+    #[test]
+    fn stream_writes_take_a_shortcut_that_agrees_with_the_full_parser() {
+        let limits = Limits::default();
+        for data in [
+            &b""[..],
+            b"\x01",
+            b"\x01\x02",
+            b"\x01\x02\x03",
+            &[255; 1000],
+        ] {
+            for id in [1, -3, 12345] {
+                let text = Message::stream_write_text(id, data);
+                let general = Message::Stream(Expr::Pipeline {
+                    id,
+                    path: Some(vec![PathKey::from("write")]),
+                    args: Some(vec![Expr::Bytes {
+                        data: data.to_vec(),
+                        kind: None,
+                    }]),
+                });
+                assert_eq!(text, general.to_text());
+                assert_eq!(parse_stream_write(&text), Some(general.clone()));
+                let tree = Message::from_json(&parse_json(&text, &limits).unwrap(), &limits);
+                assert_eq!(tree.unwrap(), general);
+            }
+        }
+        // Other forms go to the full parser, which accepts or refuses them as ever.
+        for text in [
+            r#"["stream",["pipeline",1,["write"],[["bytes","AQ=="]]]]"#,
+            r#"["stream",["pipeline",1,["write"],[["bytes","AQ\u0041"]]]]"#,
+            r#"["stream",["pipeline",1,["write"],[["bytes","AQ","Uint8Array"]]]]"#,
+            r#"["stream",["pipeline",1,["close"],[]]]"#,
+            r#"["stream", ["pipeline",1,["write"],[["bytes","AQ"]]]]"#,
+        ] {
+            assert!(
+                parse_stream_write(text).is_none() || text.contains("AQ=="),
+                "{text}"
+            );
+            assert!(Message::parse(text, &limits).is_ok(), "{text}");
+        }
+        for text in [
+            r#"["stream",["pipeline",1,["write"],[["bytes","A!"]]]]"#,
+            r#"["stream",["pipeline",1x,["write"],[["bytes","AQ"]]]]"#,
+            r#"["stream",["pipeline",1,["write"],[["bytes","AQ"]]]]]"#,
+        ] {
+            assert!(Message::parse(text, &limits).is_err(), "{text}");
         }
     }
 

@@ -47,6 +47,13 @@ const SEEDS: &[&str] = &[
     r#"["reject",-2,["error","Error","no"]]"#,
     r#"["pipe"]"#,
     r#"["stream",["pipeline",1,["write"],[["bytes","AA"]]]]"#,
+    r#"["push",["pipeline",0,["echo"],[["readable",1]]]]"#,
+    r#"["stream",["pipeline",1,["close"],[]]]"#,
+    r#"["stream",["pipeline",1,["abort"],[["error","Error","x"]]]]"#,
+    r#"["push",["pipeline",0,["echo"],[["writable",-1]]]]"#,
+    r#"["push",["pipeline",0,["echo"],[["blob","text/plain",["readable",1]]]]]"#,
+    r#"["push",["pipeline",0,["echo"],[["request","https://x/",{"method":"POST","headers":[["a","b"]],"body":["readable",1],"duplex":"half"}]]]]"#,
+    r#"["push",["pipeline",0,["echo"],[["response",null,{"status":204}]]]]"#,
     r#"["abort",["error","Error","bye"]]"#,
 ];
 

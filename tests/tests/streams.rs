@@ -409,3 +409,38 @@ async fn streams_adapt_to_async_read_and_async_write() {
     w.shutdown().await.unwrap();
     assert_eq!(&read.await.unwrap().unwrap()[..], b"through AsyncWrite");
 }
+
+#[tokio::test]
+async fn finished_failed_and_abandoned_streams_leave_the_tables_as_they_were() {
+    let (target, _) = streams();
+    let (client, server, _, _) = pair(RpcStub::new(target));
+    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let baseline = (client.stats(), server.stats());
+    for _ in 0..20 {
+        let read = api.numbers().await.unwrap().read_all().await.unwrap();
+        assert_eq!(read.len(), 6);
+        assert_eq!(api.sum(chunks(&[&[1], &[2]])).await.unwrap(), 3);
+        let (writer, reader) = capwire::stream::pipe();
+        let read = tokio::spawn(reader.read_all());
+        assert_eq!(api.fill(writer).await.unwrap(), "done");
+        read.await.unwrap().unwrap();
+        let (writer, reader) = capwire::stream::pipe();
+        let read = tokio::spawn(reader.read_all());
+        api.write_once(writer).await.unwrap();
+        read.await.unwrap().expect_err("aborted");
+        api.failing()
+            .await
+            .unwrap()
+            .read_all()
+            .await
+            .expect_err("failed");
+        let mut endless = api.numbers_forever().await.unwrap();
+        endless.next().await.unwrap().unwrap();
+        drop(endless);
+    }
+    eventually(
+        "both sessions' tables are back to where they started",
+        || (client.stats(), server.stats()) == baseline,
+    )
+    .await;
+}

@@ -303,12 +303,15 @@ impl PipeWriter {
         self.send(Command::Close)
     }
 
+    /// Aborts the stream. Done at once: an abort does not wait for a reader (who may
+    /// never come), it only follows the chunks already queued.
     fn abort(&self, reason: RpcError) -> BoxFuture<'static, Result<(), RpcError>> {
-        self.finished.store(true, Ordering::Release);
-        self.send(|ack| Command::Abort(reason, ack))
+        self.abort_unfinished(reason);
+        futures::future::ready(Ok(())).boxed()
     }
 
-    /// Aborts the stream with `reason` unless it was closed or aborted already.
+    /// Aborts the stream with `reason` unless it was closed or aborted already (a later
+    /// abort changes nothing, as in JavaScript).
     pub(crate) fn abort_unfinished(&self, reason: RpcError) {
         if !self.finished.swap(true, Ordering::AcqRel) {
             let (ack, _) = oneshot::channel();

@@ -100,9 +100,9 @@ impl RemoteWriter {
 
     async fn write_piece(&mut self, piece: Bytes) -> Result<(), RpcError> {
         self.shared.wait(|_| true).await?;
-        let args = vec![Value::Bytes(piece.into())];
         let Hook::Import(import) = &self.target else {
             // A writable in this process: each write in turn, no window.
+            let args = vec![Value::Bytes(piece.into())];
             return self
                 .target
                 .op(&method("write"), Some(args))
@@ -110,7 +110,7 @@ impl RemoteWriter {
                 .await
                 .map(drop);
         };
-        let (ack, size) = import.stream_call("write", args)?;
+        let (ack, size) = import.stream_write(&piece)?;
         let sent = super::lock(&self.shared.state)
             .flow
             .on_send(size, Instant::now());
