@@ -19,6 +19,8 @@
 //! the capwire/raw ratios and the round trips per chain (computed from the measurement
 //! samples only, not from the warm-up).
 
+mod support;
+
 use capwire::transport::memory;
 use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value};
 use criterion::{Criterion, SamplingMode, Throughput};
@@ -26,8 +28,9 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{per_iteration, timed};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -78,57 +81,6 @@ impl RpcObject for Node {
             other => Err(RpcError::not_a_function(other)),
         };
         Box::pin(std::future::ready(result))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Sample recording, for the summary
-
-/// `(benchmark, iterations, elapsed)` for every routine run, warm-up included.
-static RUNS: Mutex<Vec<(String, u64, Duration)>> = Mutex::new(Vec::new());
-
-fn record(name: &str, iters: u64, elapsed: Duration) {
-    RUNS.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push((name.to_owned(), iters, elapsed));
-}
-
-/// Mean time per iteration over the last `samples` runs of `name`: criterion calls the
-/// routine once per measurement sample after the warm-up, so these are its samples.
-fn per_iteration(name: &str, samples: usize) -> Option<Duration> {
-    let runs = RUNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mine: Vec<_> = runs.iter().filter(|(n, ..)| n == name).collect();
-    if mine.len() < samples {
-        return None;
-    }
-    let (iters, elapsed) = mine[mine.len() - samples..]
-        .iter()
-        .fold((0u64, Duration::ZERO), |(i, e), (_, n, d)| (i + n, e + *d));
-    Some(elapsed.div_f64(iters as f64))
-}
-
-/// Runs `routine(iters)` as a task on the runtime (so client code runs on the worker
-/// threads, like application code) and records the time it reports.
-fn timed<F, Fut>(
-    name: &'static str,
-    routine: F,
-) -> impl FnMut(u64) -> futures::future::BoxFuture<'static, Duration>
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Duration> + Send + 'static,
-{
-    move |iters| {
-        let routine = routine.clone();
-        async move {
-            let elapsed = tokio::spawn(routine(iters))
-                .await
-                .expect("benchmark task panicked");
-            record(name, iters, elapsed);
-            elapsed
-        }
-        .boxed()
     }
 }
 

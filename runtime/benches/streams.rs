@@ -23,15 +23,17 @@
 //! in payload bytes; after criterion's own report, a summary prints MiB/s per case and the
 //! capwire/raw ratios (from the measurement samples only, not from the warm-up).
 
+mod support;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use capwire::{ReadableStream, RpcError, Stub, entrypoint};
 use criterion::{Criterion, SamplingMode, Throughput};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -89,39 +91,14 @@ impl Bulk {
 // ---------------------------------------------------------------------------------------
 // Sample recording, for the summary
 
-/// `(benchmark, iterations, elapsed)` for every routine run, warm-up included.
-static RUNS: Mutex<Vec<(String, u64, Duration)>> = Mutex::new(Vec::new());
-
-fn record(name: &str, iters: u64, elapsed: Duration) {
-    RUNS.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push((name.to_owned(), iters, elapsed));
-}
-
-/// Mean time per iteration over the last [`SAMPLES`] runs of `name`: criterion calls the
-/// routine once per measurement sample after the warm-up, so these are its samples.
-fn per_iteration(name: &str) -> Option<Duration> {
-    let runs = RUNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mine: Vec<_> = runs.iter().filter(|(n, ..)| n == name).collect();
-    if mine.len() < SAMPLES {
-        return None;
-    }
-    let (iters, elapsed) = mine[mine.len() - SAMPLES..]
-        .iter()
-        .fold((0u64, Duration::ZERO), |(i, e), (_, n, d)| (i + n, e + *d));
-    Some(elapsed.div_f64(iters as f64))
-}
-
 /// MiB/s of payload for the benchmark `name`.
 fn mib_per_s(name: &str) -> Option<f64> {
-    per_iteration(name).map(|t| TOTAL as f64 / t.as_secs_f64() / f64::from(1 << 20))
+    support::per_iteration(name, SAMPLES)
+        .map(|t| TOTAL as f64 / t.as_secs_f64() / f64::from(1 << 20))
 }
 
-/// Runs `once()` `iters` times as a task on the runtime (so client code runs on the worker
-/// threads, like application code) and records the time taken.
-fn timed<F, Fut>(
+/// Runs `once()` `iters` times as a task, timed and recorded (see [`support::timed`]).
+fn timed_each<F, Fut>(
     name: &'static str,
     once: F,
 ) -> impl FnMut(u64) -> futures::future::BoxFuture<'static, Duration>
@@ -129,23 +106,16 @@ where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    move |iters| {
+    support::timed(name, move |iters| {
         let once = once.clone();
         async move {
-            let elapsed = tokio::spawn(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    once().await;
-                }
-                start.elapsed()
-            })
-            .await
-            .expect("benchmark task panicked");
-            record(name, iters, elapsed);
-            elapsed
+            let start = Instant::now();
+            for _ in 0..iters {
+                once().await;
+            }
+            start.elapsed()
         }
-        .boxed()
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -384,7 +354,7 @@ fn streams(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         let upload = name.contains("upload");
         group.bench_function(bench, |b| {
             let (api, data) = (api.clone(), data.clone());
-            b.to_async(rt).iter_custom(timed(name, move || {
+            b.to_async(rt).iter_custom(timed_each(name, move || {
                 let (api, data) = (api.clone(), data.clone());
                 async move {
                     if upload {
@@ -411,11 +381,11 @@ fn streams(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         group.bench_function("download/64KiB_frames", |b| {
             let ws = raw.clone();
             b.to_async(rt)
-                .iter_custom(timed(down, move || raw_download(ws.clone(), encoding)))
+                .iter_custom(timed_each(down, move || raw_download(ws.clone(), encoding)))
         });
         group.bench_function("upload/64KiB_frames", |b| {
             let (ws, frames) = (raw.clone(), frames.clone());
-            b.to_async(rt).iter_custom(timed(up, move || {
+            b.to_async(rt).iter_custom(timed_each(up, move || {
                 raw_upload(ws.clone(), frames.clone(), encoding)
             }))
         });

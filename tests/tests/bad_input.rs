@@ -132,6 +132,19 @@ async fn message_over_the_size_limit_aborts() {
     check(vec![big], "max_message_size").await;
 }
 
+/// The form capnweb itself sends for a 25 MiB chunk (it never splits one): a `stream`
+/// write of 33 MiB of text, refused whole while the bystander and new sessions go on.
+#[tokio::test]
+async fn a_stream_chunk_over_the_size_limit_aborts() {
+    let chunk = "A".repeat(33 * 1024 * 1024);
+    let frames = vec![
+        r#"["pipe"]"#.to_owned(),
+        r#"["push",["pipeline",0,["sumBytes"],[["readable",1]]]]"#.to_owned(),
+        format!(r#"["stream",["pipeline",1,["write"],[["bytes","{chunk}"]]]]"#),
+    ];
+    check(frames, "max_message_size").await;
+}
+
 #[tokio::test]
 async fn nesting_deeper_than_the_limit_aborts() {
     let deep = format!(r#"["push",{}1{}]"#, "[[".repeat(300), "]]".repeat(300));

@@ -141,6 +141,26 @@ async fn stream_rows(url: &str) {
     };
     assert!(body.is_empty(), "a GET echoes no body");
 
+    // Headers and URLs, through `echo`.
+    let mut headers = capwire::Headers::default();
+    headers.0.insert("x-a", "1".parse().unwrap());
+    headers.0.append("x-b", "two".parse().unwrap());
+    let echoed: capwire::Headers = api
+        .raw()
+        .call("echo", (headers.clone(),))
+        .typed()
+        .await
+        .expect("echo(headers)");
+    assert_eq!(echoed, headers);
+    let url = capwire::Url("https://example.com/a?b=1".to_owned());
+    let echoed: capwire::Url = api
+        .raw()
+        .call("echo", (url.clone(),))
+        .typed()
+        .await
+        .unwrap();
+    assert_eq!(echoed, url);
+
     // The session is still healthy after all of it.
     assert_eq!(api.square(3.0).await.unwrap(), 9.0);
 }

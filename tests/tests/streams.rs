@@ -444,3 +444,25 @@ async fn finished_failed_and_abandoned_streams_leave_the_tables_as_they_were() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_session_lost_mid_stream_fails_the_reader_not_a_short_read() {
+    let (target, _) = streams();
+    let (client, server, _, _) = pair(RpcStub::new(target));
+    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let mut stream = api.numbers_forever().await.unwrap();
+    stream.next().await.unwrap().unwrap();
+    server.close();
+    let ended = loop {
+        match stream.next().await {
+            Some(Ok(_)) => continue, // chunks already on their way
+            other => break other,
+        }
+    };
+    let e = ended.expect("an error, not the end").expect_err("an error");
+    assert_eq!(
+        e.message(),
+        "WritableStream RPC stub was disposed without calling close()",
+        "as capnweb's reader sees it"
+    );
+}
