@@ -151,18 +151,18 @@ impl ReadableStream {
         tokio_util::io::StreamReader::new(self.map(|r| r.map_err(std::io::Error::other)))
     }
 
-    /// Reads the whole stream into one buffer.
+    /// Reads the whole stream into one buffer (a stream of one chunk is that chunk, not
+    /// copied).
     pub async fn read_all(mut self) -> Result<Bytes, RpcError> {
-        let mut out = bytes::BytesMut::new();
+        let mut chunks = Vec::new();
         while let Some(chunk) = self.next().await {
-            let chunk = chunk?;
-            if out.is_empty() && chunk.len() == out.capacity() {
-                out = chunk.into();
-            } else {
-                out.extend_from_slice(&chunk);
-            }
+            chunks.push(chunk?);
         }
-        Ok(out.freeze())
+        Ok(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => chunks.concat().into(),
+        })
     }
 
     /// Takes the source out, to be sent over RPC.
