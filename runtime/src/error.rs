@@ -204,6 +204,14 @@ pub enum ProtocolError {
         /// The limit.
         limit: usize,
     },
+    /// The peer wrote more into streams than their readers have taken, past the limit.
+    #[error(
+        "the peer has more than {limit} bytes written into streams and not yet read (limit max_stream_buffer)"
+    )]
+    StreamBufferExceeded {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A reference to an export ID this side does not have.
     #[error("no such entry on exports table: {0}")]
     NoSuchExport(i64),

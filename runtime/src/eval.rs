@@ -28,6 +28,11 @@ pub(crate) trait Scope {
     /// `["writable", id]`: a writable stream the sender exports.
     fn writable(&mut self, id: i64) -> Result<WritableStream, ProtocolError>;
 
+    /// The largest `Blob` accepted.
+    fn max_blob_size(&self) -> usize {
+        usize::MAX
+    }
+
     /// `["import", id, path?, args?]` (`pipeline` false) or `["pipeline", …]` (true).
     fn reference(
         &mut self,
@@ -123,7 +128,8 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
         Expr::Readable(id) => Value::Readable(scope.readable(id)?),
         Expr::Writable(id) => Value::Writable(scope.writable(id)?),
         Expr::Blob { mime, content } => {
-            crate::web::received_blob(mime, evaluate(*content, scope)?)?
+            let limit = scope.max_blob_size();
+            crate::web::received_blob(mime, evaluate(*content, scope)?, limit)?
         }
         Expr::Request { url, body, init } => {
             let body = body.map(|b| evaluate(*b, scope)).transpose()?;

@@ -130,6 +130,11 @@ impl Import {
         self.session.closed().await;
     }
 
+    /// Waits until the session's queue of stream writes has room.
+    pub(crate) async fn stream_queue_room(&self) {
+        self.session.stream_queue_room().await;
+    }
+
     pub(crate) fn pull(&self) {
         if self.promise
             && self.resolution.get().is_none()
@@ -248,6 +253,9 @@ struct State {
     /// The peer can send nothing more (an HTTP batch's request body is used up): calls to
     /// it could never be answered, so they fail with this error.
     deaf: Option<RpcError>,
+    /// The peer cannot acknowledge stream writes (an HTTP batch): each counts as delivered
+    /// when sent, and these many more bytes may be sent so.
+    one_way_streams: Option<usize>,
     main_taken: bool,
     serves_main: bool,
 }
@@ -266,6 +274,13 @@ pub(crate) struct SessionInner {
     out: mpsc::UnboundedSender<String>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     limits: Limits,
+    /// Bytes the peer wrote into our streams that no reader has taken yet.
+    stream_buffer: Arc<crate::stream::Budget>,
+    /// Bytes of our stream writes queued but not yet handed to the transport, and a wake-up
+    /// when they go: flow control trusts the peer's acknowledgements, so this bounds the
+    /// queue against a peer that acknowledges without reading.
+    unsent_stream_bytes: std::sync::atomic::AtomicUsize,
+    unsent_drained: Notify,
     idle: Notify,
     ended: Notify,
 }
@@ -295,6 +310,10 @@ impl Scope for SessionScope<'_> {
         })
     }
 
+    fn max_blob_size(&self) -> usize {
+        self.0.limits.max_blob_size
+    }
+
     fn writable(&mut self, id: i64) -> Result<WritableStream, ProtocolError> {
         let import = self.0.import_from_peer(id, false)?;
         Ok(WritableStream::from_writer(crate::stream::Writer::Remote(
@@ -302,6 +321,9 @@ impl Scope for SessionScope<'_> {
         )))
     }
 }
+
+/// Most bytes of stream writes queued for the transport before writers wait.
+const MAX_UNSENT_STREAM_BYTES: usize = 16 * 1024 * 1024;
 
 /// A stream being pumped to the peer: the session is not drained until it is dropped,
 /// once the stream's last message is sent.
@@ -311,7 +333,7 @@ impl Drop for Pumping {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.pumping = state.pumping.saturating_sub(1);
-        if state.pumping == 0 && state.resolving == 0 {
+        if state.pumping == 0 {
             self.0.idle.notify_waiters();
         }
     }
@@ -361,6 +383,9 @@ impl SessionInner {
             state: Mutex::new(state),
             out,
             events,
+            stream_buffer: crate::stream::Budget::new(limits.max_stream_buffer),
+            unsent_stream_bytes: std::sync::atomic::AtomicUsize::new(0),
+            unsent_drained: Notify::new(),
             limits,
             idle: Notify::new(),
             ended: Notify::new(),
@@ -524,7 +549,7 @@ impl SessionInner {
             Capability::Promise(hook) => self.export_hook(hook, true, pending),
             Capability::Readable(stream) => self.export_readable(stream, pending),
             Capability::Writable(stream) => {
-                let target = stream.take_target()?;
+                let target = stream.take_target(self.stream_buffer.clone())?;
                 Ok(Expr::Writable(self.new_export(Hook::Local(target))?))
             }
         })
@@ -536,9 +561,14 @@ impl SessionInner {
             self.resolve_export(id, false);
         }
         for (source, writer) in pending.pumps {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                // Dropping the writer releases the pipe: the reader sees the stream fail.
+                tracing::warn!("capwire: no tokio runtime to send a stream on");
+                continue;
+            };
             self.lock().pumping += 1;
             let busy = Pumping(self.clone());
-            tokio::spawn(crate::stream::pump(source, writer, busy));
+            runtime.spawn(crate::stream::pump(source, writer, busy));
         }
     }
 
@@ -551,7 +581,7 @@ impl SessionInner {
     ) -> Result<Expr, RpcError> {
         let source = stream.take()?;
         let mut state = self.lock();
-        if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
+        if let Some(e) = &state.broken {
             return Err(e.clone());
         }
         let id = state.next_import;
@@ -598,21 +628,72 @@ impl SessionInner {
         if let Some(e) = &state.broken {
             return Err(e.clone());
         }
+        let one_way = match state.one_way_streams {
+            Some(room) if room < size => {
+                return Err(RpcError::range(format!(
+                    "a stream sent over an HTTP batch is limited to {} bytes (limit max_stream_buffer)",
+                    self.limits.max_stream_buffer
+                )));
+            }
+            Some(room) => {
+                state.one_way_streams = Some(room - size);
+                true
+            }
+            None => false,
+        };
         let new_id = state.next_import;
         state.next_import += 1;
+        if !one_way {
+            self.unsent_stream_bytes.fetch_add(size, Ordering::AcqRel);
+        }
         let _ = self.out.send(text);
         let import = self.new_import(&mut state, new_id, true, 0);
         import.pulled.store(true, Ordering::Release);
         import.stream.store(true, Ordering::Release);
-        let deaf = state.deaf.is_some();
         drop(state);
-        if deaf {
-            // An HTTP batch's response: no acknowledgement can come, so the message counts
-            // as delivered (the whole stream goes into the response).
+        if one_way {
             import.settle(Ok(Value::Undefined));
         }
         self.start_pending(pending);
         Ok((import, size))
+    }
+
+    /// The size `text` counts for in [`Self::stream_bytes_sent`]: a stream write's length,
+    /// or 0 for any other message.
+    pub(crate) fn outgoing_stream_size(&self, text: &str) -> usize {
+        if text.starts_with(r#"["stream","#) {
+            text.len()
+        } else {
+            0
+        }
+    }
+
+    /// The transport took `bytes` of stream writes.
+    pub(crate) fn stream_bytes_sent(&self, bytes: usize) {
+        if bytes > 0 {
+            let _ =
+                self.unsent_stream_bytes
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        Some(n.saturating_sub(bytes))
+                    });
+            self.unsent_drained.notify_waiters();
+        }
+    }
+
+    /// Waits while more than [`MAX_UNSENT_STREAM_BYTES`] of stream writes wait for the
+    /// transport (or until the session ends).
+    pub(crate) async fn stream_queue_room(&self) {
+        loop {
+            let drained = self.unsent_drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.unsent_stream_bytes.load(Ordering::Acquire) <= MAX_UNSENT_STREAM_BYTES
+                || self.lock().broken.is_some()
+            {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// Adds `hook` to the export table under a new ID.
@@ -854,6 +935,17 @@ impl SessionInner {
 
     /// Handles one incoming message. An error ends the session.
     pub(crate) fn handle_text(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
+        self.handle_message(text)?;
+        // A peer that writes more than its readers take ignores flow control.
+        if self.stream_buffer.exceeded() {
+            return Err(ProtocolError::StreamBufferExceeded {
+                limit: self.stream_buffer.limit(),
+            });
+        }
+        Ok(())
+    }
+
+    fn handle_message(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
         if let Some(e) = self.broken() {
             return Err(ProtocolError::Session(e));
         }
@@ -865,7 +957,7 @@ impl SessionInner {
                 self.handle_push(expr, true)?;
             }
             Message::Pipe => {
-                let (writer, reader) = crate::stream::pipe_ends();
+                let (writer, reader) = crate::stream::pipe_ends(Some(self.stream_buffer.clone()));
                 let mut entry = ExportEntry::new(Hook::Local(writer.clone()));
                 entry.readable = Some(reader);
                 entry.pipe = Some(writer);
@@ -1043,12 +1135,50 @@ impl SessionInner {
         for pipe in pipes {
             pipe.abort_unfinished(error.clone());
         }
+        self.streams_one_way();
         for import in pending {
-            if import.stream.load(Ordering::Acquire) {
-                import.settle(Ok(Value::Undefined));
-            } else if import.promise {
+            if import.promise && !import.stream.load(Ordering::Acquire) {
                 import.settle(Err(error.clone()));
             }
+        }
+    }
+
+    /// From now on the peer cannot acknowledge stream writes (the two ends of an HTTP
+    /// batch): each counts as delivered when sent, up to `max_stream_buffer` bytes in all,
+    /// so that streams go whole into the batch. Writes waiting for an acknowledgement
+    /// count as delivered now.
+    pub(crate) fn streams_one_way(&self) {
+        let waiting: Vec<Arc<Import>> = {
+            let mut state = self.lock();
+            if state.one_way_streams.is_some() {
+                return;
+            }
+            state.one_way_streams = Some(self.limits.max_stream_buffer);
+            state
+                .imports
+                .values()
+                .filter_map(|slot| slot.import.upgrade())
+                .filter(|import| import.stream.load(Ordering::Acquire))
+                .collect()
+        };
+        for import in waiting {
+            import.settle(Ok(Value::Undefined));
+        }
+    }
+
+    /// Waits until every stream being sent has sent its end (or the session ended).
+    pub(crate) async fn streams_sent(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.pumping == 0 || state.broken.is_some() {
+                    return;
+                }
+            }
+            notified.await;
         }
     }
 

@@ -414,15 +414,36 @@ impl Response {
     }
 }
 
-/// The value of `["blob", type, content]`: known once the content has arrived whole.
-pub(crate) fn received_blob(mime: String, content: Value) -> Result<Value, ProtocolError> {
+/// The value of `["blob", type, content]`: known once the content has arrived whole. One
+/// larger than `limit` fails (and stops its stream).
+pub(crate) fn received_blob(
+    mime: String,
+    content: Value,
+    limit: usize,
+) -> Result<Value, ProtocolError> {
+    use futures::StreamExt;
     match content {
-        Value::Readable(stream) => Ok(Value::Promise(crate::RpcPromise::from_future(async move {
-            Ok(Value::Blob(Blob {
-                data: stream.read_all().await?,
-                mime,
-            }))
-        }))),
+        Value::Readable(mut stream) => {
+            Ok(Value::Promise(crate::RpcPromise::from_future(async move {
+                let mut data = bytes::BytesMut::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    if data.len() + chunk.len() > limit {
+                        return Err(RpcError::range(format!(
+                            "a Blob larger than {limit} bytes was refused (limit max_blob_size)"
+                        )));
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                Ok(Value::Blob(Blob {
+                    data: data.freeze(),
+                    mime,
+                }))
+            })))
+        }
+        Value::Bytes(b) if b.data.len() > limit => Err(ProtocolError::Invalid(format!(
+            "a Blob larger than {limit} bytes was refused (limit max_blob_size)"
+        ))),
         Value::Bytes(b) => Ok(Value::Blob(Blob { data: b.data, mime })),
         other => Err(ProtocolError::Invalid(format!(
             "a Blob's content must be a stream, not {}",

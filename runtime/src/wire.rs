@@ -960,6 +960,7 @@ mod tests {
             max_message_size: 1024,
             max_depth: 8,
             max_bigint_digits: 4,
+            ..Limits::default()
         };
         let big = format!(r#"["push","{}"]"#, "x".repeat(2000));
         assert!(matches!(

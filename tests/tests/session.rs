@@ -583,6 +583,7 @@ async fn limits_set_on_a_session_are_enforced_with_an_abort_naming_them() {
         max_message_size: 1024,
         max_depth: 8,
         max_bigint_digits: 10,
+        ..Default::default()
     };
     let server = Session::start(b, Some(RpcStub::new(TestTarget)), limits);
     let client = Session::start(a, None, Default::default());

@@ -317,12 +317,22 @@ async fn flow_control_keeps_at_most_a_window_in_flight_to_a_reader_that_waits() 
     }
     assert_eq!(writes(), 48, "writes in flight before any was read");
     assert!(produced.load(Ordering::SeqCst) <= 49);
-    // Reading lets it go on, never more than a window ahead.
+    // Reading lets it go on; when the reader stops again, so does the sender, a window
+    // (which may have grown meanwhile) ahead.
     for _ in 0..200 {
         stream.next().await.unwrap().unwrap();
     }
-    let in_flight = writes() - 200;
-    assert!(in_flight <= 48, "{in_flight} writes in flight");
+    let round_trips = || async {
+        for _ in 0..20 {
+            let _ = api.sum(ReadableStream::empty()).await;
+        }
+    };
+    round_trips().await;
+    let stalled = writes();
+    round_trips().await;
+    assert_eq!(writes(), stalled, "the sender stopped with the reader");
+    let in_flight = stalled - 200;
+    assert!(in_flight < 200, "{in_flight} writes in flight");
 }
 
 #[tokio::test]
@@ -465,4 +475,124 @@ async fn a_session_lost_mid_stream_fails_the_reader_not_a_short_read() {
         "WritableStream RPC stub was disposed without calling close()",
         "as capnweb's reader sees it"
     );
+}
+
+/// Raw frames from a peer that ignores flow control, to a session with small limits.
+async fn raw_peer(limits: capwire::Limits) -> capwire::transport::memory::MemoryTransport {
+    let (raw, end) = capwire::transport::memory::channel(std::time::Duration::ZERO);
+    let (target, _) = streams();
+    let server = capwire::Session::start(end, Some(RpcStub::new(target)), limits);
+    std::mem::forget(server); // the session runs while its transport is open
+    raw
+}
+
+async fn next_abort(raw: &mut capwire::transport::memory::MemoryTransport) -> String {
+    loop {
+        match raw.next().await {
+            Some(Ok(text)) if text.starts_with(r#"["abort""#) => return text,
+            Some(Ok(_)) => {}
+            other => panic!("no abort, but {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_writes_past_flow_control_is_cut_off_naming_the_limit() {
+    use futures::SinkExt;
+    // Above an honest sender's window (capwire's starts at 4 MiB).
+    let limits = capwire::Limits {
+        max_stream_buffer: 8 << 20,
+        ..Default::default()
+    };
+    let mut raw = raw_peer(limits).await;
+    // A pipe nobody reads, and 20 × 512 KiB written into it without waiting for any ack.
+    raw.send(r#"["pipe"]"#.to_owned()).await.unwrap();
+    let chunk = capwire::Value::Bytes(capwire::Bytes::from(vec![1u8; 512 * 1024]));
+    let write = format!(
+        r#"["stream",["pipeline",1,["write"],[{}]]]"#,
+        capwire::serialize(&chunk).unwrap()
+    );
+    for _ in 0..20 {
+        raw.send(write.clone()).await.unwrap();
+    }
+    let abort = next_abort(&mut raw).await;
+    assert!(abort.contains("max_stream_buffer"), "{abort}");
+
+    // Within the limit, and read as it arrives, the same amount is fine.
+    let (target, _) = streams();
+    let (a, b) = capwire::transport::memory::channel(std::time::Duration::ZERO);
+    let _server = capwire::Session::start(b, Some(RpcStub::new(target)), limits);
+    let client = capwire::Session::start(a, None, Default::default());
+    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let upload = ReadableStream::new(futures::stream::iter(
+        (0..64).map(|_| Ok::<_, RpcError>(vec![1u8; 512 * 1024])),
+    ));
+    assert_eq!(api.sum(upload).await.unwrap(), 64 * 512 * 1024);
+}
+
+#[tokio::test]
+async fn a_blob_over_the_limit_fails_its_call_and_the_session_goes_on() {
+    let limits = capwire::Limits {
+        max_blob_size: 1000,
+        ..Default::default()
+    };
+    let (target, _) = streams();
+    let (a, b) = capwire::transport::memory::channel(std::time::Duration::ZERO);
+    let _server = capwire::Session::start(b, Some(RpcStub::new(target)), limits);
+    let client = capwire::Session::start(a, None, Default::default());
+    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let e = api
+        .echo_blob(Blob::new(vec![0u8; 1001], "x/y"))
+        .await
+        .expect_err("over the limit");
+    assert!(e.message().contains("max_blob_size"), "{e}");
+    let small = Blob::new(vec![0u8; 1000], "x/y");
+    assert_eq!(api.echo_blob(small.clone()).await.unwrap(), small);
+}
+
+#[tokio::test]
+async fn a_cancelled_or_failed_write_leaves_the_stream_failed_with_its_error() {
+    // A write that cannot complete (the reader never reads), cancelled by a timeout.
+    let (mut writer, reader) = capwire::stream::pipe();
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), writer.write("x"));
+    assert!(timed_out.await.is_err());
+    let e = writer.write("y").await.expect_err("failed");
+    assert!(e.message().contains("cancelled"), "{e}");
+    assert_eq!(
+        writer.close().await.expect_err("failed").message(),
+        e.message()
+    );
+    drop(reader);
+
+    // A write refused by the reader's side: close reports that error, as does the Sink.
+    let (writer, reader) = capwire::stream::pipe();
+    drop(reader);
+    let mut sink = writer;
+    let e = futures::SinkExt::send(&mut sink, bytes::Bytes::from_static(b"x"))
+        .await
+        .expect_err("no reader");
+    let closed = futures::SinkExt::close(&mut sink)
+        .await
+        .expect_err("failed");
+    assert_eq!(closed.message(), e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_go_whole_through_an_http_batch_both_ways() {
+    let addr = support::start_conformance_server().await;
+    let url = format!("http://{addr}/");
+    let batch = capwire::BatchClient::new(&url);
+    let api: Stub<capwire_examples::conformance::TestTarget> = Stub::from_raw(batch.main());
+    let data: Vec<u8> = (0..300_000u32).map(|k| (k % 251) as u8).collect();
+    let sum = api.sum_bytes(ReadableStream::from_bytes(data.clone()));
+    let blob = api.echo_blob(Blob::new(data.clone(), "application/x-test"));
+    let stream = api.read_bytes(100_000);
+    sum.pull();
+    blob.pull();
+    stream.pull();
+    batch.send().await.expect("batch");
+    assert_eq!(sum.await.unwrap().bytes, 300_000);
+    assert_eq!(blob.await.unwrap().data()[..], data[..]);
+    let got = stream.await.unwrap().read_all().await.unwrap();
+    assert_eq!(got[..], data[..100_000]);
 }

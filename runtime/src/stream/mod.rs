@@ -252,14 +252,63 @@ impl<'de> serde::Deserialize<'de> for ReadableStream {
 // ---------------------------------------------------------------------------------------
 // Pipes: a writable end whose writes a readable end reads
 
-/// What a writable end asks of whoever consumes it; each carries its acknowledgement.
+/// What a writable end asks of whoever consumes it; each carries its acknowledgement. A
+/// write from a peer also carries its charge against the session's stream buffer, given
+/// back when the chunk is taken (or dropped unread).
 pub(crate) enum Command {
-    Write(Bytes, Ack),
+    Write(Bytes, Ack, Option<Charge>),
     Close(Ack),
     Abort(RpcError, Ack),
 }
 
 type Ack = oneshot::Sender<Result<(), RpcError>>;
+
+/// A session's account of the bytes its peer has written into streams that no reader has
+/// taken yet (`Limits::max_stream_buffer`).
+pub(crate) struct Budget {
+    queued: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    exceeded: AtomicBool,
+}
+
+/// Bytes counted against a [`Budget`] until dropped.
+pub(crate) struct Charge(Arc<Budget>, usize);
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+            exceeded: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts `n` more bytes, unless that passes the limit (which is then remembered).
+    fn charge(self: &Arc<Self>, n: usize) -> Option<Charge> {
+        let queued = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+        if queued > self.limit {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.exceeded.store(true, Ordering::Release);
+            return None;
+        }
+        Some(Charge(self.clone(), n))
+    }
+
+    /// Whether the peer ever wrote past the limit.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
 
 /// The writable end of a pipe, and what a peer's calls on a writable reach: it forwards
 /// `write`, `close` and `abort` in order to the consumer, and acknowledges each when the
@@ -267,13 +316,16 @@ type Ack = oneshot::Sender<Result<(), RpcError>>;
 pub(crate) struct PipeWriter {
     tx: mpsc::UnboundedSender<Command>,
     finished: AtomicBool,
+    /// What a peer's writes are counted against; `None` for writes from this process.
+    budget: Option<Arc<Budget>>,
 }
 
 impl PipeWriter {
-    fn new(tx: mpsc::UnboundedSender<Command>) -> Arc<PipeWriter> {
+    fn new(tx: mpsc::UnboundedSender<Command>, budget: Option<Arc<Budget>>) -> Arc<PipeWriter> {
         Arc::new(PipeWriter {
             tx,
             finished: AtomicBool::new(false),
+            budget,
         })
     }
 
@@ -295,7 +347,20 @@ impl PipeWriter {
             )))
             .boxed();
         }
-        self.send(|ack| Command::Write(chunk, ack))
+        let charge = match &self.budget {
+            Some(budget) => match budget.charge(chunk.len()) {
+                Some(charge) => Some(charge),
+                None => {
+                    return futures::future::ready(Err(RpcError::range(format!(
+                        "more than {} bytes written into streams and not read (limit max_stream_buffer)",
+                        budget.limit()
+                    ))))
+                    .boxed();
+                }
+            },
+            None => None,
+        };
+        self.send(|ack| Command::Write(chunk, ack, charge))
     }
 
     fn close(&self) -> BoxFuture<'static, Result<(), RpcError>> {
@@ -385,7 +450,7 @@ impl Stream for PipeReader {
         }
         let item = match self.rx.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Command::Write(chunk, ack))) => {
+            Poll::Ready(Some(Command::Write(chunk, ack, _charge))) => {
                 let _ = ack.send(Ok(()));
                 return Poll::Ready(Some(Ok(chunk)));
             }
@@ -404,11 +469,12 @@ impl Stream for PipeReader {
     }
 }
 
-/// A pipe: a writable end and its readable end, in this process.
-pub(crate) fn pipe_ends() -> (Arc<PipeWriter>, ReadableStream) {
+/// A pipe: a writable end and its readable end. Writes are counted against `budget`
+/// when they come from a peer.
+pub(crate) fn pipe_ends(budget: Option<Arc<Budget>>) -> (Arc<PipeWriter>, ReadableStream) {
     let (tx, rx) = mpsc::unbounded_channel();
     (
-        PipeWriter::new(tx),
+        PipeWriter::new(tx, budget),
         ReadableStream::from_boxed(PipeReader { rx, done: false }.boxed()),
     )
 }
@@ -430,7 +496,7 @@ pub(crate) fn pipe_ends() -> (Arc<PipeWriter>, ReadableStream) {
 /// # Ok(()) }
 /// ```
 pub fn pipe() -> (WritableStream, ReadableStream) {
-    let (writer, reader) = pipe_ends();
+    let (writer, reader) = pipe_ends(None);
     (WritableStream::from_writer(Writer::Pipe(writer)), reader)
 }
 
@@ -478,14 +544,16 @@ impl Writer {
     }
 
     /// The object a peer calls to write here: a pipe's writable end, fed by a task that
-    /// applies each call to this writer in order.
-    fn into_target(self) -> Arc<PipeWriter> {
+    /// applies each call to this writer in order (its writes counted against `budget`).
+    fn into_target(self, budget: Arc<Budget>) -> Result<Arc<PipeWriter>, RpcError> {
         if let Writer::Pipe(pipe) = self {
-            return pipe;
+            return Ok(pipe);
         }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| RpcError::error("sending a WritableStream needs a tokio runtime"))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(rx, self));
-        PipeWriter::new(tx)
+        runtime.spawn(drive(rx, self));
+        Ok(PipeWriter::new(tx, Some(budget)))
     }
 }
 
@@ -494,13 +562,14 @@ impl Writer {
 async fn drive(mut rx: mpsc::UnboundedReceiver<Command>, mut writer: Writer) {
     while let Some(command) = rx.recv().await {
         match command {
-            Command::Write(chunk, ack) => {
+            Command::Write(chunk, ack, _charge) => {
                 if let Err(e) = writer.write(chunk).await {
                     let _ = ack.send(Err(e.clone()));
                     rx.close();
                     while let Some(command) = rx.recv().await {
-                        let (Command::Write(_, ack) | Command::Close(ack) | Command::Abort(_, ack)) =
-                            command;
+                        let (Command::Write(_, ack, _)
+                        | Command::Close(ack)
+                        | Command::Abort(_, ack)) = command;
                         let _ = ack.send(Err(e.clone()));
                     }
                     return;
@@ -524,8 +593,55 @@ enum Slot {
     Ready(Writer),
     /// An operation has the writer (another clone of the stream is using it).
     Busy,
-    /// Closed, aborted, or sent over RPC.
-    Gone,
+    Closed,
+    /// Sent over RPC.
+    Sent,
+    /// A write failed, the stream was aborted, or an operation was cancelled: every later
+    /// operation fails with this.
+    Failed(RpcError),
+}
+
+impl Slot {
+    /// Why the writer cannot be had.
+    fn unavailable(&self) -> RpcError {
+        match self {
+            Slot::Ready(_) | Slot::Busy => {
+                RpcError::type_error("this WritableStream is in use by another handle")
+            }
+            Slot::Closed => RpcError::type_error("this WritableStream was closed"),
+            Slot::Sent => moved("WritableStream"),
+            Slot::Failed(e) => e.clone(),
+        }
+    }
+}
+
+/// The writer of a [`WritableStream`] while an operation has it. If the operation is
+/// dropped before it ends (a timeout, a `select!`), the writer is lost with it, and the
+/// stream is left failed rather than in use forever.
+struct InUse {
+    slot: Arc<Mutex<Slot>>,
+    writer: Option<Writer>,
+}
+
+impl InUse {
+    /// Ends the operation, leaving the stream in `next` (the writer is dropped unless
+    /// `next` holds it).
+    fn finish(mut self, next: impl FnOnce(Writer) -> Slot) {
+        if let Some(writer) = self.writer.take() {
+            let slot = next(writer);
+            *lock(&self.slot) = slot;
+        }
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            *lock(&self.slot) = Slot::Failed(RpcError::error(
+                "an operation on this WritableStream was cancelled before it ended",
+            ));
+        }
+    }
 }
 
 /// A sink for byte chunks that can be written here or sent over RPC.
@@ -584,46 +700,40 @@ impl WritableStream {
         ))
     }
 
-    fn take_writer(&self) -> Result<Writer, RpcError> {
+    fn take_writer(&self) -> Result<InUse, RpcError> {
         let mut slot = lock(&self.slot);
         match std::mem::replace(&mut *slot, Slot::Busy) {
-            Slot::Ready(w) => Ok(w),
+            Slot::Ready(writer) => Ok(InUse {
+                slot: self.slot.clone(),
+                writer: Some(writer),
+            }),
             other => {
-                let busy = matches!(other, Slot::Busy);
+                let error = other.unavailable();
                 *slot = other;
-                Err(if busy {
-                    RpcError::type_error("this WritableStream is in use by another handle")
-                } else {
-                    moved("WritableStream")
-                })
+                Err(error)
             }
         }
     }
 
-    fn put_back(slot: &Mutex<Slot>, writer: Writer) {
-        *lock(slot) = Slot::Ready(writer);
-    }
-
-    /// Takes the writer out, to be sent over RPC: the object the peer will call.
-    pub(crate) fn take_target(&self) -> Result<Arc<PipeWriter>, RpcError> {
-        let writer = self.take_writer()?;
-        *lock(&self.slot) = Slot::Gone;
-        Ok(writer.into_target())
+    /// Takes the writer out, to be sent over RPC: the object the peer will call, its
+    /// writes counted against the session's `budget`.
+    pub(crate) fn take_target(&self, budget: Arc<Budget>) -> Result<Arc<PipeWriter>, RpcError> {
+        let mut in_use = self.take_writer()?;
+        let writer = in_use.writer.take().expect("taken with a writer");
+        *lock(&self.slot) = Slot::Sent;
+        writer.into_target(budget)
     }
 
     fn write_op(&self, chunk: Bytes) -> BoxFuture<'static, Result<(), RpcError>> {
         let taken = self.take_writer();
-        let slot = self.slot.clone();
         async move {
-            let mut writer = taken?;
+            let mut in_use = taken?;
+            let writer = in_use.writer.as_mut().expect("taken with a writer");
             let result = writer.write(chunk).await;
             match &result {
-                Ok(()) => Self::put_back(&slot, writer),
+                Ok(()) => in_use.finish(Slot::Ready),
                 // A failed stream stays failed: later writes and close report it.
-                Err(_) => {
-                    *lock(&slot) = Slot::Gone;
-                    drop(writer);
-                }
+                Err(e) => in_use.finish(|_| Slot::Failed(e.clone())),
             }
             result
         }
@@ -632,11 +742,15 @@ impl WritableStream {
 
     fn close_op(&self) -> BoxFuture<'static, Result<(), RpcError>> {
         let taken = self.take_writer();
-        let slot = self.slot.clone();
         async move {
-            let writer = taken?;
-            *lock(&slot) = Slot::Gone;
-            writer.close().await
+            let mut in_use = taken?;
+            let writer = in_use.writer.take().expect("taken with a writer");
+            *lock(&in_use.slot) = Slot::Closed;
+            let result = writer.close().await;
+            if let Err(e) = &result {
+                *lock(&in_use.slot) = Slot::Failed(e.clone());
+            }
+            result
         }
         .boxed()
     }
@@ -654,10 +768,12 @@ impl WritableStream {
         self.close_op().await
     }
 
-    /// Aborts the stream: the reader sees `reason` as an error.
+    /// Aborts the stream: the reader sees `reason` as an error, and later operations
+    /// here fail with it. Does nothing to a stream already closed, failed or sent.
     pub async fn abort(&mut self, reason: RpcError) {
-        if let Ok(writer) = self.take_writer() {
-            *lock(&self.slot) = Slot::Gone;
+        if let Ok(mut in_use) = self.take_writer() {
+            let writer = in_use.writer.take().expect("taken with a writer");
+            *lock(&in_use.slot) = Slot::Failed(reason.clone());
             writer.abort(reason).await;
         }
     }
@@ -702,7 +818,7 @@ impl Sink<Bytes> for WritableStream {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         let this = self.get_mut();
         std::task::ready!(this.poll_op(cx))?;
-        if matches!(*lock(&this.slot), Slot::Gone) {
+        if matches!(*lock(&this.slot), Slot::Closed) {
             return Poll::Ready(Ok(()));
         }
         let op = this.close_op();

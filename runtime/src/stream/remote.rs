@@ -115,11 +115,18 @@ impl RemoteWriter {
             .flow
             .on_send(size, Instant::now());
         let shared = self.shared.clone();
-        tokio::spawn(async move {
+        let acked = async move {
             let result = Import::resolve(&ack).await;
             shared.settle(&sent, result.map(drop));
-        });
-        self.shared.wait(|state| state.flow.open()).await
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(acked)),
+            // Outside a tokio runtime: one write at a time.
+            Err(_) => acked.await,
+        }
+        self.shared.wait(|state| state.flow.open()).await?;
+        import.stream_queue_room().await;
+        Ok(())
     }
 
     /// Closes the stream and waits until the peer has taken every chunk.

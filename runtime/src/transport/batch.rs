@@ -92,6 +92,10 @@ impl BatchClient {
     /// Sends the batch and processes the response. Promises that were not settled by the
     /// response fail with an error saying the batch ended.
     pub async fn send(mut self) -> Result<(), RpcError> {
+        // Streams among the arguments go whole into the request: the server cannot
+        // acknowledge their chunks before it answers.
+        self.inner.streams_one_way();
+        self.inner.streams_sent().await;
         let request = queued_body(&mut self.out_rx);
         let result = match self.post(request).await {
             Ok(response) => handle_body(&self.inner, &response),

@@ -134,7 +134,7 @@ async fn drive<T>(
                 }
             }
             Some(text) = out_rx.recv() => {
-                if feed_all(&mut transport, text, &mut out_rx).await.is_err() {
+                if feed_all(&inner, &mut transport, text, &mut out_rx).await.is_err() {
                     inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
                     break;
                 }
@@ -153,7 +153,7 @@ async fn drive<T>(
                     break;
                 }
                 if let Ok(text) = out_rx.try_recv()
-                    && feed_all(&mut transport, text, &mut out_rx).await.is_err()
+                    && feed_all(&inner, &mut transport, text, &mut out_rx).await.is_err()
                 {
                     inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
                     break;
@@ -206,6 +206,7 @@ fn handle_incoming(
 }
 
 async fn feed_all<T>(
+    inner: &SessionInner,
     transport: &mut T,
     first: String,
     out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -213,13 +214,21 @@ async fn feed_all<T>(
 where
     T: Sink<String, Error = TransportError> + Unpin,
 {
+    let mut fed = Vec::new();
+    let mut note = |text: &String| fed.push(inner.outgoing_stream_size(text));
+    note(&first);
     transport.feed(first).await?;
     // Batch whatever else is ready into one flush.
     for _ in 0..BURST * 4 {
         match out_rx.try_recv() {
-            Ok(text) => transport.feed(text).await?,
+            Ok(text) => {
+                note(&text);
+                transport.feed(text).await?;
+            }
             Err(_) => break,
         }
     }
-    transport.flush().await
+    let result = transport.flush().await;
+    inner.stream_bytes_sent(fed.into_iter().sum());
+    result
 }
