@@ -34,6 +34,25 @@ impl WorkerB {
     pub fn add(&self, a: i64, b: i64) -> i64 {
         a + b
     }
+
+    /// A stream of `n` bytes, made as it is read.
+    pub fn download(&self, n: u64) -> capwire::ReadableStream {
+        capwire::ReadableStream::new(futures::stream::iter(
+            (0..n)
+                .step_by(65536)
+                .map(move |at| Ok::<_, RpcError>(vec![7u8; (n - at).min(65536) as usize])),
+        ))
+    }
+
+    /// How many bytes `stream` holds, read as they arrive.
+    pub async fn count(&self, mut stream: capwire::ReadableStream) -> Result<u64, RpcError> {
+        use futures::StreamExt;
+        let mut total = 0;
+        while let Some(chunk) = stream.next().await {
+            total += chunk?.len() as u64;
+        }
+        Ok(total)
+    }
 }
 
 /// Worker A: calls worker B, reads a variable, and records signups after answering.
@@ -53,6 +72,14 @@ impl WorkerA {
     /// `WORKER_B.add(a, b)`, through the service binding.
     pub async fn add_via_b(&self, a: i64, b: i64) -> Result<i64, RpcError> {
         self.env.service::<WorkerB>("WORKER_B")?.add(a, b).await
+    }
+
+    /// Streams `n` bytes from worker B and hands the stream back to B to count: the bytes
+    /// pass through here without being held.
+    pub async fn relay_via_b(&self, n: u64) -> Result<u64, RpcError> {
+        let b = self.env.service::<WorkerB>("WORKER_B")?;
+        let stream = b.download(n).await?;
+        b.count(stream).await
     }
 
     /// `"{GREETING}, {name}!"`, `GREETING` being a `[vars]` entry.
@@ -186,6 +213,14 @@ pub async fn scenarios(
     line(
         "worker A calls worker B's add(1, 2), over WebSocket",
         remote_a.add_via_b(1, 2).await?.to_string(),
+    );
+    line(
+        "worker A relays a 1 MiB stream from worker B back to B, in-process",
+        a.relay_via_b(1 << 20).await?.to_string(),
+    );
+    line(
+        "worker A relays a 1 MiB stream from worker B back to B, over WebSocket",
+        remote_a.relay_via_b(1 << 20).await?.to_string(),
     );
     line(
         "greet(\"Ada\") with GREETING from [vars]",

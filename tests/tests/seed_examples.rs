@@ -17,6 +17,8 @@ async fn the_quickstart_scenarios_give_the_seed_results() {
         [
             "3",
             "3",
+            "1048576",
+            "1048576",
             "Hello, Ada!",
             "\"welcome, ada\"; recorded: [\"ada\"]",
             "[2, 3, -2]",
