@@ -343,6 +343,8 @@ impl Drop for Pumping {
 /// resolve, and streams to pump into the pipes it introduced.
 #[derive(Default)]
 pub(crate) struct Pending {
+    /// Every export made (undone by [`SessionInner::abandon`] if the message is not sent).
+    exported: Vec<i64>,
     promises: Vec<i64>,
     pumps: Vec<(
         BoxStream<'static, Result<bytes::Bytes, RpcError>>,
@@ -473,11 +475,7 @@ impl SessionInner {
     ) -> Result<Arc<Import>, RpcError> {
         let mut pending = Pending::default();
         let args = match args {
-            Some(args) => Some(
-                args.iter()
-                    .map(|a| self.encode_value(a, &mut pending))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
+            Some(args) => Some(self.encode_all(&args, &mut pending)?),
             None => None,
         };
         self.push(
@@ -496,7 +494,10 @@ impl SessionInner {
         let text = Message::Push(expr).to_text();
         let mut state = self.lock();
         if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
-            return Err(e.clone());
+            let e = e.clone();
+            drop(state);
+            self.abandon(pending);
+            return Err(e);
         }
         let new_id = state.next_import;
         state.next_import += 1;
@@ -524,7 +525,14 @@ impl SessionInner {
                     "a map() mapper can only capture stubs and unresolved promises",
                 )),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>();
+        let captures = match captures {
+            Ok(captures) => captures,
+            Err(e) => {
+                self.abandon(pending);
+                return Err(e);
+            }
+        };
         self.push(
             Expr::Remap {
                 id,
@@ -550,9 +558,43 @@ impl SessionInner {
             Capability::Readable(stream) => self.export_readable(stream, pending),
             Capability::Writable(stream) => {
                 let target = stream.take_target(self.stream_buffer.clone())?;
-                Ok(Expr::Writable(self.new_export(Hook::Local(target))?))
+                let id = self.new_export(Hook::Local(target))?;
+                pending.exported.push(id);
+                Ok(Expr::Writable(id))
             }
         })
+    }
+
+    /// Encodes each of `values` (a call's arguments); if one cannot be encoded, what the
+    /// others made is undone and the error returned.
+    fn encode_all(
+        self: &Arc<Self>,
+        values: &[Value],
+        pending: &mut Pending,
+    ) -> Result<Vec<Expr>, RpcError> {
+        let encoded = values
+            .iter()
+            .map(|v| self.encode_value(v, pending))
+            .collect::<Result<Vec<_>, _>>();
+        if encoded.is_err() {
+            self.abandon(std::mem::take(pending));
+        }
+        encoded
+    }
+
+    /// Undoes what encoding a message that will not be sent made: its exports leave the
+    /// table (the peer never heard of them), and its streams' pipes are released.
+    fn abandon(&self, pending: Pending) {
+        let entries: Vec<ExportEntry> = {
+            let mut state = self.lock();
+            pending
+                .exported
+                .iter()
+                .filter_map(|id| state.exports.remove(id))
+                .collect()
+        };
+        drop(entries);
+        drop(pending);
     }
 
     /// Resolves the promises and starts the pumps that encoding a sent message made.
@@ -604,10 +646,7 @@ impl SessionInner {
         args: Vec<Value>,
     ) -> Result<(Arc<Import>, usize), RpcError> {
         let mut pending = Pending::default();
-        let args = args
-            .iter()
-            .map(|a| self.encode_value(a, &mut pending))
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = self.encode_all(&args, &mut pending)?;
         let text = Message::Stream(Expr::Pipeline {
             id,
             path: Some(vec![PathKey::from(method)]),
@@ -625,16 +664,20 @@ impl SessionInner {
     ) -> Result<(Arc<Import>, usize), RpcError> {
         let size = text.len();
         let mut state = self.lock();
-        if let Some(e) = &state.broken {
-            return Err(e.clone());
+        let refused = match (&state.broken, state.one_way_streams) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(room)) if room < size => Some(RpcError::range(format!(
+                "a stream sent over an HTTP batch is limited to {} bytes (limit max_stream_buffer)",
+                self.limits.max_stream_buffer
+            ))),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            drop(state);
+            self.abandon(pending);
+            return Err(e);
         }
         let one_way = match state.one_way_streams {
-            Some(room) if room < size => {
-                return Err(RpcError::range(format!(
-                    "a stream sent over an HTTP batch is limited to {} bytes (limit max_stream_buffer)",
-                    self.limits.max_stream_buffer
-                )));
-            }
             Some(room) => {
                 state.one_way_streams = Some(room - size);
                 true
@@ -747,6 +790,7 @@ impl SessionInner {
             }
         }
         let id = self.new_export(hook.clone())?;
+        pending.exported.push(id);
         if promise {
             // Resolved only after the message introducing it has been sent.
             pending.promises.push(id);
@@ -818,13 +862,18 @@ impl SessionInner {
         let mut pending = Pending::default();
         let msg = match result.and_then(|v| self.encode_value(&v, &mut pending)) {
             Ok(expr) => Message::Resolve(id, expr),
-            Err(e) => Message::Reject(id, error_expr(&e)),
+            Err(e) => {
+                self.abandon(std::mem::take(&mut pending));
+                Message::Reject(id, error_expr(&e))
+            }
         };
         let released;
         {
             let mut state = self.lock();
             let Some(entry) = state.exports.get_mut(&id) else {
                 // Released meanwhile: the peer no longer wants it.
+                drop(state);
+                self.abandon(pending);
                 return;
             };
             // Not running any more: the handle must not abort this task on release below.

@@ -596,3 +596,31 @@ async fn streams_go_whole_through_an_http_batch_both_ways() {
     let got = stream.await.unwrap().read_all().await.unwrap();
     assert_eq!(got[..], data[..100_000]);
 }
+
+#[tokio::test]
+async fn a_message_that_cannot_be_encoded_leaves_no_exports_behind() {
+    let (target, _) = streams();
+    let (client, _server, _, _) = pair(RpcStub::new(target));
+    let api = client.main();
+    let baseline = client.stats();
+    let used = chunks(&[&[1]]);
+    let kept = used.clone();
+    assert_eq!(api.call("sum", (used,)).typed::<u64>().await.unwrap(), 1);
+    eventually("the first call's pipe is released", || {
+        client.stats() == baseline
+    })
+    .await;
+    // A writable and a stub are exported before the moved stream fails the encoding.
+    let (writer, _reader) = capwire::stream::pipe();
+    let (other, _) = streams();
+    let e = api
+        .call("fill", (writer, RpcStub::new(other), kept))
+        .await
+        .expect_err("a moved stream cannot be sent");
+    assert!(e.message().contains("can be used once"), "{e}");
+    assert_eq!(
+        client.stats(),
+        baseline,
+        "nothing of the unsent call is exported"
+    );
+}
