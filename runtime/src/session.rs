@@ -1217,30 +1217,26 @@ impl SessionInner {
 
     /// Waits until every stream being sent has sent its end (or the session ended).
     pub(crate) async fn streams_sent(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let state = self.lock();
-                if state.pumping == 0 || state.broken.is_some() {
-                    return;
-                }
-            }
-            notified.await;
-        }
+        self.idle_when(|state| state.pumping == 0).await;
     }
 
     /// Waits until every pulled result has been sent, and every stream being sent has
     /// sent its end (or the session ended).
     pub(crate) async fn drained(&self) {
+        self.idle_when(|state| state.resolving == 0 && state.pumping == 0)
+            .await;
+    }
+
+    /// Waits until `done` holds, checked whenever results or streams finish, or until the
+    /// session has ended.
+    async fn idle_when(&self, done: impl Fn(&State) -> bool) {
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let state = self.lock();
-                if (state.resolving == 0 && state.pumping == 0) || state.broken.is_some() {
+                if done(&state) || state.broken.is_some() {
                     return;
                 }
             }
