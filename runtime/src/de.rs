@@ -349,7 +349,9 @@ macro_rules! deserialize_via_value {
 }
 deserialize_via_value!(
     Date => Date, "a date";
-    RpcError => Error, "an error"
+    RpcError => Error, "an error";
+    crate::stream::WritableStream => Writable, "a WritableStream";
+    crate::web::Blob => Blob, "a Blob"
 );
 
 impl<'de> Deserialize<'de> for BigInt {

@@ -371,4 +371,11 @@ macro_rules! serialize_via_value {
         }
     )*};
 }
-serialize_via_value!(BigInt => BigInt, crate::value::Date => Date, Bytes => Bytes);
+serialize_via_value!(
+    BigInt => BigInt,
+    crate::value::Date => Date,
+    Bytes => Bytes,
+    crate::stream::ReadableStream => Readable,
+    crate::stream::WritableStream => Writable,
+    crate::web::Blob => Blob
+);

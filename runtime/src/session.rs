@@ -29,7 +29,7 @@ pub(crate) struct Import {
     generation: u64,
     promise: bool,
     /// The result of a `stream` call: an acknowledgement the peer sends by itself.
-    stream: AtomicBool,
+    stream: bool,
     pulled: AtomicBool,
     /// Its table entry is gone already (released when it settled): nothing to do on drop.
     released: AtomicBool,
@@ -181,6 +181,18 @@ impl Drop for Import {
     }
 }
 
+/// What an import refers to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ImportKind {
+    /// An object.
+    Stub,
+    /// A result to come.
+    Promise,
+    /// The acknowledgement of a `stream` call (a promise the peer answers unasked, and
+    /// releases by itself).
+    StreamCall,
+}
+
 struct ImportSlot {
     import: Weak<Import>,
     generation: u64,
@@ -192,13 +204,21 @@ struct ExportEntry {
     hook: Hook,
     refcount: u64,
     resolution: Resolution,
-    /// A pipe's readable end, until a `["readable", id]` claims it.
-    readable: Option<ReadableStream>,
-    /// A pipe's writable end (the export's hook, typed).
-    pipe: Option<Arc<crate::stream::PipeWriter>>,
+    kind: ExportKind,
+}
+
+/// What an export is, beyond its hook.
+enum ExportKind {
+    Plain,
     /// The result of a `stream` call: an acknowledgement, which waits for a reader. Not
     /// counted among the results a drain waits for, since nothing may ever read.
-    stream: bool,
+    StreamCall,
+    /// A pipe the peer made: its writable end (the hook, typed), and its readable end until
+    /// a `["readable", id]` claims it.
+    Pipe {
+        writer: Arc<crate::stream::PipeWriter>,
+        readable: Option<ReadableStream>,
+    },
 }
 
 /// Where sending an export's resolution stands.
@@ -212,14 +232,16 @@ enum Resolution {
 }
 
 impl ExportEntry {
+    fn is_stream_call(&self) -> bool {
+        matches!(self.kind, ExportKind::StreamCall)
+    }
+
     fn new(hook: Hook) -> ExportEntry {
         ExportEntry {
             hook,
             refcount: 1,
             resolution: Resolution::NotPulled,
-            readable: None,
-            pipe: None,
-            stream: false,
+            kind: ExportKind::Plain,
         }
     }
 }
@@ -303,7 +325,11 @@ impl Scope for SessionScope<'_> {
             .exports
             .get_mut(&id)
             .ok_or(ProtocolError::NoSuchExport(id))?;
-        entry.readable.take().ok_or_else(|| {
+        let readable = match &mut entry.kind {
+            ExportKind::Pipe { readable, .. } => readable.take(),
+            _ => None,
+        };
+        readable.ok_or_else(|| {
             ProtocolError::Invalid(format!(
                 "export {id} is not a pipe, or its readable end was already used"
             ))
@@ -415,7 +441,7 @@ impl SessionInner {
             Some(i) => i,
             None => {
                 state.main_taken = true;
-                self.new_import(&mut state, 0, false, 0)
+                self.new_import(&mut state, 0, ImportKind::Stub, 0)
             }
         };
         RpcStub {
@@ -439,17 +465,20 @@ impl SessionInner {
         self: &Arc<Self>,
         state: &mut State,
         id: i64,
-        promise: bool,
+        kind: ImportKind,
         remote_refcount: u64,
     ) -> Arc<Import> {
         state.next_generation += 1;
+        let promise = kind != ImportKind::Stub;
+        let stream = kind == ImportKind::StreamCall;
         let import = Arc::new(Import {
             session: self.clone(),
             id,
             generation: state.next_generation,
             promise,
-            stream: AtomicBool::new(false),
-            pulled: AtomicBool::new(promise && id < 0),
+            stream,
+            // The peer's promises, and stream calls, are answered without a `pull`.
+            pulled: AtomicBool::new(promise && (id < 0 || stream)),
             released: AtomicBool::new(false),
             resolution: OnceLock::new(),
             resolved: Notify::new(),
@@ -502,7 +531,7 @@ impl SessionInner {
         let new_id = state.next_import;
         state.next_import += 1;
         let _ = self.out.send(text);
-        let import = self.new_import(&mut state, new_id, true, 1);
+        let import = self.new_import(&mut state, new_id, ImportKind::Promise, 1);
         drop(state);
         self.start_pending(pending);
         Ok(import)
@@ -629,7 +658,7 @@ impl SessionInner {
         let id = state.next_import;
         state.next_import += 1;
         let _ = self.out.send(Message::Pipe.to_text());
-        let import = self.new_import(&mut state, id, false, 1);
+        let import = self.new_import(&mut state, id, ImportKind::Stub, 1);
         drop(state);
         pending
             .pumps
@@ -690,9 +719,7 @@ impl SessionInner {
             self.unsent_stream_bytes.fetch_add(size, Ordering::AcqRel);
         }
         let _ = self.out.send(text);
-        let import = self.new_import(&mut state, new_id, true, 0);
-        import.pulled.store(true, Ordering::Release);
-        import.stream.store(true, Ordering::Release);
+        let import = self.new_import(&mut state, new_id, ImportKind::StreamCall, 0);
         drop(state);
         if one_way {
             import.settle(Ok(Value::Undefined));
@@ -812,7 +839,7 @@ impl SessionInner {
             }
             entry.resolution = Resolution::Running(None);
             let hook = entry.hook.clone();
-            if !entry.stream {
+            if !entry.is_stream_call() {
                 state.resolving += 1;
             }
             hook
@@ -878,7 +905,7 @@ impl SessionInner {
             };
             // Not running any more: the handle must not abort this task on release below.
             entry.resolution = Resolution::Sent;
-            let counted = !entry.stream;
+            let counted = !entry.is_stream_call();
             if state.broken.is_none() {
                 let _ = self.out.send(msg.to_text());
             }
@@ -926,7 +953,7 @@ impl SessionInner {
             return Ok(None);
         }
         let entry = state.exports.remove(&id).expect("present above");
-        if matches!(entry.resolution, Resolution::Running(_)) && !entry.stream {
+        if matches!(entry.resolution, Resolution::Running(_)) && !entry.is_stream_call() {
             Self::settled_one(state, &self.idle);
         }
         Ok(Some(entry))
@@ -963,9 +990,14 @@ impl SessionInner {
             // The last local reference is gone but its release is not sent yet: a new
             // generation takes over the count, so the pending release is skipped.
             let count = slot.remote_refcount;
-            return Ok(self.new_import(&mut state, id, false, count));
+            return Ok(self.new_import(&mut state, id, ImportKind::Stub, count));
         }
-        Ok(self.new_import(&mut state, id, promise, 1))
+        let kind = if promise {
+            ImportKind::Promise
+        } else {
+            ImportKind::Stub
+        };
+        Ok(self.new_import(&mut state, id, kind, 1))
     }
 
     /// Evaluates an expression from the peer into a value.
@@ -1008,8 +1040,10 @@ impl SessionInner {
             Message::Pipe => {
                 let (writer, reader) = crate::stream::pipe_ends(Some(self.stream_buffer.clone()));
                 let mut entry = ExportEntry::new(Hook::Local(writer.clone()));
-                entry.readable = Some(reader);
-                entry.pipe = Some(writer);
+                entry.kind = ExportKind::Pipe {
+                    writer,
+                    readable: Some(reader),
+                };
                 let mut state = self.lock();
                 let id = state.next_peer_push;
                 state.next_peer_push += 1;
@@ -1052,7 +1086,9 @@ impl SessionInner {
         };
         let hook = crate::eval::hook_of(self.evaluate(expr)?);
         let mut entry = ExportEntry::new(hook);
-        entry.stream = stream;
+        if stream {
+            entry.kind = ExportKind::StreamCall;
+        }
         let mut state = self.lock();
         state.exports.insert(id, entry);
         drop(state);
@@ -1166,16 +1202,14 @@ impl SessionInner {
                 .values()
                 .filter_map(|slot| slot.import.upgrade())
                 .collect();
-            let unread: Vec<ReadableStream> = state
-                .exports
-                .values_mut()
-                .filter_map(|e| e.readable.take())
-                .collect();
-            let pipes: Vec<_> = state
-                .exports
-                .values()
-                .filter_map(|e| e.pipe.clone())
-                .collect();
+            let mut unread: Vec<ReadableStream> = Vec::new();
+            let mut pipes = Vec::new();
+            for entry in state.exports.values_mut() {
+                if let ExportKind::Pipe { writer, readable } = &mut entry.kind {
+                    unread.extend(readable.take());
+                    pipes.push(writer.clone());
+                }
+            }
             (pending, unread, pipes)
         };
         // No message can claim a pipe or write to it any more: unclaimed pipes are
@@ -1186,7 +1220,7 @@ impl SessionInner {
         }
         self.streams_one_way();
         for import in pending {
-            if import.promise && !import.stream.load(Ordering::Acquire) {
+            if import.promise && !import.stream {
                 import.settle(Err(error.clone()));
             }
         }
@@ -1207,7 +1241,7 @@ impl SessionInner {
                 .imports
                 .values()
                 .filter_map(|slot| slot.import.upgrade())
-                .filter(|import| import.stream.load(Ordering::Acquire))
+                .filter(|import| import.stream)
                 .collect()
         };
         for import in waiting {

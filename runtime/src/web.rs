@@ -480,7 +480,6 @@ macro_rules! via_value {
 via_value! {
     Request => Request, "a Request";
     Response => Response, "a Response";
-    Blob => Blob (|b: &Blob| b.clone(), Ok::<_, RpcError>), "a Blob";
     Headers => Headers (|h: &Headers| header_pairs(&h.0), |p: Vec<(String, String)>| header_map(&p).map(Headers)), "headers";
     Url => Url (|u: &Url| u.0.clone(), |u| Ok::<_, RpcError>(Url(u))), "a URL";
 }

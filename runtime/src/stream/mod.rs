@@ -229,12 +229,6 @@ impl From<ReadableStream> for crate::Body {
     }
 }
 
-impl serde::Serialize for ReadableStream {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::ser::serialize_special(&Value::Readable(self.clone()), serializer)
-    }
-}
-
 impl<'de> serde::Deserialize<'de> for ReadableStream {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match crate::de::deserialize_value(deserializer)? {
@@ -252,13 +246,14 @@ impl<'de> serde::Deserialize<'de> for ReadableStream {
 // ---------------------------------------------------------------------------------------
 // Pipes: a writable end whose writes a readable end reads
 
-/// What a writable end asks of whoever consumes it; each carries its acknowledgement. A
-/// write from a peer also carries its charge against the session's stream buffer, given
-/// back when the chunk is taken (or dropped unread).
+/// What a writable end asks of whoever consumes it; a write and a close carry their
+/// acknowledgement (an abort waits for nobody). A write from a peer also carries its
+/// charge against the session's stream buffer, given back when the chunk is taken (or
+/// dropped unread).
 pub(crate) enum Command {
     Write(Bytes, Ack, Option<Charge>),
     Close(Ack),
-    Abort(RpcError, Ack),
+    Abort(RpcError),
 }
 
 type Ack = oneshot::Sender<Result<(), RpcError>>;
@@ -368,29 +363,19 @@ impl PipeWriter {
         self.send(Command::Close)
     }
 
-    /// Aborts the stream. Done at once: an abort does not wait for a reader (who may
-    /// never come), it only follows the chunks already queued.
-    fn abort(&self, reason: RpcError) -> BoxFuture<'static, Result<(), RpcError>> {
-        self.abort_unfinished(reason);
-        futures::future::ready(Ok(())).boxed()
-    }
-
     /// Aborts the stream with `reason` unless it was closed or aborted already (a later
-    /// abort changes nothing, as in JavaScript).
+    /// abort changes nothing, as in JavaScript). Done at once: an abort does not wait for
+    /// a reader (who may never come), it only follows the chunks already queued.
     pub(crate) fn abort_unfinished(&self, reason: RpcError) {
         if !self.finished.swap(true, Ordering::AcqRel) {
-            let (ack, _) = oneshot::channel();
-            let _ = self.tx.send(Command::Abort(reason, ack));
+            let _ = self.tx.send(Command::Abort(reason));
         }
     }
 }
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        if !self.finished.load(Ordering::Acquire) {
-            let (ack, _) = oneshot::channel();
-            let _ = self.tx.send(Command::Abort(disposed_without_close(), ack));
-        }
+        self.abort_unfinished(disposed_without_close());
     }
 }
 
@@ -425,7 +410,10 @@ impl RpcObject for PipeWriter {
                 Err(e) => return Box::pin(std::future::ready(Err(e))),
             },
             "close" => self.close(),
-            "abort" => self.abort(reason_of(args.first())),
+            "abort" => {
+                self.abort_unfinished(reason_of(args.first()));
+                futures::future::ready(Ok(())).boxed()
+            }
             other => {
                 return Box::pin(std::future::ready(Err(RpcError::not_a_function(other))));
             }
@@ -458,10 +446,7 @@ impl Stream for PipeReader {
                 let _ = ack.send(Ok(()));
                 None
             }
-            Poll::Ready(Some(Command::Abort(reason, ack))) => {
-                let _ = ack.send(Ok(()));
-                Some(Err(reason))
-            }
+            Poll::Ready(Some(Command::Abort(reason))) => Some(Err(reason)),
             Poll::Ready(None) => Some(Err(disposed_without_close())),
         };
         self.done = true;
@@ -532,13 +517,11 @@ impl Writer {
         }
     }
 
-    async fn abort(self, reason: RpcError) {
+    fn abort(self, reason: RpcError) {
         match self {
             // A plain sink has no abort: it is dropped unclosed.
             Writer::Local(sink) => drop(sink),
-            Writer::Pipe(pipe) => {
-                let _ = pipe.abort(reason).await;
-            }
+            Writer::Pipe(pipe) => pipe.abort_unfinished(reason),
             Writer::Remote(remote) => remote.abort(reason),
         }
     }
@@ -567,10 +550,9 @@ async fn drive(mut rx: mpsc::UnboundedReceiver<Command>, mut writer: Writer) {
                     let _ = ack.send(Err(e.clone()));
                     rx.close();
                     while let Some(command) = rx.recv().await {
-                        let (Command::Write(_, ack, _)
-                        | Command::Close(ack)
-                        | Command::Abort(_, ack)) = command;
-                        let _ = ack.send(Err(e.clone()));
+                        if let Command::Write(_, ack, _) | Command::Close(ack) = command {
+                            let _ = ack.send(Err(e.clone()));
+                        }
                     }
                     return;
                 }
@@ -580,11 +562,7 @@ async fn drive(mut rx: mpsc::UnboundedReceiver<Command>, mut writer: Writer) {
                 let _ = ack.send(writer.close().await);
                 return;
             }
-            Command::Abort(reason, ack) => {
-                writer.abort(reason).await;
-                let _ = ack.send(Ok(()));
-                return;
-            }
+            Command::Abort(reason) => return writer.abort(reason),
         }
     }
 }
@@ -774,7 +752,7 @@ impl WritableStream {
         if let Ok(mut in_use) = self.take_writer() {
             let writer = in_use.writer.take().expect("taken with a writer");
             *lock(&in_use.slot) = Slot::Failed(reason.clone());
-            writer.abort(reason).await;
+            writer.abort(reason);
         }
     }
 
@@ -830,24 +808,6 @@ impl Sink<Bytes> for WritableStream {
 impl fmt::Debug for WritableStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WritableStream")
-    }
-}
-
-impl serde::Serialize for WritableStream {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::ser::serialize_special(&Value::Writable(self.clone()), serializer)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for WritableStream {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match crate::de::deserialize_value(deserializer)? {
-            Value::Writable(w) => Ok(w),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a WritableStream, found {}",
-                other.type_name()
-            ))),
-        }
     }
 }
 

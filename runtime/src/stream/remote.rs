@@ -50,6 +50,14 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
+    /// The error of the first write that failed, if one has.
+    fn check(&self) -> Result<(), RpcError> {
+        match &super::lock(&self.state).error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until `ready` holds, or a write has failed.
     async fn wait(&self, ready: impl Fn(&State) -> bool) -> Result<(), RpcError> {
         loop {
@@ -99,7 +107,7 @@ impl RemoteWriter {
     }
 
     async fn write_piece(&mut self, piece: Bytes) -> Result<(), RpcError> {
-        self.shared.wait(|_| true).await?;
+        self.shared.check()?;
         let Hook::Import(import) = &self.target else {
             // A writable in this process: each write in turn, no window.
             let args = vec![Value::Bytes(piece.into())];
@@ -131,7 +139,7 @@ impl RemoteWriter {
 
     /// Closes the stream and waits until the peer has taken every chunk.
     pub(crate) async fn close(self) -> Result<(), RpcError> {
-        self.shared.wait(|_| true).await?;
+        self.shared.check()?;
         self.send_close().await
     }
 
@@ -196,7 +204,7 @@ pub(crate) async fn pump(
             }
             Some(Err(e)) => return writer.abort(e),
             None => {
-                if writer.shared.wait(|_| true).await.is_ok() {
+                if writer.shared.check().is_ok() {
                     let closed = writer.send_close();
                     drop(busy);
                     let _ = closed.await;

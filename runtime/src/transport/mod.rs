@@ -214,21 +214,19 @@ async fn feed_all<T>(
 where
     T: Sink<String, Error = TransportError> + Unpin,
 {
-    let mut fed = Vec::new();
-    let mut note = |text: &String| fed.push(inner.outgoing_stream_size(text));
-    note(&first);
+    let mut stream_bytes = inner.outgoing_stream_size(&first);
     transport.feed(first).await?;
     // Batch whatever else is ready into one flush.
     for _ in 0..BURST * 4 {
         match out_rx.try_recv() {
             Ok(text) => {
-                note(&text);
+                stream_bytes += inner.outgoing_stream_size(&text);
                 transport.feed(text).await?;
             }
             Err(_) => break,
         }
     }
     let result = transport.flush().await;
-    inner.stream_bytes_sent(fed.into_iter().sum());
+    inner.stream_bytes_sent(stream_bytes);
     result
 }
