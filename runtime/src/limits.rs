@@ -17,8 +17,9 @@ pub struct Limits {
     pub max_bigint_digits: usize,
     /// Most bytes a peer may have written into this session's streams that no reader has
     /// taken yet (default 128 MiB). A peer that keeps to flow control stays below it (its
-    /// window: 2 to 4 MiB for capwire, adaptive for capnweb); one that does not is cut off
-    /// with an `abort` naming the limit. Keep it well above the peers' windows.
+    /// window: 2 to 64 MiB per stream for capwire; capnweb's adapts up to 1 GiB, which
+    /// only a link of huge bandwidth × delay reaches); one that does not is cut off with an
+    /// `abort` naming the limit. Keep it well above the peers' windows.
     pub max_stream_buffer: usize,
     /// Largest `Blob` received, which arrives whole (default 128 MiB). A bigger one fails
     /// the call that carries it.
