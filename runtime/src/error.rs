@@ -212,6 +212,14 @@ pub enum ProtocolError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The peer made this session (or the server) hold more memory than a budget allows.
+    #[error("the peer made this session hold more than {limit} bytes of memory (limit {name})")]
+    OverBudget {
+        /// The budget's name: `max_session_memory` or `max_memory`.
+        name: &'static str,
+        /// Its limit in bytes.
+        limit: usize,
+    },
     /// A reference to an export ID this side does not have.
     #[error("no such entry on exports table: {0}")]
     NoSuchExport(i64),

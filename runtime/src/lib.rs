@@ -65,6 +65,7 @@
 
 #![warn(missing_docs)]
 
+mod budget;
 mod codec;
 mod de;
 mod error;
@@ -91,7 +92,7 @@ pub use error::{ProtocolError, RpcError};
 pub use function::{FnOutput, Function, IntoFunction};
 /// The `http` crate, whose `Request` and `Response` an entrypoint's `fetch` takes and returns.
 pub use http;
-pub use limits::Limits;
+pub use limits::{Limits, ServerLimits};
 pub use object::{Body, CallFuture, FetchFuture, RpcObject, arg};
 pub use ser::to_value;
 pub use session::SessionStats;

@@ -1,4 +1,7 @@
-//! Per-session limits on what a peer may send.
+//! Limits on what a peer may make a session hold ([`Limits`]), and on what all peers
+//! together may make a server hold ([`ServerLimits`]).
+
+use std::time::Duration;
 
 /// Limits on what a peer may send. The message limits' defaults are capnweb's
 /// (`DEFAULT_LIMITS`); the stream limits are capwire's (capnweb has none).
@@ -24,6 +27,15 @@ pub struct Limits {
     /// Largest `Blob` received, which arrives whole (default 128 MiB). A bigger one fails
     /// the call that carries it.
     pub max_blob_size: usize,
+    /// Most memory a session may hold on its peer's behalf (default 256 MiB): calls and
+    /// results not yet answered or pulled, table entries, stream buffers, messages queued
+    /// for a peer that reads slowly. Counted approximately (a message's encoded size stands
+    /// for what it holds). A session that passes it is aborted, naming the limit.
+    pub max_session_memory: usize,
+    /// Most work one `map()` may do (default 1,000,000): each instruction run and each value
+    /// it produces or copies counts one. A mapper that passes it rejects its call, naming
+    /// the limit; the session goes on.
+    pub max_map_work: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +46,82 @@ impl Default for Limits {
             max_bigint_digits: 16384,
             max_stream_buffer: 128 * 1024 * 1024,
             max_blob_size: 128 * 1024 * 1024,
+            max_session_memory: 256 * 1024 * 1024,
+            max_map_work: 1_000_000,
         }
     }
+}
+
+/// Limits on what all the peers of one server together may make it hold, and how long it
+/// waits for them. A [`Server`](crate::Server), an [`rpc_route`](crate::rpc_route) and each
+/// listening worker of the [host](crate::host) apply their own.
+///
+/// ```
+/// use std::time::Duration;
+/// let limits = capwire::ServerLimits {
+///     max_connections: 10_000,
+///     idle_timeout: Some(Duration::from_secs(300)),
+///     ..Default::default()
+/// };
+/// assert_eq!(limits.max_memory, 1 << 30);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Most memory all sessions together may hold on their peers' behalf (default 1 GiB,
+    /// a fixed figure rather than a share of the machine's memory, so that a server
+    /// behaves the same wherever it runs; raise it on a big machine). The session whose
+    /// charge finds it full is aborted, naming `max_memory`; the others go on.
+    pub max_memory: usize,
+    /// Most connections open at once (default: three quarters of the process's
+    /// file-descriptor limit, so that the process keeps descriptors for its own files and
+    /// outgoing connections). At the limit, new connections are closed at once.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers, from the connection's start or the end of
+    /// the previous request (default 10 s): a client sending its headers a byte at a time
+    /// (slowloris) is cut off.
+    pub header_read_timeout: Duration,
+    /// Longest wait for an HTTP batch's body (default 30 s).
+    pub body_read_timeout: Duration,
+    /// Longest wait for a WebSocket upgrade to complete (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Longest a WebSocket message may take to arrive once its first byte has (default
+    /// 30 s): a frame trickled a byte at a time is cut off.
+    pub frame_read_timeout: Duration,
+    /// A WebSocket session that sends nothing for this long while it holds nothing (no
+    /// calls in flight, no capabilities either way beyond the main object) is closed.
+    /// `None` (the default) keeps such sessions open.
+    pub idle_timeout: Option<Duration>,
+    /// How often a WebSocket peer is pinged; one that answers nothing (no pong, no message)
+    /// for two intervals is closed as dead (default 30 s).
+    pub keepalive_interval: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_memory: 1 << 30,
+            max_connections: default_max_connections(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            frame_read_timeout: Duration::from_secs(30),
+            idle_timeout: None,
+            keepalive_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Three quarters of the soft file-descriptor limit (`/proc/self/limits` on Linux; 1024
+/// assumed elsewhere), at least 16.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .unwrap_or(1024);
+    (soft / 4 * 3).max(16)
 }

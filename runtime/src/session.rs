@@ -5,6 +5,7 @@
 //! `push`; negative when the peer did, by `export`/`promise`); an *export* is one we hold
 //! and the peer references. ID 0 is the main object on both sides. IDs are never reused.
 
+use crate::budget::Budget;
 use crate::codec::{Capability, encode, error_expr};
 use crate::error::{ProtocolError, RpcError};
 use crate::eval::Scope;
@@ -296,8 +297,11 @@ pub(crate) struct SessionInner {
     out: mpsc::UnboundedSender<String>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     limits: Limits,
-    /// Bytes the peer wrote into our streams that no reader has taken yet.
-    stream_buffer: Arc<crate::stream::Budget>,
+    /// Memory held on the peer's behalf (`max_session_memory`, within the server's).
+    memory: Arc<Budget>,
+    /// Bytes the peer wrote into our streams that no reader has taken yet (within
+    /// `memory`).
+    stream_buffer: Arc<Budget>,
     /// Bytes of our stream writes queued but not yet handed to the transport, and a wake-up
     /// when they go: flow control trusts the peer's acknowledgements, so this bounds the
     /// queue against a peer that acknowledges without reading.
@@ -385,9 +389,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionInner {
+    /// A session serving `main`; what it holds for its peer counts against
+    /// `limits.max_session_memory` and, when given, the server's budget.
     pub(crate) fn new(
         main: Option<RpcStub>,
         limits: Limits,
+        server: Option<Arc<Budget>>,
     ) -> (
         Arc<SessionInner>,
         mpsc::UnboundedReceiver<String>,
@@ -407,11 +414,17 @@ impl SessionInner {
             |s| s.hook,
         );
         state.exports.insert(0, ExportEntry::new(main_hook));
+        let memory = Budget::new("max_session_memory", limits.max_session_memory, server);
         let inner = Arc::new(SessionInner {
             state: Mutex::new(state),
             out,
             events,
-            stream_buffer: crate::stream::Budget::new(limits.max_stream_buffer),
+            stream_buffer: Budget::new(
+                "max_stream_buffer",
+                limits.max_stream_buffer,
+                Some(memory.clone()),
+            ),
+            memory,
             unsent_stream_bytes: std::sync::atomic::AtomicUsize::new(0),
             unsent_drained: Notify::new(),
             limits,
@@ -1017,13 +1030,27 @@ impl SessionInner {
     /// Handles one incoming message. An error ends the session.
     pub(crate) fn handle_text(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
         self.handle_message(text)?;
-        // A peer that writes more than its readers take ignores flow control.
-        if self.stream_buffer.exceeded() {
-            return Err(ProtocolError::StreamBufferExceeded {
-                limit: self.stream_buffer.limit(),
-            });
+        self.check_budgets()
+    }
+
+    /// Ends the session if its peer made it hold more than a budget allows: its stream
+    /// buffer (a peer that writes more than its readers take ignores flow control), its
+    /// memory, or the server's.
+    pub(crate) fn check_budgets(&self) -> Result<(), ProtocolError> {
+        match self
+            .stream_buffer
+            .exceeded_budget()
+            .or_else(|| self.memory.exceeded_budget())
+        {
+            None => Ok(()),
+            Some(e) if e.name == "max_stream_buffer" => {
+                Err(ProtocolError::StreamBufferExceeded { limit: e.limit })
+            }
+            Some(e) => Err(ProtocolError::OverBudget {
+                name: e.name,
+                limit: e.limit,
+            }),
         }
-        Ok(())
     }
 
     fn handle_message(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {

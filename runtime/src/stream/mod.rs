@@ -258,52 +258,7 @@ pub(crate) enum Command {
 
 type Ack = oneshot::Sender<Result<(), RpcError>>;
 
-/// A session's account of the bytes its peer has written into streams that no reader has
-/// taken yet (`Limits::max_stream_buffer`).
-pub(crate) struct Budget {
-    queued: std::sync::atomic::AtomicUsize,
-    limit: usize,
-    exceeded: AtomicBool,
-}
-
-/// Bytes counted against a [`Budget`] until dropped.
-pub(crate) struct Charge(Arc<Budget>, usize);
-
-impl Budget {
-    pub(crate) fn new(limit: usize) -> Arc<Budget> {
-        Arc::new(Budget {
-            queued: std::sync::atomic::AtomicUsize::new(0),
-            limit,
-            exceeded: AtomicBool::new(false),
-        })
-    }
-
-    /// Counts `n` more bytes, unless that passes the limit (which is then remembered).
-    fn charge(self: &Arc<Self>, n: usize) -> Option<Charge> {
-        let queued = self.queued.fetch_add(n, Ordering::AcqRel) + n;
-        if queued > self.limit {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            self.exceeded.store(true, Ordering::Release);
-            return None;
-        }
-        Some(Charge(self.clone(), n))
-    }
-
-    /// Whether the peer ever wrote past the limit.
-    pub(crate) fn exceeded(&self) -> bool {
-        self.exceeded.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.0.queued.fetch_sub(self.1, Ordering::AcqRel);
-    }
-}
+pub(crate) use crate::budget::{Budget, Charge};
 
 /// The writable end of a pipe, and what a peer's calls on a writable reach: it forwards
 /// `write`, `close` and `abort` in order to the consumer, and acknowledges each when the
@@ -346,9 +301,10 @@ impl PipeWriter {
             Some(budget) => match budget.charge(chunk.len()) {
                 Some(charge) => Some(charge),
                 None => {
+                    let full = budget.exceeded_budget();
+                    let (name, limit) = full.map_or((budget.name(), budget.limit()), |e| (e.name, e.limit));
                     return futures::future::ready(Err(RpcError::range(format!(
-                        "more than {} bytes written into streams and not read (limit max_stream_buffer)",
-                        budget.limit()
+                        "more than {limit} bytes written into streams and not read (limit {name})"
                     ))))
                     .boxed();
                 }

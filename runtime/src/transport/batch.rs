@@ -1,5 +1,6 @@
 //! HTTP batch: one `POST` carries a whole session, newline-delimited messages each way.
 
+use crate::budget::Budget;
 use crate::error::RpcError;
 use crate::limits::Limits;
 use crate::session::SessionInner;
@@ -10,7 +11,17 @@ use std::sync::Arc;
 /// serving `main`, waits until every pulled result is settled, and returns the response
 /// body. `Err` carries the body when the batch ended with an `abort`.
 pub async fn serve_batch(body: &str, main: RpcStub, limits: Limits) -> Result<String, String> {
-    let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits);
+    serve_batch_in(body, main, limits, None).await
+}
+
+/// [`serve_batch`], counting what the session holds against a server's budget too.
+pub(crate) async fn serve_batch_in(
+    body: &str,
+    main: RpcStub,
+    limits: Limits,
+    server: Option<Arc<Budget>>,
+) -> Result<String, String> {
+    let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits, server);
     let failed = match handle_body(&inner, body) {
         Ok(()) => false,
         Err(e) => {
@@ -76,7 +87,7 @@ pub struct BatchClient {
 impl BatchClient {
     /// A batch for the server at `url`.
     pub fn new(url: impl Into<String>) -> BatchClient {
-        let (inner, out_rx, _events) = SessionInner::new(None, Limits::default());
+        let (inner, out_rx, _events) = SessionInner::new(None, Limits::default(), None);
         BatchClient {
             url: url.into(),
             inner,

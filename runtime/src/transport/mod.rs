@@ -83,7 +83,24 @@ impl Session {
             + Unpin
             + 'static,
     {
-        let (inner, out_rx, ev_rx) = SessionInner::new(main, limits);
+        Session::start_in(transport, main, limits, None)
+    }
+
+    /// [`Session::start`], counting what the session holds against a server's budget too.
+    pub(crate) fn start_in<T>(
+        transport: T,
+        main: Option<RpcStub>,
+        limits: Limits,
+        server: Option<Arc<crate::budget::Budget>>,
+    ) -> Session
+    where
+        T: Stream<Item = Result<String, TransportError>>
+            + Sink<String, Error = TransportError>
+            + Send
+            + Unpin
+            + 'static,
+    {
+        let (inner, out_rx, ev_rx) = SessionInner::new(main, limits, server);
         tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx));
         Session { inner }
     }
