@@ -13,6 +13,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The longest list `generateFibonacci` and `listIds` make.
+pub const MAX_LIST: u32 = 1_000_000;
+
+/// A `RangeError` for a list longer than [`MAX_LIST`].
+fn check_list_size(n: u32) -> Result<(), RpcError> {
+    if n > MAX_LIST {
+        return Err(RpcError::range(format!(
+            "n must be at most {MAX_LIST}, not {n}"
+        )));
+    }
+    Ok(())
+}
+
 /// The main object of every conformance session.
 #[derive(Default)]
 pub struct TestTarget;
@@ -134,17 +147,20 @@ impl TestTarget {
         c.increment(Some(i.unwrap_or(1))).await
     }
 
-    /// The first `n` Fibonacci numbers.
-    pub fn generate_fibonacci(&self, n: u32) -> Vec<u64> {
-        let mut seq: Vec<u64> = Vec::with_capacity(n as usize);
+    /// The first `n` Fibonacci numbers, as JavaScript numbers (past the 1476th they are
+    /// `Infinity`, as in JavaScript). `n` above [`MAX_LIST`] is refused: the caller picks
+    /// `n`, so it must not pick how much this allocates.
+    pub fn generate_fibonacci(&self, n: u32) -> Result<Vec<f64>, RpcError> {
+        check_list_size(n)?;
+        let mut seq: Vec<f64> = Vec::new();
         for k in 0..n as usize {
             seq.push(if k < 2 {
-                k as u64
+                k as f64
             } else {
                 seq[k - 1] + seq[k - 2]
             });
         }
-        seq
+        Ok(seq)
     }
 
     /// `null`.
@@ -171,9 +187,10 @@ impl TestTarget {
         v
     }
 
-    /// `[1, 2, …, n]`.
-    pub fn list_ids(&self, n: u32) -> Vec<u32> {
-        (1..=n).collect()
+    /// `[1, 2, …, n]`; `n` above [`MAX_LIST`] is refused.
+    pub fn list_ids(&self, n: u32) -> Result<Vec<u32>, RpcError> {
+        check_list_size(n)?;
+        Ok((1..=n).collect())
     }
 
     /// `{ id, name: "user" + id }`.

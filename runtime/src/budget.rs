@@ -32,7 +32,11 @@ pub(crate) struct Exceeded {
 pub(crate) struct Charge(Arc<Budget>, usize);
 
 impl Budget {
-    pub(crate) fn new(name: &'static str, limit: usize, parent: Option<Arc<Budget>>) -> Arc<Budget> {
+    pub(crate) fn new(
+        name: &'static str,
+        limit: usize,
+        parent: Option<Arc<Budget>>,
+    ) -> Arc<Budget> {
         Arc::new(Budget {
             name,
             limit,
@@ -65,6 +69,14 @@ impl Budget {
         result
     }
 
+    /// Counts `n` bytes whatever the limits (for what must go anyway, an `abort`).
+    pub(crate) fn force_add(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+        if let Some(parent) = &self.parent {
+            parent.force_add(n);
+        }
+    }
+
     /// Gives back `n` bytes counted by [`Budget::try_add`].
     pub(crate) fn sub(&self, n: usize) {
         let _ = self
@@ -88,11 +100,6 @@ impl Budget {
         self.exceeded.get().copied()
     }
 
-    /// Whether a charge ever found a budget of the chain full.
-    pub(crate) fn exceeded(&self) -> bool {
-        self.exceeded.get().is_some()
-    }
-
     pub(crate) fn limit(&self) -> usize {
         self.limit
     }
@@ -104,6 +111,16 @@ impl Budget {
     /// Bytes counted now.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Budget {
+    /// What is still counted here (raw counts never given back, from a session that
+    /// ended) leaves the parents with it.
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            parent.sub(*self.used.get_mut());
+        }
     }
 }
 
@@ -180,7 +197,10 @@ mod tests {
         );
         assert_eq!((b.used(), server.used()), (0, 60));
         assert!(a.charge(30).is_none(), "a's own limit");
-        assert_eq!(a.exceeded_budget().map(|e| e.name), Some("max_session_memory"));
+        assert_eq!(
+            a.exceeded_budget().map(|e| e.name),
+            Some("max_session_memory")
+        );
         drop(first);
         assert_eq!((a.used(), server.used()), (0, 0));
         assert!(b.charge(50).is_some());

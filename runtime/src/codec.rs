@@ -10,17 +10,19 @@ use crate::wire::Expr;
 
 /// Detached encoding: a value outside any session (no capabilities allowed).
 pub(crate) fn encode_detached(value: &Value) -> Result<serde_json::Value, RpcError> {
-    Ok(encode(value, &mut |capability| {
-        Err(RpcError::type_error(match capability {
-            Capability::Stub(_) | Capability::Promise(_) => {
-                "Can't serialize RPC stubs in this context."
-            }
-            Capability::Readable(_) | Capability::Writable(_) => {
-                "Can't serialize streams in this context."
-            }
-        }))
-    })?
-    .to_json())
+    Ok(
+        encode(value, Limits::default().max_depth, &mut |capability| {
+            Err(RpcError::type_error(match capability {
+                Capability::Stub(_) | Capability::Promise(_) => {
+                    "Can't serialize RPC stubs in this context."
+                }
+                Capability::Readable(_) | Capability::Writable(_) => {
+                    "Can't serialize streams in this context."
+                }
+            }))
+        })?
+        .to_json(),
+    )
 }
 
 /// What a value holds that only a session can send: each becomes an entry of its tables.
@@ -60,69 +62,101 @@ pub fn deserialize(text: &str) -> Result<Value, RpcError> {
     Ok(crate::eval::evaluate(expr, &mut crate::eval::Detached)?)
 }
 
-/// Encodes `value` as an expression; `export` is asked to export each capability.
-pub(crate) fn encode(value: &Value, export: &mut Exporter<'_>) -> Result<Expr, RpcError> {
-    Ok(match value {
-        Value::Undefined => Expr::Undefined,
-        Value::Null => Expr::Null,
-        Value::Bool(b) => Expr::Bool(*b),
-        Value::Number(n) => Expr::Number(*n),
-        Value::BigInt(b) => Expr::BigInt(b.to_string()),
-        Value::String(s) => Expr::String(s.clone()),
-        Value::Array(a) => Expr::Array(
-            a.iter()
-                .map(|v| encode(v, export))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(o) => Expr::Object(
-            o.iter()
-                .map(|(k, v)| Ok((k.clone(), encode(v, export)?)))
-                .collect::<Result<_, RpcError>>()?,
-        ),
-        Value::Date(d) => Expr::Date(Some(d.millis()).filter(|m| !m.is_nan())),
-        Value::Bytes(b) => Expr::Bytes {
-            data: b.data.to_vec(),
-            kind: b.kind.clone(),
-        },
-        Value::Error(e) => encode_error(e, export),
-        Value::Url(u) => Expr::Url(u.clone()),
-        Value::Headers(h) => Expr::Headers(h.clone()),
-        Value::Stub(s) => export(Capability::Stub(&s.hook))?,
-        Value::Promise(p) => export(Capability::Promise(&p.hook))?,
-        Value::Readable(r) => export(Capability::Readable(r))?,
-        Value::Writable(w) => export(Capability::Writable(w))?,
-        // A blob's content always goes as a stream: capnweb accepts no other form.
-        Value::Blob(b) => Expr::Blob {
-            mime: b.mime_type().to_owned(),
-            content: Box::new(export(Capability::Readable(&ReadableStream::from_bytes(
-                b.data().clone(),
-            )))?),
-        },
-        Value::Request(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
-        Value::Response(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
-    })
+/// Encodes `value` as an expression; `export` is asked to export each capability. A value
+/// nested deeper than `max_depth` is refused (its encoding, and the peer's parser, would
+/// recurse that deep).
+pub(crate) fn encode(
+    value: &Value,
+    max_depth: usize,
+    export: &mut Exporter<'_>,
+) -> Result<Expr, RpcError> {
+    Encoder { max_depth, export }.encode(value, 0)
 }
 
-/// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
-pub(crate) fn encode_error(e: &RpcError, export: &mut Exporter<'_>) -> Expr {
-    let props = e.props().map(|p| {
-        p.iter()
-            .filter_map(|(k, v)| encode(v, export).ok().map(|x| (k.clone(), x)))
-            .collect::<Vec<_>>()
-    });
-    Expr::Error {
-        name: e.name().to_owned(),
-        message: e.message().to_owned(),
-        stack: e.stack().map(str::to_owned),
-        props: props.filter(|p| !p.is_empty()),
+/// The error for a value nested deeper than `limit`.
+pub(crate) fn too_deep(limit: usize) -> RpcError {
+    RpcError::range(format!(
+        "the value nests deeper than {limit} levels (limit max_depth)"
+    ))
+}
+
+struct Encoder<'a, 'b> {
+    max_depth: usize,
+    export: &'a mut Exporter<'b>,
+}
+
+impl Encoder<'_, '_> {
+    fn encode(&mut self, value: &Value, depth: usize) -> Result<Expr, RpcError> {
+        if depth >= self.max_depth {
+            return Err(too_deep(self.max_depth));
+        }
+        let export = &mut *self.export;
+        Ok(match value {
+            Value::Undefined => Expr::Undefined,
+            Value::Null => Expr::Null,
+            Value::Bool(b) => Expr::Bool(*b),
+            Value::Number(n) => Expr::Number(*n),
+            Value::BigInt(b) => Expr::BigInt(b.to_string()),
+            Value::String(s) => Expr::String(s.clone()),
+            Value::Array(a) => Expr::Array(
+                a.iter()
+                    .map(|v| self.encode(v, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(o) => Expr::Object(
+                o.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.encode(v, depth + 1)?)))
+                    .collect::<Result<_, RpcError>>()?,
+            ),
+            Value::Date(d) => Expr::Date(Some(d.millis()).filter(|m| !m.is_nan())),
+            Value::Bytes(b) => Expr::Bytes {
+                data: b.data.to_vec(),
+                kind: b.kind.clone(),
+            },
+            Value::Error(e) => self.error(e, depth),
+            Value::Url(u) => Expr::Url(u.clone()),
+            Value::Headers(h) => Expr::Headers(h.clone()),
+            Value::Stub(s) => export(Capability::Stub(&s.hook))?,
+            Value::Promise(p) => export(Capability::Promise(&p.hook))?,
+            Value::Readable(r) => export(Capability::Readable(r))?,
+            Value::Writable(w) => export(Capability::Writable(w))?,
+            // A blob's content always goes as a stream: capnweb accepts no other form.
+            Value::Blob(b) => Expr::Blob {
+                mime: b.mime_type().to_owned(),
+                content: Box::new(export(Capability::Readable(&ReadableStream::from_bytes(
+                    b.data().clone(),
+                )))?),
+            },
+            Value::Request(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
+            Value::Response(r) => r.to_expr(|body| export(Capability::Readable(body)))?,
+        })
+    }
+
+    /// Encodes an error; properties that cannot be encoded are dropped, as capnweb does.
+    fn error(&mut self, e: &RpcError, depth: usize) -> Expr {
+        let props = e.props().map(|p| {
+            p.iter()
+                .filter_map(|(k, v)| self.encode(v, depth + 1).ok().map(|x| (k.clone(), x)))
+                .collect::<Vec<_>>()
+        });
+        Expr::Error {
+            name: e.name().to_owned(),
+            message: e.message().to_owned(),
+            stack: e.stack().map(str::to_owned),
+            props: props.filter(|p| !p.is_empty()),
+        }
     }
 }
 
 /// An error as an expression, for `reject` and `abort` (which carry no capabilities).
 pub(crate) fn error_expr(e: &RpcError) -> Expr {
-    encode_error(e, &mut |_| {
-        Err(RpcError::type_error(
-            "errors in a reject or abort carry no stubs",
-        ))
-    })
+    Encoder {
+        max_depth: Limits::default().max_depth,
+        export: &mut |_| {
+            Err(RpcError::type_error(
+                "errors in a reject or abort carry no stubs",
+            ))
+        },
+    }
+    .error(e, 0)
 }

@@ -6,9 +6,11 @@
 //! it is the mapper's input, a capture, or the result of an earlier instruction.
 
 use crate::error::{ProtocolError, RpcError};
+use crate::limits::Limits;
 use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, resolve_promises};
 use crate::value::{BigInt, Bytes, Date, Object, Value};
+use crate::value::{Overrun, count_nodes};
 use crate::wire::{Capture, Expr, PathKey};
 use std::sync::Arc;
 
@@ -31,6 +33,11 @@ pub(crate) trait Scope {
     /// The largest `Blob` accepted.
     fn max_blob_size(&self) -> usize {
         usize::MAX
+    }
+
+    /// The limits mappers sent in this scope run under.
+    fn limits(&self) -> Limits {
+        Limits::default()
     }
 
     /// `["import", id, path?, args?]` (`pipeline` false) or `["pipeline", …]` (true).
@@ -116,12 +123,15 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
                     Capture::Export(id) => scope.introduce(id, false),
                 })
                 .collect::<Result<_, _>>()?;
+            let limits = scope.limits();
             Value::Promise(RpcPromise::from_hook(map(
                 subject,
                 path,
                 Arc::new(Mapper {
                     captures,
                     instructions,
+                    max_work: limits.max_map_work,
+                    max_depth: limits.max_depth,
                 }),
             )))
         }
@@ -200,6 +210,11 @@ pub(crate) fn reference_value(
 pub(crate) struct Mapper {
     pub(crate) captures: Vec<Hook>,
     pub(crate) instructions: Vec<Expr>,
+    /// Most work one map may do in all (`Limits::max_map_work`): an instruction run, and
+    /// each node of a value it produces, count one.
+    pub(crate) max_work: usize,
+    /// Deepest value an instruction may produce (`Limits::max_depth`).
+    pub(crate) max_depth: usize,
 }
 
 /// The result of `subject.path.map(mapper)`: once the subject is known, the mapper runs for
@@ -213,36 +228,48 @@ pub(crate) fn map(subject: Hook, path: Vec<PathKey>, mapper: Arc<Mapper>) -> Hoo
     };
     let input = input.resolve();
     Hook::start(async move {
+        // What the whole map may still do, across all its inputs.
+        let mut work = mapper.max_work;
         let results = match input.await? {
-            Value::Array(items) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| mapper.run(item))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Value::Array(items) => {
+                let mut results = Vec::new();
+                for item in items {
+                    results.push(mapper.run(item, &mut work)?);
+                }
+                Value::Array(results)
+            }
             nullish @ (Value::Null | Value::Undefined) => return Ok(nullish),
-            other => mapper.run(other)?,
+            other => mapper.run(other, &mut work)?,
         };
         resolve_promises(results).await
     })
 }
 
+/// The error for a map that would do more than `limit` work.
+fn too_much_work(limit: usize) -> RpcError {
+    RpcError::range(format!(
+        "map() would do more than {limit} units of work (limit max_map_work)"
+    ))
+}
+
 impl Mapper {
     /// Runs the instructions on one input; the last one's value is the result. Calls are
-    /// started, not awaited.
-    fn run(&self, input: Value) -> Result<Value, RpcError> {
+    /// started, not awaited. `work` is what the map may still do; each instruction, and
+    /// each node of what it produces, takes one.
+    fn run(&self, input: Value, work: &mut usize) -> Result<Value, RpcError> {
         let Some((last, rest)) = self.instructions.split_last() else {
             return Err(RpcError::error("Invalid empty mapper function."));
         };
         let mut scope = MapperScope {
             mapper: self,
             variables: vec![hook_of(input)],
+            work,
         };
         for instruction in rest {
-            let value = evaluate(instruction.clone(), &mut scope)?;
+            let value = scope.run(instruction)?;
             scope.variables.push(hook_of(value));
         }
-        Ok(evaluate(last.clone(), &mut scope)?)
+        scope.run(last)
     }
 }
 
@@ -251,6 +278,36 @@ impl Mapper {
 struct MapperScope<'a> {
     mapper: &'a Mapper,
     variables: Vec<Hook>,
+    work: &'a mut usize,
+}
+
+impl MapperScope<'_> {
+    /// Evaluates one instruction, counting it and what it produces against the map's work.
+    fn run(&mut self, instruction: &Expr) -> Result<Value, RpcError> {
+        self.spend(1)?;
+        let value = evaluate(instruction.clone(), self)?;
+        let nodes = self.measure(&value)?;
+        self.spend(nodes)?;
+        Ok(value)
+    }
+
+    /// The nodes of `value`, if it fits in what is left of the work and the depth limit.
+    fn measure(&self, value: &Value) -> Result<usize, RpcError> {
+        count_nodes(value, *self.work, self.mapper.max_depth).map_err(|e| match e {
+            Overrun::Nodes => too_much_work(self.mapper.max_work),
+            Overrun::Depth => crate::codec::too_deep(self.mapper.max_depth),
+        })
+    }
+
+    fn spend(&mut self, units: usize) -> Result<(), RpcError> {
+        match self.work.checked_sub(units) {
+            Some(left) => {
+                *self.work = left;
+                Ok(())
+            }
+            None => Err(too_much_work(self.mapper.max_work)),
+        }
+    }
 }
 
 impl MapperScope<'_> {
@@ -301,8 +358,12 @@ impl Scope for MapperScope<'_> {
     ) -> Result<Value, ProtocolError> {
         let hook = self.variable(id)?;
         Ok(match (hook, &path, &args) {
-            // A plain variable read whole is its value.
-            (Hook::Ready(v), None, None) => Value::clone(v),
+            // A plain variable read whole is its value: a copy, checked against the work
+            // left before it is made.
+            (Hook::Ready(v), None, None) => {
+                self.measure(v).map_err(ProtocolError::Session)?;
+                Value::clone(v)
+            }
             _ => reference_value(hook, path, args, pipeline),
         })
     }

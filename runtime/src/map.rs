@@ -48,30 +48,34 @@ impl Recording {
     }
 
     fn encode(&mut self, value: &Value) -> Result<Expr, RpcError> {
-        encode(value, &mut |capability| {
-            let hook = match capability {
-                Capability::Stub(hook) | Capability::Promise(hook) => hook,
-                Capability::Readable(_) | Capability::Writable(_) => {
-                    return Err(RpcError::type_error(
-                        "A mapper function cannot send streams.",
-                    ));
-                }
-            };
-            let id = self.id_of(hook);
-            Ok(if matches!(hook, Hook::Recorded(_)) {
-                Expr::Pipeline {
-                    id,
-                    path: None,
-                    args: None,
-                }
-            } else {
-                Expr::Import {
-                    id,
-                    path: None,
-                    args: None,
-                }
-            })
-        })
+        encode(
+            value,
+            crate::Limits::default().max_depth,
+            &mut |capability| {
+                let hook = match capability {
+                    Capability::Stub(hook) | Capability::Promise(hook) => hook,
+                    Capability::Readable(_) | Capability::Writable(_) => {
+                        return Err(RpcError::type_error(
+                            "A mapper function cannot send streams.",
+                        ));
+                    }
+                };
+                let id = self.id_of(hook);
+                Ok(if matches!(hook, Hook::Recorded(_)) {
+                    Expr::Pipeline {
+                        id,
+                        path: None,
+                        args: None,
+                    }
+                } else {
+                    Expr::Import {
+                        id,
+                        path: None,
+                        args: None,
+                    }
+                })
+            },
+        )
     }
 
     /// Records a call or property read on `hook`; the result is a placeholder for it.
@@ -150,9 +154,12 @@ fn record<E, U: serde::Serialize>(
         let mut recording = r.borrow_mut().take().expect("recording was set above");
         let last = recording.encode(&result)?;
         recording.instructions.push(last);
+        let limits = crate::Limits::default();
         Ok(Mapper {
             captures: recording.captures,
             instructions: recording.instructions,
+            max_work: limits.max_map_work,
+            max_depth: limits.max_depth,
         })
     })
 }

@@ -5,7 +5,7 @@
 //! `push`; negative when the peer did, by `export`/`promise`); an *export* is one we hold
 //! and the peer references. ID 0 is the main object on both sides. IDs are never reused.
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Charge};
 use crate::codec::{Capability, encode, error_expr};
 use crate::error::{ProtocolError, RpcError};
 use crate::eval::Scope;
@@ -81,7 +81,7 @@ impl Import {
 
     pub(crate) fn op(self: &Arc<Self>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
         match self.resolution.get() {
-            Some(Ok(v)) => value_op(v.clone(), path, args),
+            Some(Ok(v)) => value_op(v, path, args),
             Some(Err(e)) => Hook::Error(e.clone()),
             None => match self.session.send_call(self.id, path, args) {
                 Ok(import) => Hook::Import(import),
@@ -195,6 +195,8 @@ enum ImportKind {
 }
 
 struct ImportSlot {
+    /// The entry, counted against the session's memory when the peer made it.
+    charge: Option<Charge>,
     import: Weak<Import>,
     generation: u64,
     /// Times the peer introduced this ID to us: what a `release` must report.
@@ -206,7 +208,13 @@ struct ExportEntry {
     refcount: u64,
     resolution: Resolution,
     kind: ExportKind,
+    /// What the entry holds for the peer, counted against the session's memory.
+    charge: Option<Charge>,
 }
+
+/// What a table entry costs beyond the message that made it (the entry, its hook, the
+/// call's task): a rough figure, so that a million entries cost what they take.
+const ENTRY_COST: usize = 256;
 
 /// What an export is, beyond its hook.
 enum ExportKind {
@@ -243,6 +251,7 @@ impl ExportEntry {
             refcount: 1,
             resolution: Resolution::NotPulled,
             kind: ExportKind::Plain,
+            charge: None,
         }
     }
 }
@@ -257,7 +266,12 @@ impl Drop for ExportEntry {
 }
 
 pub(crate) enum Event {
-    Dropped { id: i64, generation: u64 },
+    Dropped {
+        id: i64,
+        generation: u64,
+    },
+    /// A charge found a memory budget full: the session must end.
+    OverBudget,
     Shutdown,
 }
 
@@ -290,6 +304,9 @@ pub struct SessionStats {
     pub imports: usize,
     /// Live entries of the export table (the main object included).
     pub exports: usize,
+    /// Bytes the session counts as held on its peer's behalf, against
+    /// [`Limits::max_session_memory`](crate::Limits::max_session_memory): an estimate.
+    pub memory: usize,
 }
 
 pub(crate) struct SessionInner {
@@ -299,6 +316,8 @@ pub(crate) struct SessionInner {
     limits: Limits,
     /// Memory held on the peer's behalf (`max_session_memory`, within the server's).
     memory: Arc<Budget>,
+    /// Bytes of messages queued for the transport, not yet taken by it.
+    unsent_bytes: std::sync::atomic::AtomicUsize,
     /// Bytes the peer wrote into our streams that no reader has taken yet (within
     /// `memory`).
     stream_buffer: Arc<Budget>,
@@ -342,6 +361,10 @@ impl Scope for SessionScope<'_> {
 
     fn max_blob_size(&self) -> usize {
         self.0.limits.max_blob_size
+    }
+
+    fn limits(&self) -> Limits {
+        self.0.limits
     }
 
     fn writable(&mut self, id: i64) -> Result<WritableStream, ProtocolError> {
@@ -425,6 +448,7 @@ impl SessionInner {
                 Some(memory.clone()),
             ),
             memory,
+            unsent_bytes: std::sync::atomic::AtomicUsize::new(0),
             unsent_stream_bytes: std::sync::atomic::AtomicUsize::new(0),
             unsent_drained: Notify::new(),
             limits,
@@ -438,10 +462,43 @@ impl SessionInner {
         lock(&self.state)
     }
 
+    /// Queues a message for the transport. Its bytes count against the session's memory
+    /// until the transport takes them ([`Self::unqueued`]): a peer that reads slowly while
+    /// results pile up for it passes its budget and is aborted. (A failed charge is
+    /// remembered by the budget; the session loop ends the session.)
+    fn queue(&self, text: String) -> Result<(), ()> {
+        let len = text.len();
+        if self.memory.try_add(len).is_err() {
+            let _ = self.events.send(Event::OverBudget);
+            return Err(());
+        }
+        self.unsent_bytes.fetch_add(len, Ordering::AcqRel);
+        if self.out.send(text).is_err() {
+            self.unqueued(len);
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// The transport took `bytes` of queued messages (or they were dropped).
+    pub(crate) fn unqueued(&self, bytes: usize) {
+        self.memory.sub(bytes);
+        let _ = self
+            .unsent_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(bytes))
+            });
+    }
+
+    /// Bytes of messages queued and not yet taken by the transport.
+    pub(crate) fn unsent_bytes(&self) -> usize {
+        self.unsent_bytes.load(Ordering::Acquire)
+    }
+
     pub(crate) fn send(&self, msg: &Message) {
         let state = self.lock();
         if state.broken.is_none() {
-            let _ = self.out.send(msg.to_text());
+            let _ = self.queue(msg.to_text());
         }
     }
 
@@ -454,7 +511,7 @@ impl SessionInner {
             Some(i) => i,
             None => {
                 state.main_taken = true;
-                self.new_import(&mut state, 0, ImportKind::Stub, 0)
+                self.new_import(&mut state, 0, ImportKind::Stub, 0, None)
             }
         };
         RpcStub {
@@ -467,6 +524,7 @@ impl SessionInner {
         SessionStats {
             imports: state.imports.len(),
             exports: state.exports.len(),
+            memory: self.memory.used(),
         }
     }
 
@@ -480,6 +538,7 @@ impl SessionInner {
         id: i64,
         kind: ImportKind,
         remote_refcount: u64,
+        charge: Option<Charge>,
     ) -> Arc<Import> {
         state.next_generation += 1;
         let promise = kind != ImportKind::Stub;
@@ -500,6 +559,7 @@ impl SessionInner {
         state.imports.insert(
             id,
             ImportSlot {
+                charge,
                 import: Arc::downgrade(&import),
                 generation: import.generation,
                 remote_refcount,
@@ -530,10 +590,27 @@ impl SessionInner {
         )
     }
 
+    /// The text of `msg`, or an error naming `max_message_size` if it would be longer (a
+    /// message the peer would have to abort on is never sent).
+    fn text_within_limit(&self, msg: &Message) -> Result<String, RpcError> {
+        let limit = self.limits.max_message_size;
+        msg.to_text_within(limit).ok_or_else(|| {
+            RpcError::range(format!(
+                "the message would exceed the maximum size of {limit} bytes (limit max_message_size)"
+            ))
+        })
+    }
+
     /// Sends `["push", expr]`; `pending` is what encoding it made. The result is a new
     /// promise import.
     fn push(self: &Arc<Self>, expr: Expr, pending: Pending) -> Result<Arc<Import>, RpcError> {
-        let text = Message::Push(expr).to_text();
+        let text = match self.text_within_limit(&Message::Push(expr)) {
+            Ok(text) => text,
+            Err(e) => {
+                self.abandon(pending);
+                return Err(e);
+            }
+        };
         let mut state = self.lock();
         if let Some(e) = state.broken.as_ref().or(state.deaf.as_ref()) {
             let e = e.clone();
@@ -543,8 +620,8 @@ impl SessionInner {
         }
         let new_id = state.next_import;
         state.next_import += 1;
-        let _ = self.out.send(text);
-        let import = self.new_import(&mut state, new_id, ImportKind::Promise, 1);
+        let _ = self.queue(text);
+        let import = self.new_import(&mut state, new_id, ImportKind::Promise, 1, None);
         drop(state);
         self.start_pending(pending);
         Ok(import)
@@ -594,17 +671,21 @@ impl SessionInner {
         value: &Value,
         pending: &mut Pending,
     ) -> Result<Expr, RpcError> {
-        encode(value, &mut |capability| match capability {
-            Capability::Stub(hook) => self.export_hook(hook, false, pending),
-            Capability::Promise(hook) => self.export_hook(hook, true, pending),
-            Capability::Readable(stream) => self.export_readable(stream, pending),
-            Capability::Writable(stream) => {
-                let target = stream.take_target(self.stream_buffer.clone())?;
-                let id = self.new_export(Hook::Local(target))?;
-                pending.exported.push(id);
-                Ok(Expr::Writable(id))
-            }
-        })
+        encode(
+            value,
+            self.limits.max_depth,
+            &mut |capability| match capability {
+                Capability::Stub(hook) => self.export_hook(hook, false, pending),
+                Capability::Promise(hook) => self.export_hook(hook, true, pending),
+                Capability::Readable(stream) => self.export_readable(stream, pending),
+                Capability::Writable(stream) => {
+                    let target = stream.take_target(self.stream_buffer.clone())?;
+                    let id = self.new_export(Hook::Local(target))?;
+                    pending.exported.push(id);
+                    Ok(Expr::Writable(id))
+                }
+            },
+        )
     }
 
     /// Encodes each of `values` (a call's arguments); if one cannot be encoded, what the
@@ -670,8 +751,8 @@ impl SessionInner {
         }
         let id = state.next_import;
         state.next_import += 1;
-        let _ = self.out.send(Message::Pipe.to_text());
-        let import = self.new_import(&mut state, id, ImportKind::Stub, 1);
+        let _ = self.queue(Message::Pipe.to_text());
+        let import = self.new_import(&mut state, id, ImportKind::Stub, 1, None);
         drop(state);
         pending
             .pumps
@@ -689,12 +770,17 @@ impl SessionInner {
     ) -> Result<(Arc<Import>, usize), RpcError> {
         let mut pending = Pending::default();
         let args = self.encode_all(&args, &mut pending)?;
-        let text = Message::Stream(Expr::Pipeline {
+        let text = match self.text_within_limit(&Message::Stream(Expr::Pipeline {
             id,
             path: Some(vec![PathKey::from(method)]),
             args: Some(args),
-        })
-        .to_text();
+        })) {
+            Ok(text) => text,
+            Err(e) => {
+                self.abandon(pending);
+                return Err(e);
+            }
+        };
         self.send_stream_text(text, pending)
     }
 
@@ -731,8 +817,8 @@ impl SessionInner {
         if !one_way {
             self.unsent_stream_bytes.fetch_add(size, Ordering::AcqRel);
         }
-        let _ = self.out.send(text);
-        let import = self.new_import(&mut state, new_id, ImportKind::StreamCall, 0);
+        let _ = self.queue(text);
+        let import = self.new_import(&mut state, new_id, ImportKind::StreamCall, 0, None);
         drop(state);
         if one_way {
             import.settle(Ok(Value::Undefined));
@@ -860,7 +946,7 @@ impl SessionInner {
         match hook {
             // Known already: answer now, without a task.
             Hook::Ready(v) if !matches!(*v, Value::Promise(_)) => {
-                self.finish_resolution(id, Ok(Value::clone(&v)), auto_release);
+                self.finish_resolution(id, Ok(v), auto_release);
             }
             Hook::Error(e) => self.finish_resolution(id, Err(e), auto_release),
             hook => {
@@ -872,7 +958,7 @@ impl SessionInner {
                         let next = p.hook.resolve();
                         result = next.await;
                     }
-                    this.finish_resolution(id, result, auto_release);
+                    this.finish_resolution(id, result.map(Arc::new), auto_release);
                 };
                 match tokio::runtime::Handle::try_current() {
                     Ok(rt) => {
@@ -896,15 +982,18 @@ impl SessionInner {
     fn finish_resolution(
         self: &Arc<Self>,
         id: i64,
-        result: Result<Value, RpcError>,
+        result: Result<Arc<Value>, RpcError>,
         auto_release: bool,
     ) {
         let mut pending = Pending::default();
-        let msg = match result.and_then(|v| self.encode_value(&v, &mut pending)) {
-            Ok(expr) => Message::Resolve(id, expr),
+        let text = result
+            .and_then(|v| self.encode_value(&v, &mut pending))
+            .and_then(|expr| self.text_within_limit(&Message::Resolve(id, expr)));
+        let text = match text {
+            Ok(text) => text,
             Err(e) => {
                 self.abandon(std::mem::take(&mut pending));
-                Message::Reject(id, error_expr(&e))
+                Message::Reject(id, error_expr(&e)).to_text()
             }
         };
         let released;
@@ -920,7 +1009,7 @@ impl SessionInner {
             entry.resolution = Resolution::Sent;
             let counted = !entry.is_stream_call();
             if state.broken.is_none() {
-                let _ = self.out.send(msg.to_text());
+                let _ = self.queue(text);
             }
             if counted {
                 Self::settled_one(&mut state, &self.idle);
@@ -1003,14 +1092,16 @@ impl SessionInner {
             // The last local reference is gone but its release is not sent yet: a new
             // generation takes over the count, so the pending release is skipped.
             let count = slot.remote_refcount;
-            return Ok(self.new_import(&mut state, id, ImportKind::Stub, count));
+            let charge = slot.charge.take();
+            return Ok(self.new_import(&mut state, id, ImportKind::Stub, count, charge));
         }
         let kind = if promise {
             ImportKind::Promise
         } else {
             ImportKind::Stub
         };
-        Ok(self.new_import(&mut state, id, kind, 1))
+        let charge = self.charge_entry(0)?;
+        Ok(self.new_import(&mut state, id, kind, 1, Some(charge)))
     }
 
     /// Evaluates an expression from the peer into a value.
@@ -1059,14 +1150,15 @@ impl SessionInner {
         }
         match Message::parse(text, &self.limits)? {
             Message::Push(expr) => {
-                self.handle_push(expr, false)?;
+                self.handle_push(expr, false, text.len())?;
             }
             Message::Stream(expr) => {
-                self.handle_push(expr, true)?;
+                self.handle_push(expr, true, text.len())?;
             }
             Message::Pipe => {
                 let (writer, reader) = crate::stream::pipe_ends(Some(self.stream_buffer.clone()));
                 let mut entry = ExportEntry::new(Hook::Local(writer.clone()));
+                entry.charge = Some(self.charge_entry(0)?);
                 entry.kind = ExportKind::Pipe {
                     writer,
                     readable: Some(reader),
@@ -1104,15 +1196,49 @@ impl SessionInner {
         Ok(())
     }
 
-    fn handle_push(self: &Arc<Self>, expr: Expr, stream: bool) -> Result<(), ProtocolError> {
+    /// Counts a new table entry, made by a message of `size` bytes, against the session's
+    /// memory.
+    fn charge_entry(&self, size: usize) -> Result<Charge, ProtocolError> {
+        self.memory
+            .charge(ENTRY_COST.saturating_add(size))
+            .ok_or_else(|| self.over_budget())
+    }
+
+    /// The error for a charge the session's memory (or the server's) refused.
+    fn over_budget(&self) -> ProtocolError {
+        let full = self.memory.exceeded_budget();
+        ProtocolError::OverBudget {
+            name: full.map_or(self.memory.name(), |e| e.name),
+            limit: full.map_or(self.memory.limit(), |e| e.limit),
+        }
+    }
+
+    /// A `push` (or a `stream` call) of `size` bytes: a new export for its result, counted
+    /// against the session's memory with what it holds (the message's size stands for its
+    /// arguments; a result known at once is measured).
+    fn handle_push(
+        self: &Arc<Self>,
+        expr: Expr,
+        stream: bool,
+        size: usize,
+    ) -> Result<(), ProtocolError> {
         let id = {
             let mut state = self.lock();
             let id = state.next_peer_push;
             state.next_peer_push += 1;
             id
         };
+        // A stream write's bytes are counted by the stream buffer.
+        let mut charge = self.charge_entry(if stream { 0 } else { size })?;
         let hook = crate::eval::hook_of(self.evaluate(expr)?);
+        if let Hook::Ready(v) = &hook {
+            let held = crate::budget::value_size(v, self.memory.limit());
+            if !charge.grow(held) {
+                return Err(self.over_budget());
+            }
+        }
         let mut entry = ExportEntry::new(hook);
+        entry.charge = Some(charge);
         if stream {
             entry.kind = ExportKind::StreamCall;
         }
@@ -1138,9 +1264,7 @@ impl SessionInner {
                 import.released.store(true, Ordering::Release);
                 let slot = state.imports.remove(&id).expect("present above");
                 if slot.remote_refcount > 0 && state.broken.is_none() {
-                    let _ = self
-                        .out
-                        .send(Message::Release(id, slot.remote_refcount).to_text());
+                    let _ = self.queue(Message::Release(id, slot.remote_refcount).to_text());
                 }
             }
             import
@@ -1162,9 +1286,7 @@ impl SessionInner {
                 if current {
                     let slot = state.imports.remove(&id).expect("present above");
                     if slot.remote_refcount > 0 && state.broken.is_none() {
-                        let _ = self
-                            .out
-                            .send(Message::Release(id, slot.remote_refcount).to_text());
+                        let _ = self.queue(Message::Release(id, slot.remote_refcount).to_text());
                     }
                 }
                 // A client-only session ends once its main stub and every other reference
@@ -1184,6 +1306,14 @@ impl SessionInner {
                 }
                 true
             }
+            Event::OverBudget => match self.check_budgets() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("capwire: ending session: {e}");
+                    self.shutdown(RpcError::from(e), true);
+                    false
+                }
+            },
             Event::Shutdown => false,
         }
     }
@@ -1198,7 +1328,11 @@ impl SessionInner {
             }
             if send_abort {
                 let expr = error_expr(&error);
-                let _ = self.out.send(Message::Abort(expr).to_text());
+                // Sent whatever the budget: it says why the session ends.
+                let text = Message::Abort(expr).to_text();
+                self.memory.force_add(text.len());
+                self.unsent_bytes.fetch_add(text.len(), Ordering::AcqRel);
+                let _ = self.out.send(text);
             }
             state.broken = Some(error.clone());
             state.resolving = 0;

@@ -158,45 +158,60 @@ fn path_text(path: &[PathKey]) -> String {
 }
 
 /// Where following a path through a value ends.
-enum Followed {
-    Value(Value),
-    Hook(Hook, Vec<PathKey>),
+enum Followed<'a> {
+    Value(&'a Value),
+    Hook(&'a Hook, &'a [PathKey]),
 }
 
-fn follow(mut value: Value, path: &[PathKey]) -> Followed {
+static UNDEFINED: Value = Value::Undefined;
+
+/// Follows `path` through `value` by reference: only what the path ends at is ever copied,
+/// so reading one field of a big result (many times over) costs that field.
+fn follow<'a>(mut value: &'a Value, path: &'a [PathKey]) -> Followed<'a> {
     for (i, key) in path.iter().enumerate() {
         if is_prototype_key(key) {
-            value = Value::Undefined;
+            value = &UNDEFINED;
             continue;
         }
         value = match value {
-            Value::Object(mut o) => o.swap_remove(key.as_name().as_ref()).unwrap_or_default(),
-            Value::Array(mut a) => match key {
-                PathKey::Index(idx) if (*idx as usize) < a.len() => a.swap_remove(*idx as usize),
-                _ => Value::Undefined,
+            Value::Object(o) => o.get(key.as_name().as_ref()).unwrap_or(&UNDEFINED),
+            Value::Array(a) => match key {
+                PathKey::Index(idx) => usize::try_from(*idx)
+                    .ok()
+                    .and_then(|i| a.get(i))
+                    .unwrap_or(&UNDEFINED),
+                PathKey::Name(_) => &UNDEFINED,
             },
-            Value::Stub(s) => return Followed::Hook(s.hook, path[i..].to_vec()),
-            Value::Promise(p) => return Followed::Hook(p.hook, path[i..].to_vec()),
-            _ => Value::Undefined,
+            Value::Stub(s) => return Followed::Hook(&s.hook, &path[i..]),
+            Value::Promise(p) => return Followed::Hook(&p.hook, &path[i..]),
+            _ => &UNDEFINED,
         };
     }
     match value {
-        Value::Promise(p) => Followed::Hook(p.hook, Vec::new()),
+        Value::Promise(p) => Followed::Hook(&p.hook, &[]),
         other => Followed::Value(other),
     }
 }
 
 /// Applies a call (`args` is `Some`) or a property read at `path` to a plain value.
-pub(crate) fn value_op(value: Value, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+pub(crate) fn value_op(value: &Value, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
     match follow(value, path) {
-        Followed::Hook(hook, rest) => hook.op(&rest, args),
+        Followed::Hook(hook, rest) => hook.op(rest, args),
         Followed::Value(v) => match args {
             // A call on a stub held in a value: call the stub itself.
-            Some(args) if let Value::Stub(s) = &v => s.hook.op(&[], Some(args)),
-            None => Hook::ready(Ok(v)),
+            Some(args) if let Value::Stub(s) = v => s.hook.op(&[], Some(args)),
+            None => Hook::ready(Ok(v.clone())),
             Some(_) => Hook::Error(RpcError::not_a_function(&path_text(path))),
         },
     }
+}
+
+/// [`value_op`] on a value known here: reading it whole shares it instead of copying.
+fn shared_value_op(value: &Arc<Value>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+    if path.is_empty() && args.is_none() && !matches!(**value, Value::Promise(_)) {
+        return Hook::Ready(value.clone());
+    }
+    value_op(value, path, args)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -208,21 +223,33 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Resolves every promise inside `value`, as capnweb does before delivering a call.
+///
+/// A promise's result takes its place, so a value can grow deeper here than any message
+/// was (each of a chain of pipelined calls wrapping the previous result, say): a value that
+/// would nest deeper than the default `max_depth` rejects instead, before its walk (and any
+/// later one) can exhaust the stack.
 pub(crate) fn resolve_promises(value: Value) -> BoxFuture<'static, Result<Value, RpcError>> {
+    resolve_within(value, crate::Limits::default().max_depth)
+}
+
+fn resolve_within(value: Value, room: usize) -> BoxFuture<'static, Result<Value, RpcError>> {
     async move {
+        if room == 0 {
+            return Err(crate::codec::too_deep(crate::Limits::default().max_depth));
+        }
         Ok(match value {
-            Value::Promise(p) => resolve_promises(p.hook.resolve().await?).await?,
+            Value::Promise(p) => resolve_within(p.hook.resolve().await?, room).await?,
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for v in items {
-                    out.push(resolve_promises(v).await?);
+                    out.push(resolve_within(v, room - 1).await?);
                 }
                 Value::Array(out)
             }
             Value::Object(o) => {
                 let mut out = crate::value::Object::with_capacity(o.len());
                 for (k, v) in o {
-                    out.insert(k, resolve_promises(v).await?);
+                    out.insert(k, resolve_within(v, room - 1).await?);
                 }
                 Value::Object(out)
             }
@@ -304,9 +331,9 @@ impl Hook {
             Hook::Error(e) => Hook::Error(e.clone()),
             Hook::Local(obj) => local_op(obj, path, args),
             Hook::Import(imp) => imp.op(path, args),
-            Hook::Ready(v) => value_op(Value::clone(v), path, args),
+            Hook::Ready(v) => shared_value_op(v, path, args),
             Hook::Pending(shared, turns) => match shared.peek() {
-                Some(Ok(v)) if turns.all_served() => value_op(v.clone(), path, args),
+                Some(Ok(v)) if turns.all_served() => value_op(v, path, args),
                 Some(Err(e)) => Hook::Error(e.clone()),
                 _ => {
                     // Calls made before the value is known are delivered, once it is, in
@@ -318,7 +345,7 @@ impl Hook {
                         let value = shared.await;
                         ticket.wait().await;
                         let hook = match value {
-                            Ok(v) => value_op(v, &path, args),
+                            Ok(v) => value_op(&v, &path, args),
                             Err(e) => Hook::Error(e),
                         };
                         ticket.done();
@@ -464,7 +491,7 @@ fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>
             let first = local_op(obj, std::slice::from_ref(name), None);
             let rest = rest.to_vec();
             Hook::start(async move {
-                value_op(first.resolve().await?, &rest, args)
+                value_op(&first.resolve().await?, &rest, args)
                     .resolve()
                     .await
             })

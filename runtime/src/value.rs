@@ -569,3 +569,48 @@ impl std::ops::Index<usize> for Value {
             .unwrap_or(&UNDEFINED)
     }
 }
+
+/// Why [`count_nodes`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Overrun {
+    /// More than the given number of nodes.
+    Nodes,
+    /// Nested deeper than the given depth.
+    Depth,
+}
+
+/// The number of nodes of `value` (itself, and every element, property and error property
+/// inside it, recursively, with every 64 bytes of text or bytes counted as one more),
+/// walked without recursion; stops as soon as there are more than
+/// `max_nodes` or a node lies deeper than `max_depth`.
+pub(crate) fn count_nodes(
+    value: &Value,
+    max_nodes: usize,
+    max_depth: usize,
+) -> Result<usize, Overrun> {
+    let mut nodes = 0usize;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        nodes += 1;
+        if nodes > max_nodes {
+            return Err(Overrun::Nodes);
+        }
+        if depth >= max_depth {
+            return Err(Overrun::Depth);
+        }
+        match v {
+            // Text and bytes are copied too: every 64 bytes count as one more node.
+            Value::String(t) => nodes += t.len() / 64,
+            Value::Bytes(b) => nodes += b.data.len() / 64,
+            Value::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|v| (v, depth + 1))),
+            Value::Error(e) => {
+                if let Some(p) = e.props() {
+                    stack.extend(p.values().map(|v| (v, depth + 1)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(nodes)
+}

@@ -366,6 +366,19 @@ impl Message {
         serde_json::to_value(self).unwrap_or(Json::Null)
     }
 
+    /// Encodes the message as one line of JSON text, unless the text would be longer than
+    /// `limit` bytes: then `None`, having written no more than the limit (a message over
+    /// the limit is never built whole).
+    pub fn to_text_within(&self, limit: usize) -> Option<String> {
+        let mut out = Limited {
+            buf: Vec::new(),
+            limit,
+        };
+        serde_json::to_writer(&mut out, self).ok()?;
+        // serde_json writes only valid UTF-8.
+        String::from_utf8(out.buf).ok()
+    }
+
     /// Encodes the message as one line of JSON text.
     pub fn to_text(&self) -> String {
         // Straight to text, without building a JSON tree first. Serializing these types to
@@ -378,6 +391,26 @@ impl Expr {
     /// Parses one expression from JSON text, enforcing `limits`.
     pub fn parse(text: &str, limits: &Limits) -> Result<Expr, ProtocolError> {
         Parser { limits }.expr(&parse_json(text, limits)?, 0)
+    }
+}
+
+/// A buffer that refuses to grow past `limit` bytes.
+struct Limited {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
+            return Err(std::io::Error::other("over the message limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -138,6 +138,7 @@ class TestTarget extends RpcTarget {
     return { bar: { baz: () => "qux" } };
   }
   generateFibonacci(n) {
+    if (n > 1000000) throw new RangeError(`n must be at most 1000000, not ${n}`);
     const out = [];
     let a = 0;
     let b = 1;
@@ -163,6 +164,7 @@ class TestTarget extends RpcTarget {
     return new Promise((resolve) => setTimeout(() => resolve(keepStubs(v)), ms));
   }
   listIds(n) {
+    if (n > 1000000) throw new RangeError(`n must be at most 1000000, not ${n}`);
     const out = [];
     for (let k = 1; k <= n; k++) out.push(k);
     return out;

@@ -181,7 +181,8 @@ async fn when_the_transport_closes_pending_calls_fail_and_tables_empty() {
         server.stats(),
         capwire::SessionStats {
             imports: 0,
-            exports: 0
+            exports: 0,
+            memory: 0
         }
     );
     eventually("the client noticed", || {
@@ -444,7 +445,8 @@ async fn a_client_that_disconnects_mid_call_leaves_nothing_behind() {
         server.stats(),
         capwire::SessionStats {
             imports: 0,
-            exports: 0
+            exports: 0,
+            memory: 0
         }
     );
     assert!(slow.await.is_err());

@@ -302,7 +302,8 @@ impl PipeWriter {
                 Some(charge) => Some(charge),
                 None => {
                     let full = budget.exceeded_budget();
-                    let (name, limit) = full.map_or((budget.name(), budget.limit()), |e| (e.name, e.limit));
+                    let (name, limit) =
+                        full.map_or((budget.name(), budget.limit()), |e| (e.name, e.limit));
                     return futures::future::ready(Err(RpcError::range(format!(
                         "more than {limit} bytes written into streams and not read (limit {name})"
                     ))))

@@ -35,7 +35,7 @@ pub(crate) async fn serve_batch_in(
         "the HTTP batch ended before the client could answer this call",
     ));
     inner.drained().await;
-    let body = queued_body(&mut out_rx);
+    let body = queued_body(&inner, &mut out_rx);
     inner.shutdown(RpcError::disconnected("the HTTP batch is complete"), false);
     if failed { Err(body) } else { Ok(body) }
 }
@@ -52,9 +52,13 @@ fn handle_body(inner: &Arc<SessionInner>, body: &str) -> Result<(), RpcError> {
 }
 
 /// Every message queued for sending, as a batch body.
-fn queued_body(out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+fn queued_body(
+    inner: &SessionInner,
+    out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> String {
     let mut lines = Vec::new();
     while let Ok(text) = out_rx.try_recv() {
+        inner.unqueued(text.len());
         lines.push(text);
     }
     lines.join("\n")
@@ -107,7 +111,7 @@ impl BatchClient {
         // acknowledge their chunks before it answers.
         self.inner.streams_one_way();
         self.inner.streams_sent().await;
-        let request = queued_body(&mut self.out_rx);
+        let request = queued_body(&self.inner, &mut self.out_rx);
         let result = match self.post(request).await {
             Ok(response) => handle_body(&self.inner, &response),
             Err(e) => Err(e),

@@ -156,7 +156,9 @@ async fn drive<T>(
                     break;
                 }
             }
-            incoming = transport.next() => {
+            // While more than a little waits to be sent, the peer's next messages wait:
+            // a peer that reads slowly cannot make us queue ever more answers for it.
+            incoming = transport.next(), if inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING => {
                 // Handle every message that is already here before answering, so that the
                 // answers to a burst of calls leave in one write.
                 let mut open = handle_incoming(&inner, incoming);
@@ -180,12 +182,19 @@ async fn drive<T>(
     }
     // Flush what is queued (an `abort`, say), then close.
     while let Ok(text) = out_rx.try_recv() {
+        inner.unqueued(text.len());
         if transport.feed(text).await.is_err() {
             break;
         }
     }
+    while let Ok(text) = out_rx.try_recv() {
+        inner.unqueued(text.len());
+    }
     let _ = transport.close().await;
 }
+
+/// Bytes of queued outgoing messages past which the session stops reading its peer.
+const MAX_UNSENT_BEFORE_READING: usize = 4 * 1024 * 1024;
 
 /// Most incoming messages handled in a row before queued answers are sent.
 const BURST: usize = 64;
@@ -232,12 +241,14 @@ where
     T: Sink<String, Error = TransportError> + Unpin,
 {
     let mut stream_bytes = inner.outgoing_stream_size(&first);
+    inner.unqueued(first.len());
     transport.feed(first).await?;
     // Batch whatever else is ready into one flush.
     for _ in 0..BURST * 4 {
         match out_rx.try_recv() {
             Ok(text) => {
                 stream_bytes += inner.outgoing_stream_size(&text);
+                inner.unqueued(text.len());
                 transport.feed(text).await?;
             }
             Err(_) => break,
