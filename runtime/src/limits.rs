@@ -36,6 +36,9 @@ pub struct Limits {
     /// it produces or copies counts one. A mapper that passes it rejects its call, naming
     /// the limit; the session goes on.
     pub max_map_work: usize,
+    /// Longest the peer may leave our messages untaken (its socket without room for them)
+    /// before the session ends as stalled, and its memory is freed (default 30 s).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             max_blob_size: 128 * 1024 * 1024,
             max_session_memory: 256 * 1024 * 1024,
             max_map_work: 1_000_000,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }

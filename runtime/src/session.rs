@@ -462,6 +462,10 @@ impl SessionInner {
         lock(&self.state)
     }
 
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Queues a message for the transport. Its bytes count against the session's memory
     /// until the transport takes them ([`Self::unqueued`]): a peer that reads slowly while
     /// results pile up for it passes its budget and is aborted. (A failed charge is
@@ -1231,7 +1235,11 @@ impl SessionInner {
         // A stream write's bytes are counted by the stream buffer.
         let mut charge = self.charge_entry(if stream { 0 } else { size })?;
         let hook = crate::eval::hook_of(self.evaluate(expr)?);
-        if let Hook::Ready(v) = &hook {
+        // (A value shared with another entry, a pipelined reference to an earlier result,
+        // is counted there.)
+        if let Hook::Ready(v) = &hook
+            && Arc::strong_count(v) == 1
+        {
             let held = crate::budget::value_size(v, self.memory.limit());
             if !charge.grow(held) {
                 return Err(self.over_budget());

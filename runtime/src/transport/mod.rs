@@ -151,8 +151,8 @@ async fn drive<T>(
                 }
             }
             Some(text) = out_rx.recv() => {
-                if feed_all(&inner, &mut transport, text, &mut out_rx).await.is_err() {
-                    inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
+                if let Err(e) = feed_all(&inner, &mut transport, text, &mut out_rx).await {
+                    inner.shutdown(e, false);
                     break;
                 }
             }
@@ -163,7 +163,7 @@ async fn drive<T>(
                 // answers to a burst of calls leave in one write.
                 let mut open = handle_incoming(&inner, incoming);
                 let mut handled = 1;
-                while open && handled < BURST {
+                while open && handled < BURST && inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING {
                     let Some(more) = transport.next().now_or_never() else { break };
                     open = handle_incoming(&inner, more);
                     handled += 1;
@@ -172,25 +172,29 @@ async fn drive<T>(
                     break;
                 }
                 if let Ok(text) = out_rx.try_recv()
-                    && feed_all(&inner, &mut transport, text, &mut out_rx).await.is_err()
+                    && let Err(e) = feed_all(&inner, &mut transport, text, &mut out_rx).await
                 {
-                    inner.shutdown(RpcError::disconnected("the transport failed while sending"), false);
+                    inner.shutdown(e, false);
                     break;
                 }
             }
         }
     }
-    // Flush what is queued (an `abort`, say), then close.
-    while let Ok(text) = out_rx.try_recv() {
-        inner.unqueued(text.len());
-        if transport.feed(text).await.is_err() {
-            break;
+    // Flush what is queued (an `abort`, say), then close; a peer that takes nothing is
+    // not waited for longer than the send timeout.
+    let farewell = async {
+        while let Ok(text) = out_rx.try_recv() {
+            inner.unqueued(text.len());
+            if transport.feed(text).await.is_err() {
+                break;
+            }
         }
-    }
+        let _ = transport.close().await;
+    };
+    let _ = tokio::time::timeout(inner.limits().send_timeout, farewell).await;
     while let Ok(text) = out_rx.try_recv() {
         inner.unqueued(text.len());
     }
-    let _ = transport.close().await;
 }
 
 /// Bytes of queued outgoing messages past which the session stops reading its peer.
@@ -231,7 +235,28 @@ fn handle_incoming(
     }
 }
 
+/// Hands `first` and whatever else is queued to the transport, and flushes; fails if the
+/// transport does, or takes longer than the send timeout (a peer that stopped reading).
 async fn feed_all<T>(
+    inner: &SessionInner,
+    transport: &mut T,
+    first: String,
+    out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Result<(), RpcError>
+where
+    T: Sink<String, Error = TransportError> + Unpin,
+{
+    let limit = inner.limits().send_timeout;
+    match tokio::time::timeout(limit, feed_all_now(inner, transport, first, out_rx)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(RpcError::disconnected("the transport failed while sending")),
+        Err(_) => Err(RpcError::disconnected(&format!(
+            "the peer took nothing we sent for {limit:?} (limit send_timeout)"
+        ))),
+    }
+}
+
+async fn feed_all_now<T>(
     inner: &SessionInner,
     transport: &mut T,
     first: String,
