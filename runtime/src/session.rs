@@ -1208,6 +1208,23 @@ impl SessionInner {
             .ok_or_else(|| self.over_budget())
     }
 
+    /// Counts `size` more bytes for export `id` (its result, now known and held until the
+    /// peer releases it); a session that passes its budget so is ended.
+    fn charge_result(&self, id: i64, size: usize) {
+        let mut state = self.lock();
+        let Some(entry) = state.exports.get_mut(&id) else {
+            return;
+        };
+        let full = match &mut entry.charge {
+            Some(charge) => !charge.grow(size),
+            None => false,
+        };
+        drop(state);
+        if full {
+            let _ = self.events.send(Event::OverBudget);
+        }
+    }
+
     /// The error for a charge the session's memory (or the server's) refused.
     fn over_budget(&self) -> ProtocolError {
         let full = self.memory.exceeded_budget();
@@ -1244,6 +1261,15 @@ impl SessionInner {
             if !charge.grow(held) {
                 return Err(self.over_budget());
             }
+        }
+        // A result still to come is counted when it comes, if the entry is still there.
+        if let Hook::Pending(_, turns) = &hook {
+            let session = Arc::downgrade(self);
+            turns.on_settled(Box::new(move |size| {
+                if let Some(session) = session.upgrade() {
+                    session.charge_result(id, size);
+                }
+            }));
         }
         let mut entry = ExportEntry::new(hook);
         entry.charge = Some(charge);

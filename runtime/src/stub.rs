@@ -40,6 +40,47 @@ pub(crate) enum Hook {
 pub(crate) struct Turns {
     state: Mutex<TurnState>,
     changed: tokio::sync::Notify,
+    /// Who wants to know how much the value holds once it is known.
+    settled: Mutex<Settled>,
+}
+
+/// The size of a pending value, told to whoever counts it (the session whose peer asked
+/// for it, so that results not yet pulled count against its memory).
+#[derive(Default)]
+enum Settled {
+    #[default]
+    Waiting,
+    Watched(Box<dyn FnOnce(usize) + Send>),
+    Done(usize),
+}
+
+impl Turns {
+    /// Runs `watch` with the value's size once it is known (now, if it is).
+    pub(crate) fn on_settled(&self, watch: Box<dyn FnOnce(usize) + Send>) {
+        let mut settled = lock_plain(&self.settled);
+        match *settled {
+            Settled::Done(size) => {
+                drop(settled);
+                watch(size);
+            }
+            _ => *settled = Settled::Watched(watch),
+        }
+    }
+
+    fn settle(&self, result: &Result<Value, RpcError>) {
+        let size = match result {
+            Ok(v) => crate::budget::value_size(v, usize::MAX),
+            Err(_) => 0,
+        };
+        let previous = std::mem::replace(&mut *lock_plain(&self.settled), Settled::Done(size));
+        if let Settled::Watched(watch) = previous {
+            watch(size);
+        }
+    }
+}
+
+fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Default)]
@@ -303,7 +344,13 @@ impl Hook {
                 Ok(rt) => {
                     // When nothing wants the result any more (its holders were dropped, or
                     // its session ended), the task is cancelled rather than left running.
-                    let task = AbortOnDrop(rt.spawn(fut));
+                    let turns = Arc::<Turns>::default();
+                    let settled = turns.clone();
+                    let task = AbortOnDrop(rt.spawn(async move {
+                        let result = fut.await;
+                        settled.settle(&result);
+                        result
+                    }));
                     Hook::Pending(
                         async move {
                             task.await.unwrap_or_else(|e| {
@@ -312,7 +359,7 @@ impl Hook {
                         }
                         .boxed()
                         .shared(),
-                        Arc::default(),
+                        turns,
                     )
                 }
                 Err(_) => Hook::Pending(fut.shared(), Arc::default()),
