@@ -251,10 +251,11 @@ async fn converse(steps: Vec<Step>) -> Result<(), TestCaseError> {
         tokio::task::yield_now().await;
     }
     let sent = sent.lock().unwrap();
-    if let Some(abort) = sent.iter().find(|t| t.starts_with(r#"["abort""#)) {
-        if ABORTED.fetch_add(1, Ordering::Relaxed) < 15 && std::env::var("FUZZ_DEBUG").is_ok() {
-            eprintln!("{abort}");
-        }
+    if let Some(abort) = sent.iter().find(|t| t.starts_with(r#"["abort""#))
+        && ABORTED.fetch_add(1, Ordering::Relaxed) < 15
+        && std::env::var("CAPWIRE_FUZZ_DEBUG").is_ok()
+    {
+        eprintln!("{abort}");
     }
     if sent.iter().any(|t| t.starts_with(r#"["resolve""#)) {
         ANSWERED.fetch_add(1, Ordering::Relaxed);
