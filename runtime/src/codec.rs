@@ -160,3 +160,180 @@ pub(crate) fn error_expr(e: &RpcError) -> Expr {
     }
     .error(e, 0)
 }
+
+/// Why [`write_value`] stopped.
+pub(crate) enum WriteError {
+    /// The value cannot be sent (too deep, or a capability that cannot be exported).
+    Value(RpcError),
+    /// The writer refused more bytes (the message limit).
+    Full,
+}
+
+/// Writes the text of `value`'s expression to `out` straight from the value, exporting
+/// capabilities through `export` as [`encode`] does: the same text as encoding and then
+/// serializing the expression, without the expression tree (which for a big result is
+/// bigger than the value itself).
+pub(crate) fn write_value(
+    out: &mut impl std::io::Write,
+    value: &Value,
+    max_depth: usize,
+    export: &mut Exporter<'_>,
+) -> Result<(), WriteError> {
+    let ctx = std::cell::RefCell::new(Ctx {
+        max_depth,
+        export,
+        error: None,
+    });
+    let written = serde_json::to_writer(
+        out,
+        &Direct {
+            value,
+            depth: 0,
+            ctx: &ctx,
+        },
+    );
+    match (written, ctx.into_inner().error) {
+        (_, Some(e)) => Err(WriteError::Value(e)),
+        (Ok(()), None) => Ok(()),
+        (Err(_), None) => Err(WriteError::Full),
+    }
+}
+
+struct Ctx<'a, 'b> {
+    max_depth: usize,
+    export: &'a mut Exporter<'b>,
+    /// The first error met, which stopped the writing.
+    error: Option<RpcError>,
+}
+
+/// A value written as its expression, at `depth`.
+struct Direct<'c, 'a, 'b> {
+    value: &'c Value,
+    depth: usize,
+    ctx: &'c std::cell::RefCell<Ctx<'a, 'b>>,
+}
+
+impl<'c, 'a, 'b> Direct<'c, 'a, 'b> {
+    fn child(&self, value: &'c Value) -> Direct<'c, 'a, 'b> {
+        Direct {
+            value,
+            depth: self.depth + 1,
+            ctx: self.ctx,
+        }
+    }
+
+    fn fail<E: serde::ser::Error>(&self, e: RpcError) -> E {
+        let mut ctx = self.ctx.borrow_mut();
+        let message = e.to_string();
+        ctx.error.get_or_insert(e);
+        E::custom(message)
+    }
+}
+
+/// The elements of an array, as the inner list of `[[...]]`.
+struct Elements<'d, 'c, 'a, 'b>(&'d Direct<'c, 'a, 'b>, &'c [Value]);
+
+impl serde::Serialize for Elements<'_, '_, '_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.1.len()))?;
+        for v in self.1 {
+            seq.serialize_element(&self.0.child(v))?;
+        }
+        seq.end()
+    }
+}
+
+impl serde::Serialize for Direct<'_, '_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let max_depth = self.ctx.borrow().max_depth;
+        if self.depth >= max_depth {
+            return Err(self.fail(too_deep(max_depth)));
+        }
+        match self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::String(t) => s.serialize_str(t),
+            Value::Number(n) => Expr::Number(*n).serialize(s),
+            Value::Undefined => Expr::Undefined.serialize(s),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(1))?;
+                seq.serialize_element(&Elements(self, items))?;
+                seq.end()
+            }
+            Value::Object(o) => {
+                let mut map = s.serialize_map(Some(o.len()))?;
+                for (k, v) in o {
+                    map.serialize_entry(k, &self.child(v))?;
+                }
+                map.end()
+            }
+            // The rest are rare, or small, or capabilities: encoded as an expression.
+            other => {
+                let encoded = {
+                    let mut ctx = self.ctx.borrow_mut();
+                    let export = &mut *ctx.export;
+                    Encoder {
+                        max_depth: max_depth - self.depth,
+                        export,
+                    }
+                    .encode(other, 0)
+                };
+                match encoded {
+                    Ok(expr) => expr.serialize(s),
+                    Err(e) => Err(self.fail(e)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(value: &Value) -> (String, String) {
+        let mut refuse = |_: Capability<'_>| -> Result<Expr, RpcError> {
+            Err(RpcError::type_error("no capabilities here"))
+        };
+        let tree = encode(value, 256, &mut refuse).map(|e| serde_json::to_string(&e).unwrap());
+        let mut out = Vec::new();
+        let direct = write_value(&mut out, value, 256, &mut refuse);
+        (
+            tree.unwrap_or_else(|e| format!("error {e}")),
+            match direct {
+                Ok(()) => String::from_utf8(out).unwrap(),
+                Err(WriteError::Value(e)) => format!("error {e}"),
+                Err(WriteError::Full) => "full".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn writing_a_value_directly_gives_the_text_of_its_expression() {
+        let text = r#"[[1,-0.5,"two",null,true,{"a":["undefined"],"b":[[["inf"],["nan"]]]},["bigint","-12345678901234567890"],["date",1749342170815],["bytes","AQID"],["bytes","AQID/w","Uint16Array"],["error","RangeError","x",null,{"code":42}],["url","https://x/"],["headers",[["a","b"]]]]]"#;
+        let value = deserialize(text).unwrap();
+        let (tree, direct) = both(&value);
+        assert_eq!(tree, text);
+        assert_eq!(direct, tree);
+        let mut deep = Value::from(1);
+        for _ in 0..300 {
+            deep = Value::Array(vec![deep]);
+        }
+        let (tree, direct) = both(&deep);
+        assert!(tree.contains("limit max_depth"), "{tree}");
+        assert_eq!(direct, tree);
+    }
+
+    #[test]
+    fn writing_a_value_stops_at_the_writer_limit() {
+        let value = Value::from((0..100_000).collect::<Vec<i32>>());
+        let mut out = crate::wire::Limited::new(1000);
+        let mut refuse = |_: Capability<'_>| -> Result<Expr, RpcError> { unreachable!() };
+        assert!(matches!(
+            write_value(&mut out, &value, 256, &mut refuse),
+            Err(WriteError::Full)
+        ));
+    }
+}

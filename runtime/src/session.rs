@@ -597,12 +597,16 @@ impl SessionInner {
     /// The text of `msg`, or an error naming `max_message_size` if it would be longer (a
     /// message the peer would have to abort on is never sent).
     fn text_within_limit(&self, msg: &Message) -> Result<String, RpcError> {
-        let limit = self.limits.max_message_size;
-        msg.to_text_within(limit).ok_or_else(|| {
-            RpcError::range(format!(
-                "the message would exceed the maximum size of {limit} bytes (limit max_message_size)"
-            ))
-        })
+        msg.to_text_within(self.limits.max_message_size)
+            .ok_or_else(|| self.too_big())
+    }
+
+    /// The error for a message that would pass `max_message_size`.
+    fn too_big(&self) -> RpcError {
+        RpcError::range(format!(
+            "the message would exceed the maximum size of {} bytes (limit max_message_size)",
+            self.limits.max_message_size
+        ))
     }
 
     /// Sends `["push", expr]`; `pending` is what encoding it made. The result is a new
@@ -675,21 +679,50 @@ impl SessionInner {
         value: &Value,
         pending: &mut Pending,
     ) -> Result<Expr, RpcError> {
-        encode(
-            value,
-            self.limits.max_depth,
-            &mut |capability| match capability {
-                Capability::Stub(hook) => self.export_hook(hook, false, pending),
-                Capability::Promise(hook) => self.export_hook(hook, true, pending),
-                Capability::Readable(stream) => self.export_readable(stream, pending),
-                Capability::Writable(stream) => {
-                    let target = stream.take_target(self.stream_buffer.clone())?;
-                    let id = self.new_export(Hook::Local(target))?;
-                    pending.exported.push(id);
-                    Ok(Expr::Writable(id))
-                }
-            },
-        )
+        encode(value, self.limits.max_depth, &mut |capability| {
+            self.export_capability(capability, pending)
+        })
+    }
+
+    /// Exports a capability found while encoding a value (see [`Self::encode_value`]).
+    fn export_capability(
+        self: &Arc<Self>,
+        capability: Capability<'_>,
+        pending: &mut Pending,
+    ) -> Result<Expr, RpcError> {
+        match capability {
+            Capability::Stub(hook) => self.export_hook(hook, false, pending),
+            Capability::Promise(hook) => self.export_hook(hook, true, pending),
+            Capability::Readable(stream) => self.export_readable(stream, pending),
+            Capability::Writable(stream) => {
+                let target = stream.take_target(self.stream_buffer.clone())?;
+                let id = self.new_export(Hook::Local(target))?;
+                pending.exported.push(id);
+                Ok(Expr::Writable(id))
+            }
+        }
+    }
+
+    /// The text of `["resolve", id, value]`, written straight from the value (a big result
+    /// costs its text, not an expression tree as well), within `max_message_size`.
+    fn resolve_text(
+        self: &Arc<Self>,
+        id: i64,
+        value: &Value,
+        pending: &mut Pending,
+    ) -> Result<String, RpcError> {
+        use std::io::Write;
+        let mut out = crate::wire::Limited::new(self.limits.max_message_size);
+        write!(out, "[\"resolve\",{id},").map_err(|_| self.too_big())?;
+        crate::codec::write_value(&mut out, value, self.limits.max_depth, &mut |capability| {
+            self.export_capability(capability, pending)
+        })
+        .map_err(|e| match e {
+            crate::codec::WriteError::Value(e) => e,
+            crate::codec::WriteError::Full => self.too_big(),
+        })?;
+        out.write_all(b"]").map_err(|_| self.too_big())?;
+        out.into_string().ok_or_else(|| self.too_big())
     }
 
     /// Encodes each of `values` (a call's arguments); if one cannot be encoded, what the
@@ -990,9 +1023,7 @@ impl SessionInner {
         auto_release: bool,
     ) {
         let mut pending = Pending::default();
-        let text = result
-            .and_then(|v| self.encode_value(&v, &mut pending))
-            .and_then(|expr| self.text_within_limit(&Message::Resolve(id, expr)));
+        let text = result.and_then(|v| self.resolve_text(id, &v, &mut pending));
         let text = match text {
             Ok(text) => text,
             Err(e) => {

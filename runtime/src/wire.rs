@@ -370,13 +370,9 @@ impl Message {
     /// `limit` bytes: then `None`, having written no more than the limit (a message over
     /// the limit is never built whole).
     pub fn to_text_within(&self, limit: usize) -> Option<String> {
-        let mut out = Limited {
-            buf: Vec::new(),
-            limit,
-        };
+        let mut out = Limited::new(limit);
         serde_json::to_writer(&mut out, self).ok()?;
-        // serde_json writes only valid UTF-8.
-        String::from_utf8(out.buf).ok()
+        out.into_string()
     }
 
     /// Encodes the message as one line of JSON text.
@@ -395,9 +391,23 @@ impl Expr {
 }
 
 /// A buffer that refuses to grow past `limit` bytes.
-struct Limited {
+pub(crate) struct Limited {
     buf: Vec<u8>,
     limit: usize,
+}
+
+impl Limited {
+    pub(crate) fn new(limit: usize) -> Limited {
+        Limited {
+            buf: Vec::new(),
+            limit,
+        }
+    }
+
+    /// The text written (only ever JSON, so UTF-8).
+    pub(crate) fn into_string(self) -> Option<String> {
+        String::from_utf8(self.buf).ok()
+    }
 }
 
 impl std::io::Write for Limited {
