@@ -58,6 +58,7 @@ pub use config::{Config, ConfigError, ServiceBinding, WorkerConfig};
 
 use crate::error::RpcError;
 use crate::stub::{RpcPromise, RpcStub};
+use crate::transport::server::{self, ServerCtx};
 use crate::typed::{RpcTarget, Stub};
 use crate::value::Value;
 use std::collections::{HashMap, HashSet};
@@ -275,25 +276,25 @@ impl Host {
         }
         let mut bound = Vec::new();
         let mut servers = Vec::new();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = tokio_util::sync::CancellationToken::new();
         for (worker, listener) in listeners {
             let addr = listener.local_addr()?;
             bound.push((worker.config.name.clone(), addr));
             tracing::info!(worker = %worker.config.name, %addr, "serving");
-            let router = self.router(&worker);
-            let mut stop = stop_rx.clone();
-            servers.push(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            }));
+            // Each listener has its own limits and memory budget.
+            let limits = crate::ServerLimits::default();
+            let router = self.router(&worker, ServerCtx::new(limits));
+            servers.push(tokio::spawn(crate::transport::listener::serve(
+                listener,
+                router,
+                limits,
+                stop.clone(),
+            )));
         }
         on_bound(bound);
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        stop.cancel();
         for s in servers {
             let _ = s.await;
         }
@@ -332,19 +333,13 @@ impl Host {
     /// named one), a WebSocket upgrade starts an RPC session. Any other request goes to the
     /// default entrypoint's `fetch` if it has one. Without one, a `POST` at `/` or `/<Name>`
     /// is an HTTP batch session, and anything else answers 405 (or 404 elsewhere).
-    fn router(&self, worker: &Arc<Worker>) -> axum::Router {
+    fn router(&self, worker: &Arc<Worker>, ctx: ServerCtx) -> axum::Router {
         let host = self.inner.clone();
         let worker = worker.clone();
-        axum::Router::new().fallback(
-            move |ws: Result<
-                axum::extract::ws::WebSocketUpgrade,
-                axum::extract::ws::rejection::WebSocketUpgradeRejection,
-            >,
-                  request: axum::extract::Request| {
-                let (host, worker) = (host.clone(), worker.clone());
-                async move { host.handle_http(&worker, ws.ok(), request).await }
-            },
-        )
+        axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (host, worker, ctx) = (host.clone(), worker.clone(), ctx.clone());
+            async move { host.handle_http(&worker, request, &ctx).await }
+        })
     }
 }
 
@@ -352,8 +347,8 @@ impl HostInner {
     async fn handle_http(
         self: &Arc<Self>,
         worker: &Arc<Worker>,
-        ws: Option<axum::extract::ws::WebSocketUpgrade>,
         request: axum::extract::Request,
+        ctx: &ServerCtx,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
         let limits = crate::Limits::default();
@@ -367,8 +362,10 @@ impl HostInner {
             self.instantiate(worker, e)
                 .map_or_else(RpcStub::broken, RpcStub::from_arc)
         };
-        if let (Some(ws), Some(e)) = (ws, entrypoint) {
-            return crate::transport::server::websocket_session(ws, rpc_main(e), limits);
+        if let Some(e) = entrypoint
+            && server::is_websocket_upgrade(&request)
+        {
+            return server::websocket_session(request, rpc_main(e), limits, ctx);
         }
         let default = match self.instantiate(worker, None) {
             Ok(object) => object,
@@ -387,7 +384,7 @@ impl HostInner {
                     None => RpcStub::from_arc(default),
                     named => rpc_main(named),
                 };
-                batch(request, main, limits).await
+                server::batch_request(request, main, limits, ctx).await
             }
             Some(_) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
             None => http::StatusCode::NOT_FOUND.into_response(),
@@ -615,18 +612,5 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
             .iter()
             .map(|(k, v)| (k.clone(), toml_to_json(v)))
             .collect(),
-    }
-}
-
-async fn batch(
-    request: axum::extract::Request,
-    main: RpcStub,
-    limits: crate::Limits,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = crate::transport::websocket::frame_limit(&limits);
-    match axum::body::to_bytes(request.into_body(), limit).await {
-        Ok(body) => crate::transport::server::batch_session(&body, main, limits).await,
-        Err(e) => (http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
     }
 }
