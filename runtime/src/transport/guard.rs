@@ -449,7 +449,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for GuardedWs<T>
                 return Poll::Ready(Some(Err(e)));
             }
             let next = this.next_deadline();
-            this.clock.as_mut().reset(next);
+            if this.clock.deadline() != next {
+                this.clock.as_mut().reset(next);
+            }
             if this.clock.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
