@@ -319,7 +319,11 @@ pub(crate) struct GuardedWs<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> 
     session: Arc<OnceLock<Weak<SessionInner>>>,
     clock: Pin<Box<Sleep>>,
     next_ping: Instant,
+    /// A ping is queued, not yet flushed.
     flushing: bool,
+    /// When the first ping since the last read left (was flushed): the peer is dead once
+    /// it has had a whole interval to answer it and nothing was read for two.
+    ping_out: Option<Instant>,
     next_idle_check: Instant,
     /// When the session last held something.
     busy_at: Instant,
@@ -344,6 +348,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
             clock: Box::pin(tokio::time::sleep_until(now + keepalive)),
             next_ping: now + keepalive,
             flushing: false,
+            ping_out: None,
             next_idle_check: now + idle_timeout.map_or(Duration::ZERO, |t| t / 4),
             busy_at: now,
         }
@@ -375,12 +380,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
                 self.frame_read_timeout, io.partial
             )));
         }
-        if now >= io.last_read + self.keepalive * 2 {
+        if let Some(dead_at) = self.dead_at()
+            && now >= dead_at
+        {
             return Err(TransportError::new(
                 "the peer sent nothing, not even a pong, for two keepalive intervals",
             ));
         }
-        let (started, last_message) = (io.started, io.last_message);
+        let (started, last_message, last_read) = (io.started, io.last_message, io.last_read);
         if now >= self.next_ping {
             self.next_ping = now + self.keepalive;
             let mut socket = Pin::new(&mut self.ws.socket);
@@ -398,6 +405,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
         {
             self.flushing = false;
             flushed.map_err(|e| TransportError::new(e.to_string()))?;
+            if self.ping_out.is_none_or(|out| out <= last_read) {
+                self.ping_out = Some(now);
+            }
         }
         if let Some(idle) = self.idle_timeout
             && now >= self.next_idle_check
@@ -416,10 +426,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
         Ok(())
     }
 
+    /// When the peer counts as dead if nothing is read before: two intervals after the
+    /// last read, and one after the first ping since then left. Counting from the ping
+    /// too spares a peer we sent no ping to for a while (all that time spent writing to
+    /// it, say).
+    fn dead_at(&self) -> Option<Instant> {
+        let last_read = self.io().last_read;
+        self.ping_out
+            .filter(|&out| out > last_read)
+            .map(|out| (last_read + self.keepalive * 2).max(out + self.keepalive))
+    }
+
     /// The next time a clock may run out.
     fn next_deadline(&self) -> Instant {
         let io = self.io();
-        let mut next = self.next_ping.min(io.last_read + self.keepalive * 2);
+        let mut next = self.next_ping;
+        if let Some(dead_at) = self.dead_at() {
+            next = next.min(dead_at);
+        }
         if let Some(started) = io.started {
             next = next.min(started + self.frame_read_timeout);
         }
