@@ -119,8 +119,9 @@ pub struct ServerLimits {
     pub idle_timeout: Option<Duration>,
     /// How often a WebSocket peer is pinged (default 30 s). A peer from which nothing at
     /// all has been read for two intervals (no pong, no frame: Node's `ws` and browsers
-    /// answer pings by themselves) is closed as dead; so is one that has not taken any of
-    /// what is sent to it (a write waiting on it) for two intervals.
+    /// answer pings by themselves), the last of them at least since a ping left for it, is
+    /// closed as dead; so is one that has taken none of what is sent to it (a write
+    /// waiting on it) for two intervals.
     pub keepalive_interval: Duration,
 }
 
