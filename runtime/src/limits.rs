@@ -55,7 +55,8 @@ impl Default for Limits {
 /// Limits on what all the peers of one server together may make it hold, and how long it
 /// waits for them. A [`Server`](crate::Server), an [`rpc_route`](crate::rpc_route) (see
 /// [`rpc_route_with`](crate::rpc_route_with)) and each listening worker of the
-/// [host](crate::host) apply their own (the host uses the defaults). The limits on
+/// [host](crate::host) apply their own (the host's are set with
+/// [`HostBuilder::server_limits`](crate::host::HostBuilder::server_limits)). The limits on
 /// connections (`max_connections`, `header_read_timeout`) belong to the accept loop: a
 /// `Server` and the host apply them, an `rpc_route` mounted in an app that `axum::serve`
 /// serves does not.

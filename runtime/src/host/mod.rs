@@ -85,6 +85,7 @@ pub struct HostBuilder {
     registry: HashMap<String, Factory>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
+    server_limits: crate::ServerLimits,
 }
 
 type Resource = Arc<dyn std::any::Any + Send + Sync>;
@@ -110,6 +111,25 @@ impl HostBuilder {
     /// How long a graceful shutdown waits for `wait_until` work (default 30 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// The limits each listening worker applies to its clients, each with a memory budget
+    /// of its own (default [`ServerLimits::default()`](crate::ServerLimits)).
+    ///
+    /// ```
+    /// # pub struct Api;
+    /// # impl capwire::host::Entrypoint for Api { fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self { Api } }
+    /// # #[capwire::entrypoint] impl Api { pub fn ping(&self) -> String { "pong".into() } }
+    /// let builder = capwire::host::Host::builder()
+    ///     .entrypoint::<Api>("Api")
+    ///     .server_limits(capwire::ServerLimits {
+    ///         idle_timeout: Some(std::time::Duration::from_secs(120)),
+    ///         ..Default::default()
+    ///     });
+    /// ```
+    pub fn server_limits(mut self, server_limits: crate::ServerLimits) -> Self {
+        self.server_limits = server_limits;
         self
     }
 
@@ -159,6 +179,7 @@ impl HostBuilder {
                 resources: self.resources,
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
+                server_limits: self.server_limits,
             }),
         }
     }
@@ -226,6 +247,7 @@ struct HostInner {
     resources: HashMap<String, Resource>,
     tracker: TaskTracker,
     grace: Duration,
+    server_limits: crate::ServerLimits,
 }
 
 /// A running set of workers. Cheap to clone.
@@ -281,8 +303,8 @@ impl Host {
             let addr = listener.local_addr()?;
             bound.push((worker.config.name.clone(), addr));
             tracing::info!(worker = %worker.config.name, %addr, "serving");
-            // Each listener has its own limits and memory budget.
-            let limits = crate::ServerLimits::default();
+            // Each listener has its own memory budget.
+            let limits = self.inner.server_limits;
             let router = self.router(&worker, ServerCtx::new(limits));
             servers.push(tokio::spawn(crate::transport::listener::serve(
                 listener,
