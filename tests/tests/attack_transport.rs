@@ -690,3 +690,69 @@ async fn an_http_batch_whose_client_disconnects_is_cancelled_and_its_memory_free
     served(&api).await;
     drop(body);
 }
+
+/// A worker's entrypoint for the host test.
+pub struct Squarer;
+
+impl capwire::host::Entrypoint for Squarer {
+    fn new(_env: capwire::host::Env, _ctx: capwire::host::Ctx) -> Self {
+        Squarer
+    }
+}
+
+#[capwire::entrypoint]
+impl Squarer {
+    /// `i * i`.
+    pub fn square(&self, i: f64) -> f64 {
+        i * i
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_applies_its_server_limits_and_shuts_down_gracefully() {
+    let _serial = SERIAL.lock().await;
+    let (header_timeout, interval) = (Duration::from_millis(300), Duration::from_millis(200));
+    let host = capwire::host::Host::builder()
+        .entrypoint::<Squarer>("Squarer")
+        .server_limits(ServerLimits {
+            header_read_timeout: header_timeout,
+            keepalive_interval: interval,
+            ..patient()
+        })
+        .config_str(
+            "[[worker]]\nname = \"squarer\"\nmain = \"Squarer\"\nlisten = \"127.0.0.1:0\"\n",
+            "attack.toml",
+        )
+        .expect("config");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let serving = tokio::spawn(async move {
+        host.serve_until(
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |bound| {
+                let _ = addr_tx.send(bound[0].1);
+            },
+        )
+        .await
+    });
+    let addr = addr_rx.await.expect("bound");
+    let (_bystander, api) = connect(addr).await;
+    served(&api).await;
+
+    // A connection that sends nothing is cut by the header timeout; a WebSocket peer
+    // that answers no ping, after two intervals.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut dead = raw_websocket(addr).await;
+    until_closed(&mut silent, Duration::from_secs(10)).await;
+    until_closed(&mut dead, Duration::from_secs(10)).await;
+    served(&api).await;
+
+    let _ = stop_tx.send(());
+    timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("the host shut down within 10 s")
+        .expect("the serving task")
+        .expect("serve_until");
+}
