@@ -598,13 +598,13 @@ async fn an_http_batch_body_that_does_not_arrive_in_time_is_cut() {
     .await;
     let (_bystander, api) = connect(addr).await;
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
     tcp.write_all(
         format!("POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 1000\r\n\r\n[\"push\"")
             .as_bytes(),
     )
     .await
     .expect("send");
-    let started = Instant::now();
     let sent = until_closed(&mut tcp, Duration::from_secs(10)).await;
     assert!(started.elapsed() >= body_timeout);
     assert!(
