@@ -77,10 +77,11 @@ pub struct ServerLimits {
     /// behaves the same wherever it runs; raise it on a big machine). Counted against it:
     /// what each session holds (within its own `max_session_memory`), the bytes of each
     /// WebSocket message still arriving (from its first byte to its last, as read from
-    /// the connection), and each HTTP batch body while it is read and served. The session
+    /// the connection), each HTTP batch body while it is read and served, and each HTTP
+    /// batch answer until it has been written out. The session
     /// whose charge finds it full is aborted, naming `max_memory` (a WebSocket message
     /// still arriving: its connection gets an `abort` naming `max_memory` and is closed;
-    /// an HTTP batch body: `503` with an `abort` naming it); the others go on.
+    /// an HTTP batch body or answer: `503` with an `abort` naming it); the others go on.
     pub max_memory: usize,
     /// Most connections open at once (default: three quarters of the process's
     /// file-descriptor limit, so that the process keeps descriptors for its own files and
@@ -98,7 +99,10 @@ pub struct ServerLimits {
     /// between requests are all closed once it runs out.
     pub header_read_timeout: Duration,
     /// Longest wait for an HTTP batch's whole body, from the end of its headers (default
-    /// 30 s). One that runs out is answered `408` and its connection closed.
+    /// 30 s). One that runs out is answered `408` and its connection closed. Also the
+    /// longest an HTTP response may wait for its client to take any of it: a client that
+    /// stops reading is closed (a WebSocket connection's writes are watched by
+    /// `keepalive_interval` instead).
     pub body_read_timeout: Duration,
     /// Longest wait, once a WebSocket upgrade request has arrived, for the upgrade to
     /// complete: the `101` response written and the connection handed over (default

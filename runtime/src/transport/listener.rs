@@ -5,6 +5,7 @@
 use crate::limits::ServerLimits;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,11 +56,16 @@ pub(crate) async fn serve(
         tracker.spawn(async move {
             let io = TokioIo::new(Tracked {
                 io: tcp,
-                _slot: slot,
+                slot,
+                stall: None,
+                stall_limit: limits.body_read_timeout,
             });
             let requested = state.clone();
-            let service = hyper::service::service_fn(move |request| {
+            let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
                 requested.mark_requested();
+                request
+                    .extensions_mut()
+                    .insert(ConnHandle(requested.clone()));
                 hyper::service::Service::call(&service, request)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -121,7 +127,20 @@ struct ConnState {
     id: u64,
     conns: Arc<Conns>,
     requested: AtomicBool,
+    /// Upgraded to a WebSocket, whose session watches writes itself.
+    upgraded: AtomicBool,
     evicted: CancellationToken,
+}
+
+/// The connection a request came on, in the request's extensions.
+#[derive(Clone)]
+pub(crate) struct ConnHandle(Arc<ConnState>);
+
+impl ConnHandle {
+    /// The connection is being upgraded to a WebSocket.
+    pub(crate) fn upgrading(&self) {
+        self.0.upgraded.store(true, Ordering::Release);
+    }
 }
 
 /// A connection's place among the open ones, given back when dropped (when the socket
@@ -158,6 +177,7 @@ impl Conns {
             id,
             conns: self.clone(),
             requested: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             evicted: CancellationToken::new(),
         });
         table.waiting.insert(id, state.clone());
@@ -199,10 +219,38 @@ impl Drop for Slot {
     }
 }
 
-/// A socket carrying its connection's slot.
+/// A socket carrying its connection's slot. Until the connection is upgraded, a write
+/// the client has taken nothing of for `stall_limit` fails: a client that stops reading
+/// its responses does not hold them (and the connection) forever.
 struct Tracked<T> {
     io: T,
-    _slot: Slot,
+    slot: Slot,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    stall_limit: Duration,
+}
+
+impl<T> Tracked<T> {
+    fn unstall<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if poll.is_ready() || self.slot.state.upgraded.load(Ordering::Acquire) {
+            self.stall = None;
+            return poll;
+        }
+        let limit = self.stall_limit;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client took none of its response within body_read_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
@@ -217,18 +265,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.unstall(cx, poll)
     }
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.unstall(cx, poll)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()

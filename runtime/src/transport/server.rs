@@ -176,6 +176,10 @@ pub(crate) fn websocket_session(
         )
             .into_response();
     };
+    // From here on the session watches the connection's writes (keepalive_interval).
+    if let Some(conn) = request.extensions().get::<super::listener::ConnHandle>() {
+        conn.upgrading();
+    }
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let upgraded = match tokio::time::timeout(ctx.limits.handshake_timeout, on_upgrade).await {
@@ -234,10 +238,49 @@ pub(crate) async fn batch_request(
     let Ok(text) = std::str::from_utf8(&body) else {
         return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
     };
-    match super::batch::serve_batch_in(text, main, limits, Some(ctx.budget.clone())).await {
-        Ok(body) => body.into_response(),
-        Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
+    let (status, body) =
+        match super::batch::serve_batch_in(text, main, limits, Some(ctx.budget.clone())).await {
+            Ok(body) => (http::StatusCode::OK, body),
+            Err(body) => (http::StatusCode::BAD_REQUEST, body),
+        };
+    // The response counts against the budget until it has been written out (or the
+    // connection dropped): its bytes own the charge.
+    let Some(charge) = ctx.budget.charge(body.len()) else {
+        return out_of_memory(ctx, "answer");
+    };
+    let body = bytes::Bytes::from_owner(Charged {
+        text: body,
+        _charge: charge,
+    });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A response body and its charge against the server's budget.
+struct Charged {
+    text: String,
+    _charge: Charge,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        self.text.as_bytes()
     }
+}
+
+/// `503`, with an `abort` naming the server's memory limit: it has no room to `what` the
+/// batch.
+fn out_of_memory(ctx: &ServerCtx, what: &str) -> axum::response::Response {
+    let message = format!(
+        "the server cannot {what} this batch: its memory is full (limit {})",
+        ctx.budget.name()
+    );
+    let abort = serde_json::json!(["abort", ["error", "Error", message]]).to_string();
+    (http::StatusCode::SERVICE_UNAVAILABLE, abort).into_response()
 }
 
 /// Largest HTTP batch body: a batch holds many messages, each checked against the message
@@ -255,14 +298,7 @@ async fn read_body(
 ) -> Result<(Vec<u8>, Charge), axum::response::Response> {
     use http_body_util::BodyExt;
     let limit = batch_body_limit(limits);
-    let out_of_memory = || {
-        let message = format!(
-            "the server cannot hold this batch: its memory is full (limit {})",
-            ctx.budget.name()
-        );
-        let abort = serde_json::json!(["abort", ["error", "Error", message]]).to_string();
-        (http::StatusCode::SERVICE_UNAVAILABLE, abort).into_response()
-    };
+    let out_of_memory = || out_of_memory(ctx, "hold");
     let mut charge = ctx.budget.charge(0).ok_or_else(out_of_memory)?;
     let mut bytes = Vec::new();
     let read = async {
