@@ -99,7 +99,7 @@ pub use session::SessionStats;
 pub use stream::{ReadableStream, WritableStream};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
-pub use transport::server::{IntoStub, NewMain, Server, rpc_route, serve};
+pub use transport::server::{IntoStub, NewMain, Server, rpc_route, rpc_route_with, serve};
 pub use transport::websocket::{connect, connect_with};
 pub use transport::{Session, TransportError};
 pub use typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};

@@ -57,8 +57,13 @@ impl Default for Limits {
 }
 
 /// Limits on what all the peers of one server together may make it hold, and how long it
-/// waits for them. A [`Server`](crate::Server), an [`rpc_route`](crate::rpc_route) and each
-/// listening worker of the [host](crate::host) apply their own.
+/// waits for them. A [`Server`](crate::Server), an [`rpc_route`](crate::rpc_route) (see
+/// [`rpc_route_with`](crate::rpc_route_with)) and each listening worker of the
+/// [host](crate::host) apply their own (the host's are set with
+/// [`HostBuilder::server_limits`](crate::host::HostBuilder::server_limits)). The limits on
+/// connections (`max_connections`, `header_read_timeout`) belong to the accept loop: a
+/// `Server` and the host apply them, an `rpc_route` mounted in an app that `axum::serve`
+/// serves does not.
 ///
 /// ```
 /// use std::time::Duration;
@@ -73,30 +78,59 @@ impl Default for Limits {
 pub struct ServerLimits {
     /// Most memory all sessions together may hold on their peers' behalf (default 1 GiB,
     /// a fixed figure rather than a share of the machine's memory, so that a server
-    /// behaves the same wherever it runs; raise it on a big machine). The session whose
-    /// charge finds it full is aborted, naming `max_memory`; the others go on.
+    /// behaves the same wherever it runs; raise it on a big machine). Counted against it:
+    /// what each session holds (within its own `max_session_memory`), the bytes of each
+    /// WebSocket message still arriving (from its first byte to its last, as read from
+    /// the connection), each HTTP batch body while it is read and served, and each HTTP
+    /// batch answer until it has been written out. The session
+    /// whose charge finds it full is aborted, naming `max_memory` (a WebSocket message
+    /// still arriving: its connection gets an `abort` naming `max_memory` and is closed;
+    /// an HTTP batch body or answer: `503` with an `abort` naming it); the others go on.
     pub max_memory: usize,
     /// Most connections open at once (default: three quarters of the process's
     /// file-descriptor limit, so that the process keeps descriptors for its own files and
-    /// outgoing connections). At the limit, new connections are closed at once.
+    /// outgoing connections). A connection counts from its accept until its socket closes,
+    /// WebSocket sessions included. At the limit, a new connection is still served if
+    /// room can be made: the oldest open connection that has not yet sent a complete
+    /// request (idle and slow ones, which is what a flood of idle sockets is made of) is
+    /// closed for it. If every open connection has sent a request, the new one is closed
+    /// at once. When accepting fails for want of descriptors, the oldest connection
+    /// without a request is closed too.
     pub max_connections: usize,
     /// Longest wait for a request's headers, from the connection's start or the end of
-    /// the previous request (default 10 s): a client sending its headers a byte at a time
-    /// (slowloris) is cut off.
+    /// the previous request on it (default 10 s): a client sending its headers a byte at a
+    /// time (slowloris), a connection that sends nothing, and a kept-alive connection idle
+    /// between requests are all closed once it runs out.
     pub header_read_timeout: Duration,
-    /// Longest wait for an HTTP batch's body (default 30 s).
+    /// Longest wait for an HTTP batch's whole body, from the end of its headers (default
+    /// 30 s). One that runs out is answered `408` and its connection closed. Also the
+    /// longest an HTTP response may wait for its client to take any of it: a client that
+    /// stops reading is closed (a WebSocket connection's writes are watched by
+    /// `keepalive_interval` instead).
     pub body_read_timeout: Duration,
-    /// Longest wait for a WebSocket upgrade to complete (default 10 s).
+    /// Longest wait, once a WebSocket upgrade request has arrived, for the upgrade to
+    /// complete: the `101` response written and the connection handed over (default
+    /// 10 s). One that runs out is closed without a session.
     pub handshake_timeout: Duration,
-    /// Longest a WebSocket message may take to arrive once its first byte has (default
-    /// 30 s): a frame trickled a byte at a time is cut off.
+    /// Longest a WebSocket frame may take to arrive once its first byte has, or a
+    /// fragmented message once its first fragment has (default 30 s): a message trickled a
+    /// byte at a time, or begun and never finished, is cut off with an `abort` naming
+    /// `frame_read_timeout`, and its connection closed. Ping and pong frames count as
+    /// frames; between frames no clock runs but `keepalive_interval`'s and
+    /// `idle_timeout`'s.
     pub frame_read_timeout: Duration,
-    /// A WebSocket session that sends nothing for this long while it holds nothing (no
-    /// calls in flight, no capabilities either way beyond the main object) is closed.
-    /// `None` (the default) keeps such sessions open.
+    /// A WebSocket session that holds nothing (its peer holds no capability from it
+    /// beyond the main object, has no call in flight, and passed it none: no import and a
+    /// single export) and has received no message (pings and pongs do not count) for this
+    /// long is closed (a close frame, no `abort`). Checked every quarter of it, so such a
+    /// session goes between 1 and 1¼ times this after it last held something or received
+    /// a message. `None` (the default) keeps such sessions open.
     pub idle_timeout: Option<Duration>,
-    /// How often a WebSocket peer is pinged; one that answers nothing (no pong, no message)
-    /// for two intervals is closed as dead (default 30 s).
+    /// How often a WebSocket peer is pinged (default 30 s). A peer from which nothing at
+    /// all has been read for two intervals (no pong, no frame: Node's `ws` and browsers
+    /// answer pings by themselves), the last of them at least since a ping left for it, is
+    /// closed as dead; so is one that has taken none of what is sent to it (a write
+    /// waiting on it) for two intervals.
     pub keepalive_interval: Duration,
 }
 

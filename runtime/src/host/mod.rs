@@ -58,6 +58,7 @@ pub use config::{Config, ConfigError, ServiceBinding, WorkerConfig};
 
 use crate::error::RpcError;
 use crate::stub::{RpcPromise, RpcStub};
+use crate::transport::server::{self, ServerCtx};
 use crate::typed::{RpcTarget, Stub};
 use crate::value::Value;
 use std::collections::{HashMap, HashSet};
@@ -84,6 +85,7 @@ pub struct HostBuilder {
     registry: HashMap<String, Factory>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
+    server_limits: crate::ServerLimits,
 }
 
 type Resource = Arc<dyn std::any::Any + Send + Sync>;
@@ -109,6 +111,25 @@ impl HostBuilder {
     /// How long a graceful shutdown waits for `wait_until` work (default 30 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// The limits each listening worker applies to its clients, each with a memory budget
+    /// of its own (default [`ServerLimits::default()`](crate::ServerLimits)).
+    ///
+    /// ```
+    /// # pub struct Api;
+    /// # impl capwire::host::Entrypoint for Api { fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self { Api } }
+    /// # #[capwire::entrypoint] impl Api { pub fn ping(&self) -> String { "pong".into() } }
+    /// let builder = capwire::host::Host::builder()
+    ///     .entrypoint::<Api>("Api")
+    ///     .server_limits(capwire::ServerLimits {
+    ///         idle_timeout: Some(std::time::Duration::from_secs(120)),
+    ///         ..Default::default()
+    ///     });
+    /// ```
+    pub fn server_limits(mut self, server_limits: crate::ServerLimits) -> Self {
+        self.server_limits = server_limits;
         self
     }
 
@@ -158,6 +179,7 @@ impl HostBuilder {
                 resources: self.resources,
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
+                server_limits: self.server_limits,
             }),
         }
     }
@@ -225,6 +247,7 @@ struct HostInner {
     resources: HashMap<String, Resource>,
     tracker: TaskTracker,
     grace: Duration,
+    server_limits: crate::ServerLimits,
 }
 
 /// A running set of workers. Cheap to clone.
@@ -275,25 +298,25 @@ impl Host {
         }
         let mut bound = Vec::new();
         let mut servers = Vec::new();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = tokio_util::sync::CancellationToken::new();
         for (worker, listener) in listeners {
             let addr = listener.local_addr()?;
             bound.push((worker.config.name.clone(), addr));
             tracing::info!(worker = %worker.config.name, %addr, "serving");
-            let router = self.router(&worker);
-            let mut stop = stop_rx.clone();
-            servers.push(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            }));
+            // Each listener has its own memory budget.
+            let limits = self.inner.server_limits;
+            let router = self.router(&worker, ServerCtx::new(limits));
+            servers.push(tokio::spawn(crate::transport::listener::serve(
+                listener,
+                router,
+                limits,
+                stop.clone(),
+            )));
         }
         on_bound(bound);
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        stop.cancel();
         for s in servers {
             let _ = s.await;
         }
@@ -332,19 +355,13 @@ impl Host {
     /// named one), a WebSocket upgrade starts an RPC session. Any other request goes to the
     /// default entrypoint's `fetch` if it has one. Without one, a `POST` at `/` or `/<Name>`
     /// is an HTTP batch session, and anything else answers 405 (or 404 elsewhere).
-    fn router(&self, worker: &Arc<Worker>) -> axum::Router {
+    fn router(&self, worker: &Arc<Worker>, ctx: ServerCtx) -> axum::Router {
         let host = self.inner.clone();
         let worker = worker.clone();
-        axum::Router::new().fallback(
-            move |ws: Result<
-                axum::extract::ws::WebSocketUpgrade,
-                axum::extract::ws::rejection::WebSocketUpgradeRejection,
-            >,
-                  request: axum::extract::Request| {
-                let (host, worker) = (host.clone(), worker.clone());
-                async move { host.handle_http(&worker, ws.ok(), request).await }
-            },
-        )
+        axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (host, worker, ctx) = (host.clone(), worker.clone(), ctx.clone());
+            async move { host.handle_http(&worker, request, &ctx).await }
+        })
     }
 }
 
@@ -352,8 +369,8 @@ impl HostInner {
     async fn handle_http(
         self: &Arc<Self>,
         worker: &Arc<Worker>,
-        ws: Option<axum::extract::ws::WebSocketUpgrade>,
         request: axum::extract::Request,
+        ctx: &ServerCtx,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
         let limits = crate::Limits::default();
@@ -367,8 +384,10 @@ impl HostInner {
             self.instantiate(worker, e)
                 .map_or_else(RpcStub::broken, RpcStub::from_arc)
         };
-        if let (Some(ws), Some(e)) = (ws, entrypoint) {
-            return crate::transport::server::websocket_session(ws, rpc_main(e), limits);
+        if let Some(e) = entrypoint
+            && server::is_websocket_upgrade(&request)
+        {
+            return server::websocket_session(request, rpc_main(e), limits, ctx);
         }
         let default = match self.instantiate(worker, None) {
             Ok(object) => object,
@@ -387,7 +406,7 @@ impl HostInner {
                     None => RpcStub::from_arc(default),
                     named => rpc_main(named),
                 };
-                batch(request, main, limits).await
+                server::batch_request(request, main, limits, ctx).await
             }
             Some(_) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
             None => http::StatusCode::NOT_FOUND.into_response(),
@@ -615,18 +634,5 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
             .iter()
             .map(|(k, v)| (k.clone(), toml_to_json(v)))
             .collect(),
-    }
-}
-
-async fn batch(
-    request: axum::extract::Request,
-    main: RpcStub,
-    limits: crate::Limits,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = crate::transport::websocket::frame_limit(&limits);
-    match axum::body::to_bytes(request.into_body(), limit).await {
-        Ok(body) => crate::transport::server::batch_session(&body, main, limits).await,
-        Err(e) => (http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
     }
 }

@@ -22,6 +22,9 @@ pub(crate) async fn serve_batch_in(
     server: Option<Arc<Budget>>,
 ) -> Result<String, String> {
     let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits, server);
+    // Dropped before the end (its client went away, and the server with it dropped this
+    // future): the session ends at once, cancelling its calls and freeing what it holds.
+    let _cancel = ShutdownOnDrop(inner.clone());
     let failed = match handle_body(&inner, body) {
         Ok(()) => false,
         Err(e) => {
@@ -38,6 +41,18 @@ pub(crate) async fn serve_batch_in(
     let body = queued_body(&inner, &mut out_rx);
     inner.shutdown(RpcError::disconnected("the HTTP batch is complete"), false);
     if failed { Err(body) } else { Ok(body) }
+}
+
+/// Shuts a batch session down when dropped (a no-op if it already ended).
+struct ShutdownOnDrop(Arc<SessionInner>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown(
+            RpcError::disconnected("the HTTP batch's client went away"),
+            false,
+        );
+    }
 }
 
 /// Handles each message of a batch body (an empty body is zero messages); stops at the

@@ -5,6 +5,8 @@
 //! (client and server), HTTP batch (client and server) and an in-memory pair.
 
 pub mod batch;
+mod guard;
+pub(crate) mod listener;
 pub mod memory;
 pub mod server;
 pub mod websocket;

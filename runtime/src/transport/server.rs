@@ -1,10 +1,11 @@
 //! Serving: a route that speaks WebSocket and HTTP batch, and a one-call server.
 
 use super::Session;
-use super::websocket::{READ_BUFFER, WsTransport, frame_limit};
-use crate::limits::Limits;
+use super::guard::{GuardedWs, WsIo};
+use super::websocket::ws_config;
+use crate::budget::{Budget, Charge};
+use crate::limits::{Limits, ServerLimits};
 use crate::stub::RpcStub;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::response::IntoResponse;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,8 @@ impl<T: crate::RpcObject> IntoStub for T {
 
 /// An axum route serving RPC at its path: `GET` with a WebSocket upgrade starts a
 /// WebSocket session, `POST` runs an HTTP batch session, any other method answers 405.
-/// Each session's main object comes from `new_main`.
+/// Each session's main object comes from `new_main`. What all its sessions together may
+/// hold and how long they may take are [`ServerLimits::default()`]; see [`rpc_route_with`].
 ///
 /// ```
 /// # struct Api;
@@ -60,46 +62,283 @@ pub fn rpc_route<S>(new_main: impl NewMain, limits: Limits) -> axum::routing::Me
 where
     S: Clone + Send + Sync + 'static,
 {
+    rpc_route_with(new_main, limits, ServerLimits::default())
+}
+
+/// [`rpc_route`] with the given server limits: the route's sessions share one
+/// `max_memory` budget (a WebSocket message still arriving and an HTTP batch body count
+/// against it too), and WebSocket sessions keep `server_limits`' clocks
+/// (`handshake_timeout`, `frame_read_timeout`, `keepalive_interval`, `idle_timeout`), as
+/// do HTTP batch bodies (`body_read_timeout`). The limits on connections
+/// (`max_connections`, `header_read_timeout`) belong to whatever accepts them: a
+/// [`Server`] applies them, `axum::serve` does not.
+///
+/// ```
+/// # struct Api;
+/// # impl capwire::RpcObject for Api {
+/// #     fn call(self: std::sync::Arc<Self>, m: &str, _a: Vec<capwire::Value>) -> capwire::CallFuture {
+/// #         Box::pin(std::future::ready(Err(capwire::RpcError::not_a_function(m))))
+/// #     }
+/// # }
+/// let server_limits = capwire::ServerLimits {
+///     max_memory: 256 << 20,
+///     idle_timeout: Some(std::time::Duration::from_secs(60)),
+///     ..Default::default()
+/// };
+/// let app: axum::Router = axum::Router::new()
+///     .route("/rpc", capwire::rpc_route_with(|| Api, Default::default(), server_limits));
+/// ```
+pub fn rpc_route_with<S>(
+    new_main: impl NewMain,
+    limits: Limits,
+    server_limits: ServerLimits,
+) -> axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     let new_main: Arc<dyn NewMain> = Arc::new(new_main);
     let for_ws = new_main.clone();
-    axum::routing::get(move |ws: WebSocketUpgrade| async move {
-        websocket_session(ws, for_ws.new_main(), limits)
+    let ctx = ServerCtx::new(server_limits);
+    let for_batch = ctx.clone();
+    axum::routing::get(move |request: axum::extract::Request| async move {
+        if is_websocket_upgrade(&request) {
+            websocket_session(request, for_ws.new_main(), limits, &ctx)
+        } else {
+            (
+                http::StatusCode::UPGRADE_REQUIRED,
+                [(http::header::UPGRADE, "websocket")],
+                "this RPC endpoint takes a WebSocket upgrade or a POST",
+            )
+                .into_response()
+        }
     })
-    .post(move |body: axum::body::Bytes| async move {
-        batch_session(&body, new_main.new_main(), limits).await
+    .post(move |request: axum::extract::Request| async move {
+        batch_request(request, new_main.new_main(), limits, &for_batch).await
     })
-    // A batch holds many messages; each is checked against the message limit (and an
-    // oversized one aborts, naming the limit). The body as a whole may be twice that.
-    .layer(axum::extract::DefaultBodyLimit::max(frame_limit(&limits)))
 }
 
-/// Accepts a WebSocket upgrade and serves a session on it with `main`.
-pub(crate) fn websocket_session(
-    ws: WebSocketUpgrade,
-    main: RpcStub,
-    limits: Limits,
-) -> axum::response::Response {
-    ws.max_message_size(frame_limit(&limits))
-        .max_frame_size(frame_limit(&limits))
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let session = Session::start(WsTransport::new(socket), Some(main), limits);
-            session.closed().await;
+/// What the sessions of one server (a [`Server`], an [`rpc_route`], a host worker's
+/// listener) share: its limits and its memory budget.
+#[derive(Clone)]
+pub(crate) struct ServerCtx {
+    pub(crate) limits: ServerLimits,
+    pub(crate) budget: Arc<Budget>,
+}
+
+impl ServerCtx {
+    pub(crate) fn new(limits: ServerLimits) -> ServerCtx {
+        ServerCtx {
+            limits,
+            budget: Budget::new("max_memory", limits.max_memory, None),
+        }
+    }
+}
+
+/// Whether `request` asks for a WebSocket (version 13) upgrade with a key.
+pub(crate) fn is_websocket_upgrade<B>(request: &http::Request<B>) -> bool {
+    let headers = request.headers();
+    let has_token = |name: http::header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
+    };
+    request.method() == http::Method::GET
+        && has_token(http::header::CONNECTION, "upgrade")
+        && has_token(http::header::UPGRADE, "websocket")
+        && headers
+            .get(http::header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13")
+        && headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
 }
 
-/// Runs an HTTP batch session on a request body, with `main`.
-pub(crate) async fn batch_session(
-    body: &[u8],
+/// Accepts a WebSocket upgrade (check it with [`is_websocket_upgrade`] first) and serves a
+/// session on it with `main`, within the server's limits: the upgrade must complete within
+/// `handshake_timeout`, then the connection is guarded (see [`GuardedWs`]).
+pub(crate) fn websocket_session(
+    mut request: axum::extract::Request,
     main: RpcStub,
     limits: Limits,
+    ctx: &ServerCtx,
 ) -> axum::response::Response {
-    let Ok(text) = std::str::from_utf8(body) else {
+    let (Some(key), Some(on_upgrade)) = (
+        request
+            .headers()
+            .get(http::header::SEC_WEBSOCKET_KEY)
+            .cloned(),
+        request
+            .extensions_mut()
+            .remove::<hyper::upgrade::OnUpgrade>(),
+    ) else {
+        return (
+            http::StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded to a WebSocket",
+        )
+            .into_response();
+    };
+    // From here on the session watches the connection's writes (keepalive_interval).
+    if let Some(conn) = request.extensions().get::<super::listener::ConnHandle>() {
+        conn.upgrading();
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let upgraded = match tokio::time::timeout(ctx.limits.handshake_timeout, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "capwire: WebSocket upgrade failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("capwire: WebSocket upgrade timed out (handshake_timeout)");
+                return;
+            }
+        };
+        let io = WsIo::new(
+            hyper_util::rt::TokioIo::new(upgraded),
+            ctx.budget.clone(),
+            &ctx.limits,
+        );
+        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(ws_config(&limits)),
+        )
+        .await;
+        let cell = Arc::new(std::sync::OnceLock::new());
+        let transport = GuardedWs::new(socket, &limits, &ctx.limits, cell.clone());
+        let session = Session::start_in(transport, Some(main), limits, Some(ctx.budget.clone()));
+        let _ = cell.set(Arc::downgrade(&session.inner));
+        session.closed().await;
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    (
+        http::StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (http::header::CONNECTION, "upgrade".to_owned()),
+            (http::header::UPGRADE, "websocket".to_owned()),
+            (http::header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
+/// Runs an HTTP batch session on a request: reads its body (at most twice the message
+/// limit, within `body_read_timeout`, counted against the server's budget while it is
+/// read and served), then serves it with `main`.
+pub(crate) async fn batch_request(
+    request: axum::extract::Request,
+    main: RpcStub,
+    limits: Limits,
+    ctx: &ServerCtx,
+) -> axum::response::Response {
+    let (body, _charge) = match read_body(request.into_body(), &limits, ctx).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
         return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
     };
-    match super::batch::serve_batch(text, main, limits).await {
-        Ok(body) => body.into_response(),
-        Err(body) => (http::StatusCode::BAD_REQUEST, body).into_response(),
+    let (status, body) =
+        match super::batch::serve_batch_in(text, main, limits, Some(ctx.budget.clone())).await {
+            Ok(body) => (http::StatusCode::OK, body),
+            Err(body) => (http::StatusCode::BAD_REQUEST, body),
+        };
+    // The response counts against the budget until it has been written out (or the
+    // connection dropped): its bytes own the charge.
+    let Some(charge) = ctx.budget.charge(body.len()) else {
+        return out_of_memory(ctx, "answer");
+    };
+    let body = bytes::Bytes::from_owner(Charged {
+        text: body,
+        _charge: charge,
+    });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A response body and its charge against the server's budget.
+struct Charged {
+    text: String,
+    _charge: Charge,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+}
+
+/// `503`, with an `abort` naming the server's memory limit: it has no room to `what` the
+/// batch.
+fn out_of_memory(ctx: &ServerCtx, what: &str) -> axum::response::Response {
+    let message = format!(
+        "the server cannot {what} this batch: its memory is full (limit {})",
+        ctx.budget.name()
+    );
+    let abort = serde_json::json!(["abort", ["error", "Error", message]]).to_string();
+    (http::StatusCode::SERVICE_UNAVAILABLE, abort).into_response()
+}
+
+/// Largest HTTP batch body: a batch holds many messages, each checked against the message
+/// limit (an oversized one aborts, naming the limit); the body as a whole may be twice
+/// that.
+pub(crate) fn batch_body_limit(limits: &Limits) -> usize {
+    limits.max_message_size.saturating_mul(2).max(1 << 20)
+}
+
+/// Reads a batch body, counting it against the server's budget as it arrives.
+async fn read_body(
+    mut body: axum::body::Body,
+    limits: &Limits,
+    ctx: &ServerCtx,
+) -> Result<(Vec<u8>, Charge), axum::response::Response> {
+    use http_body_util::BodyExt;
+    let limit = batch_body_limit(limits);
+    let out_of_memory = || out_of_memory(ctx, "hold");
+    let mut charge = ctx.budget.charge(0).ok_or_else(out_of_memory)?;
+    let mut bytes = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                (
+                    http::StatusCode::BAD_REQUEST,
+                    format!("reading the body failed: {e}"),
+                )
+                    .into_response()
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if bytes.len().saturating_add(data.len()) > limit {
+                return Err((
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the batch is larger than {limit} bytes"),
+                )
+                    .into_response());
+            }
+            if !charge.grow(data.len()) {
+                return Err(out_of_memory());
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(ctx.limits.body_read_timeout, read).await {
+        Ok(Ok(())) => Ok((bytes, charge)),
+        Ok(Err(response)) => Err(response),
+        Err(_) => Err((
+            http::StatusCode::REQUEST_TIMEOUT,
+            [(http::header::CONNECTION, "close")],
+            format!(
+                "the body did not arrive within {:?} (limit body_read_timeout)",
+                ctx.limits.body_read_timeout
+            ),
+        )
+            .into_response()),
     }
 }
 
@@ -121,6 +360,7 @@ pub(crate) async fn batch_session(
 pub struct Server {
     listener: tokio::net::TcpListener,
     limits: Limits,
+    server_limits: ServerLimits,
 }
 
 impl Server {
@@ -129,12 +369,38 @@ impl Server {
         Ok(Server {
             listener: tokio::net::TcpListener::bind(addr).await?,
             limits: Limits::default(),
+            server_limits: ServerLimits::default(),
         })
     }
 
     /// Sets the limits on what clients may send.
     pub fn limits(mut self, limits: Limits) -> Server {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the limits on what all clients together may make the server hold, and on how
+    /// long it waits for them (see [`ServerLimits`]).
+    ///
+    /// ```no_run
+    /// # struct Api;
+    /// # impl capwire::RpcObject for Api {
+    /// #     fn call(self: std::sync::Arc<Self>, m: &str, _a: Vec<capwire::Value>) -> capwire::CallFuture {
+    /// #         Box::pin(std::future::ready(Err(capwire::RpcError::not_a_function(m))))
+    /// #     }
+    /// # }
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let server = capwire::Server::bind("0.0.0.0:8787").await?.server_limits(capwire::ServerLimits {
+    ///     max_connections: 5_000,
+    ///     header_read_timeout: Duration::from_secs(5),
+    ///     ..Default::default()
+    /// });
+    /// server.serve(|| Api).await
+    /// # }
+    /// ```
+    pub fn server_limits(mut self, server_limits: ServerLimits) -> Server {
+        self.server_limits = server_limits;
         self
     }
 
@@ -145,13 +411,17 @@ impl Server {
 
     /// Serves RPC at `/` until the process ends.
     pub async fn serve(self, new_main: impl NewMain) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        let app = axum::Router::new().route("/", rpc_route(new_main, self.limits));
-        // RPC messages are small and latency-bound: send them without Nagle's delay.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).await
+        let app = axum::Router::new().route(
+            "/",
+            rpc_route_with(new_main, self.limits, self.server_limits),
+        );
+        super::listener::serve(
+            self.listener,
+            app,
+            self.server_limits,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
     }
 }
 

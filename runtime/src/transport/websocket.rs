@@ -7,122 +7,97 @@ use crate::stub::RpcStub;
 use futures::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// A WebSocket message type capwire can carry RPC messages in.
-pub(crate) trait Frame: Sized {
-    /// `Some(Ok(text))` for a message, `Some(Err)` for a frame that is not text, `None` for
-    /// frames to skip (ping, pong) or a close.
-    fn into_text(self) -> Option<Result<String, TransportError>>;
-    fn is_close(&self) -> bool;
-    fn from_text(text: String) -> Self;
+/// Adapts a WebSocket (a stream and sink of tungstenite messages) into a message
+/// transport.
+pub(crate) struct WsTransport<S> {
+    pub(crate) socket: S,
+    /// The message limit, named when an oversized message is refused.
+    max_message_size: usize,
 }
 
-impl Frame for tokio_tungstenite::tungstenite::Message {
-    fn into_text(self) -> Option<Result<String, TransportError>> {
-        use tokio_tungstenite::tungstenite::Message;
-        match self {
-            Message::Text(t) => Some(Ok(t.as_str().to_owned())),
-            Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
-                TransportError::bad_input(
-                    "a binary frame that is not UTF-8 text is not an RPC message",
-                )
-            })),
-            _ => None,
+impl<S> WsTransport<S> {
+    pub(crate) fn new(socket: S, limits: &Limits) -> Self {
+        WsTransport {
+            socket,
+            max_message_size: limits.max_message_size,
         }
     }
-    fn is_close(&self) -> bool {
-        matches!(self, tokio_tungstenite::tungstenite::Message::Close(_))
-    }
-    fn from_text(text: String) -> Self {
-        tokio_tungstenite::tungstenite::Message::text(text)
+}
+
+/// A frame as an item for the session: `Some(Ok(text))` for a message, `Some(Err)` for a
+/// binary frame that is not text, `None` for frames to skip (ping, pong).
+fn into_text(message: Message) -> Option<Result<String, TransportError>> {
+    match message {
+        Message::Text(t) => Some(Ok(t.as_str().to_owned())),
+        Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
+            TransportError::bad_input("a binary frame that is not UTF-8 text is not an RPC message")
+        })),
+        _ => None,
     }
 }
 
-impl Frame for axum::extract::ws::Message {
-    fn into_text(self) -> Option<Result<String, TransportError>> {
-        use axum::extract::ws::Message;
-        match self {
-            Message::Text(t) => Some(Ok(t.as_str().to_owned())),
-            Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
-                TransportError::bad_input(
-                    "a binary frame that is not UTF-8 text is not an RPC message",
-                )
-            })),
-            _ => None,
-        }
-    }
-    fn is_close(&self) -> bool {
-        matches!(self, axum::extract::ws::Message::Close(_))
-    }
-    fn from_text(text: String) -> Self {
-        axum::extract::ws::Message::text(text)
-    }
-}
-
-/// Adapts a WebSocket (a stream and sink of frames) into a message transport.
-pub(crate) struct WsTransport<S, M>(pub(crate) S, pub(crate) std::marker::PhantomData<fn(M)>);
-
-impl<S, M> WsTransport<S, M> {
-    pub(crate) fn new(socket: S) -> Self {
-        WsTransport(socket, std::marker::PhantomData)
-    }
-}
-
-impl<S, M, E> Stream for WsTransport<S, M>
+impl<S> Stream for WsTransport<S>
 where
-    S: Stream<Item = Result<M, E>> + Unpin,
-    M: Frame,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     type Item = Result<String, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let inner = &mut self.get_mut().0;
+        let this = self.get_mut();
         loop {
-            match Pin::new(&mut *inner).poll_next(cx) {
+            match Pin::new(&mut this.socket).poll_next(cx) {
+                Poll::Ready(Some(Ok(Message::Close(_)))) | Poll::Ready(None) => {
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(Some(Ok(frame))) => {
-                    if frame.is_close() {
-                        return Poll::Ready(None);
-                    }
-                    if let Some(item) = frame.into_text() {
+                    if let Some(item) = into_text(frame) {
                         return Poll::Ready(Some(item));
                     }
+                }
+                // The frame (or the message it continues) is over the limit: refused from
+                // its header, before it is read, and answered with an `abort` naming it.
+                Poll::Ready(Some(Err(WsError::Capacity(_)))) => {
+                    return Poll::Ready(Some(Err(TransportError::bad_input(
+                        crate::error::ProtocolError::MessageTooLarge {
+                            limit: this.max_message_size,
+                        }
+                        .to_string(),
+                    ))));
                 }
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(Some(Err(TransportError::new(e.to_string()))));
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
         }
     }
 }
 
-impl<S, M> Sink<String> for WsTransport<S, M>
+impl<S> Sink<String> for WsTransport<S>
 where
-    S: Sink<M> + Unpin,
-    S::Error: std::fmt::Display,
-    M: Frame,
+    S: Sink<Message, Error = WsError> + Unpin,
 {
     type Error = TransportError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.get_mut().0)
+        Pin::new(&mut self.get_mut().socket)
             .poll_ready(cx)
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn start_send(self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
-        Pin::new(&mut self.get_mut().0)
-            .start_send(M::from_text(item))
+        Pin::new(&mut self.get_mut().socket)
+            .start_send(Message::text(item))
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.get_mut().0)
+        Pin::new(&mut self.get_mut().socket)
             .poll_flush(cx)
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.get_mut().0)
+        Pin::new(&mut self.get_mut().socket)
             .poll_close(cx)
             .map_err(|e| TransportError::new(e.to_string()))
     }
@@ -132,10 +107,16 @@ where
 /// 128 KiB default costs more than it saves for RPC-sized messages.
 pub(crate) const READ_BUFFER: usize = 16 * 1024;
 
-/// Frames may be larger than the message limit so that an oversized message reaches the
-/// session, which answers it with an `abort` naming the limit.
-pub(crate) fn frame_limit(limits: &Limits) -> usize {
-    limits.max_message_size.saturating_mul(2).max(1 << 20)
+/// The WebSocket configuration for `limits`: frames and messages up to the message limit
+/// (a bigger one is refused from its header, before its payload is read).
+pub(crate) fn ws_config(
+    limits: &Limits,
+) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.max_message_size = Some(limits.max_message_size);
+    config.max_frame_size = Some(limits.max_message_size);
+    config.read_buffer_size = READ_BUFFER;
+    config
 }
 
 /// Connects to a capwire or capnweb WebSocket server and returns a stub to its main
@@ -161,12 +142,9 @@ pub async fn connect_with(
     main: Option<RpcStub>,
     limits: Limits,
 ) -> Result<Session, RpcError> {
-    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-    config.max_message_size = Some(frame_limit(&limits));
-    config.max_frame_size = Some(frame_limit(&limits));
-    config.read_buffer_size = READ_BUFFER;
+    let config = ws_config(&limits);
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(Session::start(WsTransport::new(ws), main, limits))
+    Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
 }
