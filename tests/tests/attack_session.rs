@@ -42,6 +42,18 @@ async fn server(limits: capwire::Limits) -> SocketAddr {
     addr
 }
 
+/// A conformance server in this process with `limits` and `server_limits`.
+async fn server_with(limits: capwire::Limits, server_limits: capwire::ServerLimits) -> SocketAddr {
+    let server = capwire::Server::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .limits(limits)
+        .server_limits(server_limits);
+    let addr = server.local_addr().expect("address");
+    tokio::spawn(server.serve(|| capwire_examples::conformance::TestTarget));
+    addr
+}
+
 /// A raw WebSocket that accepts messages of any size.
 async fn raw(addr: SocketAddr) -> Ws {
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
@@ -540,5 +552,66 @@ async fn a_peer_that_does_not_read_its_results_delays_no_one_and_is_cut_off() {
         );
     }
     eprintln!("peak: {peak:.0} MiB above the baseline");
+    memory_comes_back(baseline, MARGIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_writes_across_sessions_are_bounded_by_the_server_budget() {
+    let _serial = SERIAL.lock().await;
+    // Each session stays within its own stream buffer (30 of 32 MiB); together they pass
+    // the server's 64 MiB.
+    let addr = server_with(
+        capwire::Limits {
+            max_stream_buffer: 32 << 20,
+            ..Default::default()
+        },
+        capwire::ServerLimits {
+            max_memory: 64 << 20,
+            ..Default::default()
+        },
+    )
+    .await;
+    bystander(addr).await;
+    let baseline = rss_mib();
+    let chunk = vec![7u8; 1 << 20];
+    let write = capwire::wire::Message::stream_write_text(1, &chunk);
+    let mut attackers = Vec::new();
+    let mut aborts = Vec::new();
+    for _ in 0..4 {
+        let mut ws = raw(addr).await;
+        send(&mut ws, [r#"["pipe"]"#.to_owned()]).await;
+        let mut frames = vec![write.clone(); 30];
+        // Then a call: its answer says the session is still up, an abort that it is not.
+        frames.extend([push(r#"["pipeline",0,["square"],[3]]"#), pull(32)]);
+        let _ = send_or_closed(&mut ws, frames).await;
+        let outcome = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(frame)) = ws.next().await {
+                if let Message::Text(t) = frame
+                    && (t.starts_with(r#"["abort""#) || t.starts_with(r#"["resolve",32,"#))
+                {
+                    return Some(t.to_string());
+                }
+            }
+            None
+        })
+        .await
+        .expect("an answer or an abort");
+        match outcome {
+            Some(t) if t.starts_with(r#"["resolve""#) => attackers.push(ws),
+            Some(abort) => aborts.push(abort),
+            None => panic!("closed without an abort"),
+        }
+    }
+    // Some sessions got their 30 MiB in; the one that found the server full was aborted.
+    assert!(
+        !attackers.is_empty() && !aborts.is_empty(),
+        "{} aborted",
+        aborts.len()
+    );
+    for abort in &aborts {
+        assert!(abort.contains("limit max_memory"), "{}", short(abort));
+    }
+    bystander(addr).await;
+    drop(attackers);
     memory_comes_back(baseline, MARGIN).await;
 }
