@@ -446,7 +446,9 @@ fn a_big_frame_never_finished_is_cut_and_its_memory_given_back() {
         wait_until(
             "the partial frames' memory is given back",
             Duration::from_secs(10),
-            || rss() <= base + 32 * MIB,
+            // Well under the two bodies' 72 MiB: what the allocator keeps of the peak
+            // (seen up to 33 MiB on a loaded machine).
+            || rss() <= base + 48 * MIB,
         )
         .await;
         eprintln!(
@@ -692,7 +694,9 @@ fn an_http_batch_whose_client_disconnects_is_cancelled_and_its_memory_freed() {
         wait_until(
             "the batches' memory is given back",
             Duration::from_secs(10),
-            || rss() <= base + 32 * MIB,
+            // Well under the two bodies' 72 MiB: what the allocator keeps of the peak
+            // (seen up to 33 MiB on a loaded machine).
+            || rss() <= base + 48 * MIB,
         )
         .await;
         eprintln!(
