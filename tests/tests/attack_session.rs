@@ -372,6 +372,7 @@ async fn pipelined_references_to_a_big_result_share_it() {
     let got = answer(&mut ws, 21).await;
     assert!(got == r#"["resolve",21,1000000]"#, "{}", short(&got));
     let grown = rss_mib() - before;
+    eprintln!("20 references to a 1,000,000-element result: {grown:.0} MiB more");
     // A deep copy each would be 10 x 1,000,000 values (about 640 MiB).
     assert!(grown < 64.0, "memory grew by {grown:.0} MiB");
     send(&mut ws, [pull(11)]).await;
@@ -413,6 +414,7 @@ async fn pushes_never_pulled_end_the_session_naming_max_session_memory() {
         }
     };
     let abort = abort.expect("the server sent an abort before closing");
+    eprintln!("aborted after about {sent} pushes");
     assert!(
         abort.contains("limit max_session_memory"),
         "{}",
