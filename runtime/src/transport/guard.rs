@@ -146,8 +146,7 @@ pub(crate) struct WsIo<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// Why reads fail from now on (the budget was full).
     failure: Option<String>,
     /// A write the peer has not made room for, and how long it may wait.
-    stall: Option<Pin<Box<Sleep>>>,
-    stall_limit: Duration,
+    stall: WriteStall,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsIo<T> {
@@ -163,8 +162,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsIo<T> {
             last_read: now,
             last_message: now,
             failure: None,
-            stall: None,
-            stall_limit: limits.keepalive_interval.max(MIN_INTERVAL) * 2,
+            stall: WriteStall::new(
+                limits.keepalive_interval.max(MIN_INTERVAL) * 2,
+                "the peer took nothing of what was sent to it for two keepalive intervals",
+            ),
         }
     }
 
@@ -209,21 +210,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsIo<T> {
         cx: &mut Context<'_>,
         poll: Poll<std::io::Result<R>>,
     ) -> Poll<std::io::Result<R>> {
-        if poll.is_ready() {
-            self.stall = None;
-            return poll;
-        }
-        let limit = self.stall_limit;
-        let stall = self
-            .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the peer took nothing of what was sent to it for two keepalive intervals",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
+        self.stall.check(cx, poll)
     }
 
     fn io(&mut self) -> std::io::Result<&mut T> {
@@ -497,6 +484,53 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Sink<String> for Guarde
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Pin::new(&mut self.get_mut().ws).poll_close(cx)
+    }
+}
+
+/// A write that waits longer than its limit for the peer to take it fails: the timer of a
+/// peer that stopped reading.
+pub(crate) struct WriteStall {
+    timer: Option<Pin<Box<Sleep>>>,
+    limit: Duration,
+    why: &'static str,
+}
+
+impl WriteStall {
+    pub(crate) fn new(limit: Duration, why: &'static str) -> WriteStall {
+        WriteStall {
+            timer: None,
+            limit,
+            why,
+        }
+    }
+
+    /// The outcome of a write: ready ones reset the timer; a pending one fails once it
+    /// has waited for the limit.
+    pub(crate) fn check<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if poll.is_ready() {
+            self.timer = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                self.why,
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Forgets a wait (for a write that no longer counts).
+    pub(crate) fn reset(&mut self) {
+        self.timer = None;
     }
 }
 

@@ -5,7 +5,6 @@
 use crate::limits::ServerLimits;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,8 +56,10 @@ pub(crate) async fn serve(
             let io = TokioIo::new(Tracked {
                 io: tcp,
                 slot,
-                stall: None,
-                stall_limit: limits.body_read_timeout,
+                stall: super::guard::WriteStall::new(
+                    limits.body_read_timeout,
+                    "the client took none of its response within body_read_timeout",
+                ),
             });
             let requested = state.clone();
             let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
@@ -225,8 +226,7 @@ impl Drop for Slot {
 struct Tracked<T> {
     io: T,
     slot: Slot,
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
-    stall_limit: Duration,
+    stall: super::guard::WriteStall,
 }
 
 impl<T> Tracked<T> {
@@ -235,21 +235,12 @@ impl<T> Tracked<T> {
         cx: &mut Context<'_>,
         poll: Poll<std::io::Result<R>>,
     ) -> Poll<std::io::Result<R>> {
-        if poll.is_ready() || self.slot.state.upgraded.load(Ordering::Acquire) {
-            self.stall = None;
+        // An upgraded connection's writes are the WebSocket's to time.
+        if self.slot.state.upgraded.load(Ordering::Acquire) {
+            self.stall.reset();
             return poll;
         }
-        let limit = self.stall_limit;
-        let stall = self
-            .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the client took none of its response within body_read_timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
+        self.stall.check(cx, poll)
     }
 }
 
