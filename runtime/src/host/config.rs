@@ -23,6 +23,10 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where Durable Objects keep their storage, relative to the current directory
+    /// (overridden by [`HostBuilder::data_dir`](super::HostBuilder::data_dir); default
+    /// `.capwire-data`).
+    pub data_dir: Option<PathBuf>,
     /// The workers.
     #[serde(default, rename = "worker")]
     pub workers: Vec<WorkerConfig>,
@@ -51,6 +55,23 @@ pub struct WorkerConfig {
     /// Service bindings.
     #[serde(default)]
     pub services: Vec<ServiceBinding>,
+    /// Durable Object namespace bindings.
+    #[serde(default)]
+    pub durable_objects: Vec<DurableObjectBinding>,
+}
+
+/// `{ name = "COUNTER", class_name = "Counter" }`: a namespace of a class this worker
+/// defines; with `script_name = "other-worker"`, of a class that worker defines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurableObjectBinding {
+    /// The name the worker looks the binding up by.
+    pub name: String,
+    /// The class: a name registered with
+    /// [`HostBuilder::durable_object`](super::HostBuilder::durable_object).
+    pub class_name: String,
+    /// The worker that defines the class, when it is not this one.
+    pub script_name: Option<String>,
 }
 
 /// `{ binding = "WORKER_B", service = "worker-b", entrypoint = "AdminEntrypoint" }`.
@@ -84,6 +105,15 @@ impl Config {
     /// Reads and checks `path`. `registered` are the entrypoint type names the program
     /// registered. Every problem found is reported, each with the file and key.
     pub fn load(path: &Path, registered: &HashSet<String>) -> Result<Config, Vec<ConfigError>> {
+        Config::load_with(path, registered, &HashSet::new())
+    }
+
+    /// [`Config::load`], with the Durable Object class names the program registered.
+    pub fn load_with(
+        path: &Path,
+        registered: &HashSet<String>,
+        classes: &HashSet<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             vec![ConfigError {
                 file: path.to_owned(),
@@ -91,7 +121,7 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }]
         })?;
-        Config::parse(&text, path, registered)
+        Config::parse_with(&text, path, registered, classes)
     }
 
     /// Parses and checks configuration text (`path` names it in errors).
@@ -99,6 +129,16 @@ impl Config {
         text: &str,
         path: &Path,
         registered: &HashSet<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Config::parse_with(text, path, registered, &HashSet::new())
+    }
+
+    /// [`Config::parse`], with the Durable Object class names the program registered.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        registered: &HashSet<String>,
+        classes: &HashSet<String>,
     ) -> Result<Config, Vec<ConfigError>> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let key = match e.span() {
@@ -119,6 +159,7 @@ impl Config {
             list: Vec::new(),
         };
         config.check(&mut p, registered);
+        config.check_durable_objects(&mut p, classes);
         if p.list.is_empty() {
             Ok(config)
         } else {
@@ -205,6 +246,71 @@ impl Config {
                     p.add(
                         format!("{at}.entrypoint"),
                         format!("worker {:?} exports no entrypoint named {e:?}", target.name),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_durable_objects(&self, p: &mut Problems<'_>, classes: &HashSet<String>) {
+        for (i, w) in self.workers.iter().enumerate() {
+            let mut names: HashSet<&str> = w.services.iter().map(|b| b.binding.as_str()).collect();
+            for (k, b) in w.durable_objects.iter().enumerate() {
+                let at = format!("worker[{i}].durable_objects[{k}]");
+                if !names.insert(b.name.as_str()) || w.vars.contains_key(&b.name) {
+                    p.add(
+                        format!("{at}.name"),
+                        format!("the name {:?} is bound twice", b.name),
+                    );
+                }
+                if !classes.contains(&b.class_name) {
+                    p.add(
+                        format!("{at}.class_name"),
+                        format!(
+                            "no Durable Object class {:?} is registered with the host",
+                            b.class_name
+                        ),
+                    );
+                }
+                let owner = match &b.script_name {
+                    None => {
+                        if w.url.is_some() {
+                            p.add(
+                                &at,
+                                "a worker that runs elsewhere defines no Durable Objects here",
+                            );
+                        }
+                        continue;
+                    }
+                    Some(owner) => owner,
+                };
+                let Some(target) = self.workers.iter().find(|t| &t.name == owner) else {
+                    p.add(
+                        format!("{at}.script_name"),
+                        format!("no worker is named {owner:?}"),
+                    );
+                    continue;
+                };
+                if target.url.is_some() {
+                    p.add(
+                        format!("{at}.script_name"),
+                        format!(
+                            "worker {owner:?} runs elsewhere: Durable Objects of a remote worker \
+                             are not supported yet"
+                        ),
+                    );
+                } else if !target
+                    .durable_objects
+                    .iter()
+                    .any(|d| d.script_name.is_none() && d.class_name == b.class_name)
+                {
+                    p.add(
+                        format!("{at}.script_name"),
+                        format!(
+                            "worker {owner:?} defines no Durable Object class {:?} (it binds \
+                             none without script_name)",
+                            b.class_name
+                        ),
                     );
                 }
             }

@@ -54,7 +54,7 @@
 
 mod config;
 
-pub use config::{Config, ConfigError, ServiceBinding, WorkerConfig};
+pub use config::{Config, ConfigError, DurableObjectBinding, ServiceBinding, WorkerConfig};
 
 use crate::error::RpcError;
 use crate::stub::{RpcPromise, RpcStub};
@@ -83,6 +83,9 @@ type Factory = Arc<dyn Fn(Env, Ctx) -> Arc<dyn crate::RpcObject> + Send + Sync>;
 #[derive(Default)]
 pub struct HostBuilder {
     registry: HashMap<String, Factory>,
+    classes: HashMap<String, crate::durable::ClassFactory>,
+    data_dir: Option<std::path::PathBuf>,
+    durable_idle: Option<Duration>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
     server_limits: crate::ServerLimits,
@@ -97,6 +100,29 @@ impl HostBuilder {
             name.to_owned(),
             Arc::new(|env, ctx| Arc::new(T::new(env, ctx))),
         );
+        self
+    }
+
+    /// Registers the Durable Object class `T` under `class_name`, the name a config's
+    /// `durable_objects = [{ name, class_name }]` uses.
+    pub fn durable_object<T: crate::durable::DurableObject>(mut self, class_name: &str) -> Self {
+        self.classes
+            .insert(class_name.to_owned(), crate::durable::factory_of::<T>());
+        self
+    }
+
+    /// Where Durable Objects keep their storage: one SQLite file per object, under
+    /// `<dir>/<worker>/<class>/`. Overrides the config's `data_dir`; the default is
+    /// `.capwire-data` in the current directory.
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// How long a Durable Object's instance stays with no call running before it is
+    /// evicted (default 60 s); its next call makes a new one from storage.
+    pub fn durable_idle_timeout(mut self, idle: Duration) -> Self {
+        self.durable_idle = Some(idle);
         self
     }
 
@@ -135,18 +161,24 @@ impl HostBuilder {
 
     /// Reads and checks the configuration file at `path`.
     pub fn config_file(self, path: impl AsRef<Path>) -> Result<Host, ConfigErrors> {
-        let config = Config::load(path.as_ref(), &self.names()).map_err(ConfigErrors)?;
+        let config = Config::load_with(path.as_ref(), &self.names(), &self.class_names())
+            .map_err(ConfigErrors)?;
         Ok(self.build(config))
     }
 
     /// Checks configuration text; `path` names it in errors.
     pub fn config_str(self, text: &str, path: impl AsRef<Path>) -> Result<Host, ConfigErrors> {
-        let config = Config::parse(text, path.as_ref(), &self.names()).map_err(ConfigErrors)?;
+        let config = Config::parse_with(text, path.as_ref(), &self.names(), &self.class_names())
+            .map_err(ConfigErrors)?;
         Ok(self.build(config))
     }
 
     fn names(&self) -> HashSet<String> {
         self.registry.keys().cloned().collect()
+    }
+
+    fn class_names(&self) -> HashSet<String> {
+        self.classes.keys().cloned().collect()
     }
 
     fn build(self, config: Config) -> Host {
@@ -164,18 +196,34 @@ impl HostBuilder {
                     .iter()
                     .map(|b| (b.binding.clone(), b.clone()))
                     .collect();
+                let durable = w
+                    .durable_objects
+                    .iter()
+                    .map(|b| {
+                        let owner = b.script_name.clone().unwrap_or_else(|| w.name.clone());
+                        (b.name.clone(), (owner, b.class_name.clone()))
+                    })
+                    .collect();
                 let worker = Worker {
                     vars: Arc::new(vars),
                     services: Arc::new(services),
+                    durable: Arc::new(durable),
                     config: w,
                 };
                 (worker.config.name.clone(), Arc::new(worker))
             })
             .collect();
+        let data_dir = self
+            .data_dir
+            .or(config.data_dir)
+            .unwrap_or_else(|| ".capwire-data".into());
+        let idle = self.durable_idle.unwrap_or(Duration::from_secs(60));
         Host {
             inner: Arc::new(HostInner {
                 workers,
                 registry: self.registry,
+                classes: self.classes,
+                durable: crate::durable::Registry::new(data_dir, idle),
                 resources: self.resources,
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
@@ -239,11 +287,15 @@ struct Worker {
     config: WorkerConfig,
     vars: Arc<HashMap<String, serde_json::Value>>,
     services: Arc<HashMap<String, ServiceBinding>>,
+    /// Durable Object bindings: the owning worker and the class.
+    durable: Arc<HashMap<String, (String, String)>>,
 }
 
 struct HostInner {
     workers: HashMap<String, Arc<Worker>>,
     registry: HashMap<String, Factory>,
+    classes: HashMap<String, crate::durable::ClassFactory>,
+    durable: Arc<crate::durable::Registry>,
     resources: HashMap<String, Resource>,
     tracker: TaskTracker,
     grace: Duration,
@@ -270,6 +322,25 @@ impl Host {
         entrypoint: Option<&str>,
     ) -> Result<Stub<T>, RpcError> {
         self.inner.connect(service, entrypoint).map(Stub::from_raw)
+    }
+
+    /// The namespace worker `worker` binds as `binding`, as its
+    /// [`Env::durable_object`] would give it.
+    pub fn durable_object<T: ?Sized + RpcTarget>(
+        &self,
+        worker: &str,
+        binding: &str,
+    ) -> Result<crate::durable::Namespace<T>, RpcError> {
+        let env = Env {
+            host: self.inner.clone(),
+            worker: self.inner.worker(worker)?.clone(),
+        };
+        env.durable_object(binding)
+    }
+
+    /// How many Durable Object instances are live (made and not yet evicted).
+    pub fn live_durable_objects(&self) -> usize {
+        self.inner.durable.live()
     }
 
     /// The workers this host serves over the network, with their `listen` addresses.
@@ -531,6 +602,73 @@ impl Env {
             ),
             None => FetchTarget::Local(self.host.clone(), worker.clone()),
         }))
+    }
+
+    /// The namespace of Durable Objects bound as `binding` (`durable_objects = [{ name =
+    /// binding, class_name, script_name? }]`), of class `T`.
+    ///
+    /// ```
+    /// # use capwire::durable::{DurableObject, State};
+    /// # pub struct Counter { state: State }
+    /// # impl DurableObject for Counter { fn new(state: State, _: capwire::host::Env) -> Self { Counter { state } } }
+    /// # #[capwire::rpc_target] impl Counter {
+    /// #     pub fn increment(&self) -> Result<i64, capwire::RpcError> {
+    /// #         let n = self.state.storage().get::<i64>("n")?.unwrap_or(0) + 1;
+    /// #         self.state.storage().put("n", &n)?;
+    /// #         Ok(n)
+    /// #     }
+    /// # }
+    /// # pub struct Api { env: capwire::host::Env }
+    /// # impl capwire::host::Entrypoint for Api { fn new(env: capwire::host::Env, _: capwire::host::Ctx) -> Self { Api { env } } }
+    /// # #[capwire::entrypoint] impl Api {
+    /// pub async fn count(&self, name: String) -> Result<i64, capwire::RpcError> {
+    ///     let counters = self.env.durable_object::<Counter>("COUNTER")?;
+    ///     counters.get_by_name(&name).increment().await
+    /// }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("capwire-doc-{}", std::process::id()));
+    /// # let host = capwire::host::Host::builder()
+    /// #     .entrypoint::<Api>("Api")
+    /// #     .durable_object::<Counter>("Counter")
+    /// #     .data_dir(&dir)
+    /// #     .config_str(r#"
+    /// #         [[worker]]
+    /// #         name = "w"
+    /// #         main = "Api"
+    /// #         durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
+    /// #     "#, "workers.toml")?;
+    /// # let api = host.service::<Api>("w", None)?;
+    /// # let first = api.count("alice".into()).await?;
+    /// # assert_eq!(api.count("alice".into()).await?, first + 1);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(()) }
+    /// ```
+    pub fn durable_object<T: ?Sized + RpcTarget>(
+        &self,
+        binding: &str,
+    ) -> Result<crate::durable::Namespace<T>, RpcError> {
+        let (owner, class) = self.worker.durable.get(binding).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {:?} has no Durable Object binding {binding:?}",
+                self.worker.config.name
+            ))
+        })?;
+        let factory = self.host.classes.get(class).cloned().ok_or_else(|| {
+            RpcError::error(format!("no Durable Object class {class:?} is registered"))
+        })?;
+        let env = Env {
+            host: self.host.clone(),
+            worker: self.host.worker(owner)?.clone(),
+        };
+        Ok(crate::durable::Namespace::new(
+            crate::durable::NamespaceInner {
+                name: format!("{owner}/{class}").into(),
+                make: Arc::new(move |state| factory(state, env.clone())),
+                registry: self.host.durable.clone(),
+            },
+        ))
     }
 
     /// The resource registered as `name` with [`HostBuilder::resource`].

@@ -1,0 +1,375 @@
+//! Durable Objects: one live instance per ID, with durable storage of its own, reached
+//! through a namespace binding, as Workers has them.
+//!
+//! A class is an ordinary [`macro@crate::rpc_target`] impl block whose type implements
+//! [`DurableObject`]; the host builder registers it by class name
+//! ([`HostBuilder::durable_object`](crate::host::HostBuilder::durable_object)), and a worker
+//! binds a namespace of it in the configuration:
+//!
+//! ```toml
+//! [[worker]]
+//! name = "counter-worker"
+//! main = "Api"
+//! durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
+//! ```
+//!
+//! `env.durable_object::<Counter>("COUNTER")?` is then a [`Namespace`]: IDs from names
+//! (the same on every host), new unique IDs, IDs parsed back from text (checked), and
+//! [`Namespace::get`] for a typed stub to the object, which pipelines, travels and drops
+//! like any other stub.
+//!
+//! # One instance, one call at a time
+//!
+//! - For each ID there is exactly one live instance in the host: concurrent first calls
+//!   make one. It stays while calls come and is evicted once it has been idle (no call
+//!   running) for the namespace's idle timeout
+//!   ([`HostBuilder::durable_idle_timeout`](crate::host::HostBuilder::durable_idle_timeout),
+//!   default 60 s); the next call makes a new instance, which finds its state in storage.
+//!   Stubs name the object, not the instance: a stub held across an eviction still works.
+//! - Calls run one at a time, in the order they reach the object (the input gate). A call
+//!   gives way to the next only where it waits for something outside the object (another
+//!   service, another object, a timer); storage calls are synchronous, so nothing else runs
+//!   between a read and the write that follows it: a `get` then `put` counter loses no
+//!   update. An object that calls another that calls it back does not deadlock: the first
+//!   call is waiting outside, and the call back runs.
+//! - Writes are durable when the storage call returns (SQLite, WAL, `synchronous=FULL`), so
+//!   before the result of the call that made them can leave the object (the output gate).
+
+mod gate;
+mod id;
+pub mod storage;
+
+pub use id::DurableObjectId;
+pub use storage::Storage;
+
+use crate::error::RpcError;
+use crate::object::{CallFuture, FetchFuture, RpcObject};
+use crate::typed::{RpcTarget, Stub};
+use crate::value::Value;
+use gate::{Gate, Gated};
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+/// A Durable Object class: what the host calls to make an instance for an ID.
+///
+/// ```
+/// use capwire::durable::{DurableObject, State};
+/// use capwire::{RpcError, rpc_target};
+///
+/// pub struct Counter { state: State }
+///
+/// impl DurableObject for Counter {
+///     fn new(state: State, _env: capwire::host::Env) -> Self { Counter { state } }
+/// }
+///
+/// #[rpc_target]
+/// impl Counter {
+///     pub fn increment(&self, by: Option<i64>) -> Result<i64, RpcError> {
+///         let storage = self.state.storage();
+///         let n = storage.get::<i64>("n")?.unwrap_or(0) + by.unwrap_or(1);
+///         storage.put("n", &n)?;
+///         Ok(n)
+///     }
+/// }
+/// ```
+pub trait DurableObject: RpcObject + Sized {
+    /// A new instance for the object `state` names, with the owning worker's `env`. Called
+    /// on the object's first call, and again after an eviction: state that must survive
+    /// lives in `state.storage()`.
+    fn new(state: State, env: crate::host::Env) -> Self;
+}
+
+/// What an instance knows of its object: its ID and its storage.
+#[derive(Clone)]
+pub struct State {
+    id: DurableObjectId,
+    storage: Storage,
+}
+
+impl State {
+    /// The object's ID.
+    pub fn id(&self) -> DurableObjectId {
+        self.id
+    }
+
+    /// The object's own durable storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+/// Makes an instance of a class.
+pub(crate) type ClassFactory =
+    Arc<dyn Fn(State, crate::host::Env) -> Arc<dyn RpcObject> + Send + Sync>;
+
+/// The factory of `T`.
+pub(crate) fn factory_of<T: DurableObject>() -> ClassFactory {
+    Arc::new(|state, env| Arc::new(T::new(state, env)))
+}
+
+/// A namespace: the objects of one class owned by one worker (`worker/Class`).
+#[derive(Clone)]
+pub(crate) struct NamespaceInner {
+    /// `worker/Class`: what IDs are tied to.
+    pub(crate) name: Arc<str>,
+    /// Makes an instance (the class's factory, with the owning worker's env).
+    pub(crate) make: Arc<dyn Fn(State) -> Arc<dyn RpcObject> + Send + Sync>,
+    pub(crate) registry: Arc<Registry>,
+}
+
+/// A namespace of Durable Objects of class `T`, from
+/// [`Env::durable_object`](crate::host::Env::durable_object).
+pub struct Namespace<T: ?Sized> {
+    inner: NamespaceInner,
+    _class: PhantomData<fn() -> Box<T>>,
+}
+
+impl<T: ?Sized> Clone for Namespace<T> {
+    fn clone(&self) -> Self {
+        Namespace {
+            inner: self.inner.clone(),
+            _class: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized + RpcTarget> Namespace<T> {
+    pub(crate) fn new(inner: NamespaceInner) -> Namespace<T> {
+        Namespace {
+            inner,
+            _class: PhantomData,
+        }
+    }
+
+    /// The ID of the object called `name`: the same on every host and every run.
+    pub fn id_from_name(&self, name: &str) -> DurableObjectId {
+        DurableObjectId::from_name(&self.inner.name, name)
+    }
+
+    /// A new ID, random, never given before.
+    pub fn new_unique_id(&self) -> Result<DurableObjectId, RpcError> {
+        DurableObjectId::unique(&self.inner.name)
+    }
+
+    /// The ID written as `text` (by `id.to_string()`): an error if it is malformed or an ID
+    /// of another namespace, never a new object.
+    pub fn id_from_string(&self, text: &str) -> Result<DurableObjectId, RpcError> {
+        DurableObjectId::parse(&self.inner.name, text)
+    }
+
+    /// A stub to the object `id`.
+    pub fn get(&self, id: DurableObjectId) -> Stub<T> {
+        Stub::from_raw(crate::RpcStub::from_arc(Arc::new(Handle {
+            namespace: self.inner.clone(),
+            id,
+        })))
+    }
+
+    /// A stub to the object called `name`: `get(id_from_name(name))`.
+    pub fn get_by_name(&self, name: &str) -> Stub<T> {
+        self.get(self.id_from_name(name))
+    }
+}
+
+/// An object: its namespace's name and its ID.
+type ObjectKey = (Arc<str>, DurableObjectId);
+
+/// The live instances of every namespace of a host.
+pub(crate) struct Registry {
+    data_dir: PathBuf,
+    idle: Duration,
+    live: Mutex<HashMap<ObjectKey, Arc<Instance>>>,
+    sweeping: OnceLock<()>,
+}
+
+struct Instance {
+    object: Arc<dyn RpcObject>,
+    gate: Gate,
+    /// Calls made and not finished.
+    busy: AtomicUsize,
+    last_used: Mutex<Instant>,
+}
+
+impl Registry {
+    pub(crate) fn new(data_dir: PathBuf, idle: Duration) -> Arc<Registry> {
+        Arc::new(Registry {
+            data_dir,
+            idle,
+            live: Mutex::default(),
+            sweeping: OnceLock::new(),
+        })
+    }
+
+    /// Where the object `id` of `namespace` keeps its storage.
+    fn path(&self, namespace: &str, id: DurableObjectId) -> PathBuf {
+        let mut path = self.data_dir.clone();
+        for part in namespace.split('/') {
+            path.push(
+                part.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect::<String>(),
+            );
+        }
+        path.push(format!("{id}.sqlite"));
+        path
+    }
+
+    /// The live instance of `id`, made now if there is none.
+    fn instance(
+        self: &Arc<Self>,
+        namespace: &NamespaceInner,
+        id: DurableObjectId,
+    ) -> Result<Arc<Instance>, RpcError> {
+        let mut live = lock(&self.live);
+        let key = (namespace.name.clone(), id);
+        if let Some(instance) = live.get(&key) {
+            return Ok(instance.clone());
+        }
+        let storage = Storage::open(self.path(&namespace.name, id))?;
+        let object = (namespace.make)(State { id, storage });
+        let instance = Arc::new(Instance {
+            object,
+            gate: gate::new_gate(),
+            busy: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
+        });
+        live.insert(key, instance.clone());
+        drop(live);
+        self.start_sweeping();
+        Ok(instance)
+    }
+
+    /// Evicts idle instances from now on (once per registry, when a runtime runs).
+    fn start_sweeping(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sweeping.set(()).is_err() {
+            return;
+        }
+        let registry: Weak<Registry> = Arc::downgrade(self);
+        let every = (self.idle / 4).max(Duration::from_millis(10));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                registry.evict_idle();
+            }
+        });
+    }
+
+    fn evict_idle(&self) {
+        let evicted: Vec<Arc<Instance>> = {
+            let mut live = lock(&self.live);
+            let idle: Vec<_> = live
+                .iter()
+                .filter(|(_, i)| {
+                    i.busy.load(Ordering::Acquire) == 0 && lock(&i.last_used).elapsed() >= self.idle
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            idle.iter().filter_map(|k| live.remove(k)).collect()
+        };
+        // Dropped outside the lock: an object's drop (closing its storage) may take time.
+        drop(evicted);
+    }
+
+    /// How many instances are live (for tests and monitoring).
+    pub(crate) fn live(&self) -> usize {
+        lock(&self.live).len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A call counted as running on an instance until dropped.
+struct Busy(Arc<Instance>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *lock(&self.0.last_used) = Instant::now();
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Instance {
+    /// Runs `call` on the object behind the gate: it starts when every call that reached the
+    /// object before it has finished or is waiting outside.
+    fn run<R: Send + 'static>(
+        self: &Arc<Self>,
+        call: impl FnOnce(Arc<dyn RpcObject>) -> std::pin::Pin<Box<dyn Future<Output = R> + Send>>
+        + Send
+        + 'static,
+    ) -> std::pin::Pin<Box<dyn Future<Output = R> + Send>> {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let busy = Busy(self.clone());
+        Box::pin(Gated::new(self.gate.clone(), async move {
+            let _busy = busy;
+            call(_busy.0.object.clone()).await
+        }))
+    }
+}
+
+/// What a stub to a Durable Object points at: the object (namespace and ID), not an
+/// instance, so that it outlives evictions.
+struct Handle {
+    namespace: NamespaceInner,
+    id: DurableObjectId,
+}
+
+impl Handle {
+    fn instance(&self) -> Result<Arc<Instance>, RpcError> {
+        self.namespace.registry.instance(&self.namespace, self.id)
+    }
+}
+
+impl RpcObject for Handle {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
+        let method = method.to_owned();
+        match self.instance() {
+            Ok(i) => i.run(move |object| object.call(&method, args)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn get(self: Arc<Self>, name: &str) -> CallFuture {
+        let name = name.to_owned();
+        match self.instance() {
+            Ok(i) => i.run(move |object| object.get(&name)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn call_self(self: Arc<Self>, args: Vec<Value>) -> CallFuture {
+        match self.instance() {
+            Ok(i) => i.run(move |object| object.call_self(args)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn fetch(self: Arc<Self>, request: http::Request<crate::Body>) -> FetchFuture {
+        match self.instance() {
+            Ok(i) => i.run(move |object| object.fetch(request)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn handles_fetch(&self) -> bool {
+        self.instance().is_ok_and(|i| i.object.handles_fetch())
+    }
+}

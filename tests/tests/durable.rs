@@ -1,0 +1,334 @@
+//! Durable Objects: one instance per ID, calls one at a time (the input gate), durable
+//! storage across restarts and evictions, IDs checked, configuration errors named.
+
+use capwire::durable::{DurableObject, State};
+use capwire::host::{Ctx, Entrypoint, Env, Host};
+use capwire::{RpcError, Stub, entrypoint, rpc_target};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Counts constructions, per host (a resource of the host).
+#[derive(Clone, Default)]
+struct Made(Arc<AtomicUsize>);
+
+pub struct Counter {
+    state: State,
+}
+
+impl DurableObject for Counter {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(made) = env.resource::<Made>("made") {
+            made.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Counter { state }
+    }
+}
+
+#[rpc_target]
+impl Counter {
+    /// Read, then write: nothing between them is an await, so no other call runs there.
+    pub fn increment(&self, by: Option<i64>) -> Result<i64, RpcError> {
+        let storage = self.state.storage();
+        let n = storage.get::<i64>("n")?.unwrap_or(0);
+        std::thread::yield_now();
+        storage.put("n", &(n + by.unwrap_or(1)))?;
+        Ok(n + by.unwrap_or(1))
+    }
+
+    #[rpc(getter)]
+    pub fn value(&self) -> Result<i64, RpcError> {
+        Ok(self.state.storage().get::<i64>("n")?.unwrap_or(0))
+    }
+
+    #[rpc(getter)]
+    pub fn id(&self) -> String {
+        self.state.id().to_string()
+    }
+}
+
+/// Two objects that call each other: A→B→A.
+pub struct Pinger {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Pinger {
+    fn new(state: State, env: Env) -> Self {
+        Pinger { state, env }
+    }
+}
+
+#[rpc_target]
+impl Pinger {
+    /// Calls `other`, which calls this object back before answering.
+    pub async fn ping_via(&self, other: String) -> Result<String, RpcError> {
+        let ns = self.env.durable_object::<Pinger>("PINGER")?;
+        let me = self.state.id().to_string();
+        ns.get_by_name(&other).pong_back(me).await
+    }
+
+    /// Calls the object `id` back.
+    pub async fn pong_back(&self, id: String) -> Result<String, RpcError> {
+        let ns = self.env.durable_object::<Pinger>("PINGER")?;
+        let caller = ns.get(ns.id_from_string(&id)?);
+        Ok(format!("pong after {}", caller.hello().await?))
+    }
+
+    pub fn hello(&self) -> String {
+        "hello".into()
+    }
+}
+
+pub struct Api {
+    env: Env,
+}
+
+impl Entrypoint for Api {
+    fn new(env: Env, _ctx: Ctx) -> Self {
+        Api { env }
+    }
+}
+
+#[entrypoint]
+impl Api {
+    /// A counter by name, handed out by reference.
+    pub fn counter(&self, name: String) -> Result<Stub<Counter>, RpcError> {
+        Ok(self
+            .env
+            .durable_object::<Counter>("COUNTER")?
+            .get_by_name(&name))
+    }
+}
+
+const CONFIG: &str = r#"
+    [[worker]]
+    name = "app"
+    main = "Api"
+    durable_objects = [
+        { name = "COUNTER", class_name = "Counter" },
+        { name = "PINGER", class_name = "Pinger" },
+    ]
+
+    [[worker]]
+    name = "other"
+    main = "Api"
+    durable_objects = [{ name = "COUNTER", class_name = "Counter", script_name = "app" }]
+"#;
+
+/// A fresh data directory, removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(test: &str) -> DataDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "capwire-durable-{test}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        DataDir(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn host(dir: &DataDir, made: &Made, idle: Duration) -> Host {
+    Host::builder()
+        .entrypoint::<Api>("Api")
+        .durable_object::<Counter>("Counter")
+        .durable_object::<Pinger>("Pinger")
+        .resource("made", made.clone())
+        .data_dir(&dir.0)
+        .durable_idle_timeout(idle)
+        .config_str(CONFIG, "workers.toml")
+        .expect("the configuration is valid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_first_calls_make_one_instance() {
+    let dir = DataDir::new("one");
+    let made = Made::default();
+    let host = host(&dir, &made, Duration::from_secs(60));
+    let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let stub = ns.get_by_name("alice");
+            tokio::spawn(async move { stub.increment(None).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for c in calls {
+        results.push(c.await.unwrap().unwrap());
+    }
+    results.sort();
+    assert_eq!(results, (1..=50).collect::<Vec<_>>());
+    assert_eq!(made.0.load(Ordering::SeqCst), 1, "one instance for one ID");
+    assert_eq!(host.live_durable_objects(), 1);
+    // Another name is another object.
+    assert_eq!(ns.get_by_name("bob").increment(None).await.unwrap(), 1);
+    assert_eq!(made.0.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_read_then_write_increments_lose_nothing() {
+    let dir = DataDir::new("race");
+    let made = Made::default();
+    let host = host(&dir, &made, Duration::from_secs(60));
+    // Through several callers: the worker's own binding, another worker's binding to the
+    // same class, and stubs handed out by an entrypoint.
+    let here = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    let there = host.durable_object::<Counter>("other", "COUNTER").unwrap();
+    let api = host.service::<Api>("app", None).unwrap();
+    let mut calls = Vec::new();
+    for k in 0..200 {
+        let stub = match k % 3 {
+            0 => here.get_by_name("shared"),
+            1 => there.get_by_name("shared"),
+            _ => api.counter("shared".into()).await.unwrap(),
+        };
+        calls.push(tokio::spawn(async move { stub.increment(None).await }));
+    }
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    assert_eq!(here.get_by_name("shared").value().await.unwrap(), 200);
+    assert_eq!(made.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_calls_another_that_calls_it_back_does_not_deadlock() {
+    let dir = DataDir::new("reentry");
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let ns = host.durable_object::<Pinger>("app", "PINGER").unwrap();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        ns.get_by_name("a").ping_via("b".into()),
+    )
+    .await
+    .expect("A→B→A completes")
+    .unwrap();
+    assert_eq!(answer, "pong after hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_survives_a_host_restart() {
+    let dir = DataDir::new("restart");
+    let made = Made::default();
+    {
+        let host = host(&dir, &made, Duration::from_secs(60));
+        let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+        for _ in 0..3 {
+            ns.get_by_name("alice").increment(None).await.unwrap();
+        }
+    }
+    let host = host(&dir, &made, Duration::from_secs(60));
+    let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    assert_eq!(ns.get_by_name("alice").increment(None).await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_instance_is_evicted_and_made_again_from_storage() {
+    let dir = DataDir::new("evict");
+    let made = Made::default();
+    let host = host(&dir, &made, Duration::from_millis(50));
+    let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    // A stub held across the eviction still reaches the object.
+    let alice = ns.get_by_name("alice");
+    assert_eq!(alice.increment(Some(5)).await.unwrap(), 5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while host.live_durable_objects() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle instance was never evicted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(alice.increment(Some(1)).await.unwrap(), 6);
+    assert_eq!(
+        made.0.load(Ordering::SeqCst),
+        2,
+        "made again after the eviction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_checked_against_their_namespace() {
+    let dir = DataDir::new("ids");
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let counters = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    let pingers = host.durable_object::<Pinger>("app", "PINGER").unwrap();
+    let id = counters.id_from_name("alice");
+    assert_eq!(counters.id_from_string(&id.to_string()).unwrap(), id);
+    // The same name in the same namespace, from another worker's binding: the same ID.
+    let other = host.durable_object::<Counter>("other", "COUNTER").unwrap();
+    assert_eq!(other.id_from_name("alice"), id);
+    assert_eq!(
+        counters.get(id).id().await.unwrap(),
+        id.to_string(),
+        "the object knows its ID"
+    );
+    for bad in ["", "xyz", &"0".repeat(64), &id.to_string().to_uppercase()] {
+        let e = counters.id_from_string(bad).unwrap_err();
+        assert!(e.message().contains("Invalid Durable Object ID"), "{e}");
+    }
+    // An ID of another namespace is refused, not a new object.
+    let foreign = pingers.id_from_name("alice").to_string();
+    let e = counters.id_from_string(&foreign).unwrap_err();
+    assert!(e.message().contains("not an ID of this namespace"), "{e}");
+    let unique = counters.new_unique_id().unwrap();
+    assert_ne!(unique, counters.new_unique_id().unwrap());
+    assert_eq!(
+        counters.id_from_string(&unique.to_string()).unwrap(),
+        unique
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_file_and_key() {
+    let bad = r#"
+        [[worker]]
+        name = "app"
+        main = "Api"
+        durable_objects = [
+            { name = "COUNTER", class_name = "Nope" },
+            { name = "COUNTER", class_name = "Counter", script_name = "ghost" },
+            { name = "R", class_name = "Counter", script_name = "remote" },
+            { name = "P", class_name = "Pinger", script_name = "plain" },
+        ]
+
+        [[worker]]
+        name = "remote"
+        url = "ws://127.0.0.1:1"
+
+        [[worker]]
+        name = "plain"
+        main = "Api"
+    "#;
+    let errors = Host::builder()
+        .entrypoint::<Api>("Api")
+        .durable_object::<Counter>("Counter")
+        .durable_object::<Pinger>("Pinger")
+        .config_str(bad, "workers.toml")
+        .err()
+        .expect("the configuration is refused")
+        .to_string();
+    for expected in [
+        "workers.toml: worker[0].durable_objects[0].class_name: no Durable Object class \"Nope\"",
+        "workers.toml: worker[0].durable_objects[1].name: the name \"COUNTER\" is bound twice",
+        "workers.toml: worker[0].durable_objects[1].script_name: no worker is named \"ghost\"",
+        "workers.toml: worker[0].durable_objects[2].script_name: worker \"remote\" runs elsewhere",
+        "workers.toml: worker[0].durable_objects[3].script_name: worker \"plain\" defines no Durable Object class \"Pinger\"",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
+    }
+}
