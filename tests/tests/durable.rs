@@ -81,6 +81,48 @@ impl Pinger {
     }
 }
 
+/// An object with an alarm: `arm(ms)` sets it; `alarm()` counts its runs, failing the
+/// first `fail_first` of them.
+pub struct Alarmed {
+    state: State,
+}
+
+impl DurableObject for Alarmed {
+    fn new(state: State, _env: Env) -> Self {
+        Alarmed { state }
+    }
+}
+
+#[rpc_target]
+impl Alarmed {
+    pub fn arm(&self, ms: u64, fail_first: Option<u32>) -> Result<(), RpcError> {
+        let storage = self.state.storage();
+        storage.put("fail_first", &fail_first.unwrap_or(0))?;
+        storage.set_alarm(std::time::SystemTime::now() + Duration::from_millis(ms))
+    }
+
+    pub fn alarm(&self) -> Result<(), RpcError> {
+        let storage = self.state.storage();
+        let attempts = storage.get::<u32>("attempts")?.unwrap_or(0) + 1;
+        storage.put("attempts", &attempts)?;
+        if attempts <= storage.get::<u32>("fail_first")?.unwrap_or(0) {
+            return Err(RpcError::error("not yet"));
+        }
+        let fired = storage.get::<u32>("fired")?.unwrap_or(0) + 1;
+        storage.put("fired", &fired)
+    }
+
+    /// (runs, attempts, whether an alarm is still set)
+    pub fn report(&self) -> Result<(u32, u32, bool), RpcError> {
+        let storage = self.state.storage();
+        Ok((
+            storage.get::<u32>("fired")?.unwrap_or(0),
+            storage.get::<u32>("attempts")?.unwrap_or(0),
+            storage.get_alarm()?.is_some(),
+        ))
+    }
+}
+
 pub struct Api {
     env: Env,
 }
@@ -109,6 +151,7 @@ const CONFIG: &str = r#"
     durable_objects = [
         { name = "COUNTER", class_name = "Counter" },
         { name = "PINGER", class_name = "Pinger" },
+        { name = "ALARMED", class_name = "Alarmed" },
     ]
 
     [[worker]]
@@ -144,6 +187,7 @@ fn host(dir: &DataDir, made: &Made, idle: Duration) -> Host {
         .entrypoint::<Api>("Api")
         .durable_object::<Counter>("Counter")
         .durable_object::<Pinger>("Pinger")
+        .durable_object::<Alarmed>("Alarmed")
         .resource("made", made.clone())
         .data_dir(&dir.0)
         .durable_idle_timeout(idle)
@@ -288,6 +332,64 @@ async fn ids_are_checked_against_their_namespace() {
         counters.id_from_string(&unique.to_string()).unwrap(),
         unique
     );
+}
+
+/// Waits until `object`'s report is `expected` (bounded).
+async fn report_becomes(object: &Stub<Alarmed>, expected: (u32, u32, bool), within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let report = object.report().await.unwrap();
+        if report == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "report {report:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_runs_at_its_time_once() {
+    let dir = DataDir::new("alarm");
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let ns = host.durable_object::<Alarmed>("app", "ALARMED").unwrap();
+    let object = ns.get_by_name("a");
+    object.arm(100, None).await.unwrap();
+    assert_eq!(object.report().await.unwrap(), (0, 0, true));
+    report_becomes(&object, (1, 1, false), Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_alarm_is_retried() {
+    let dir = DataDir::new("retry");
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let ns = host.durable_object::<Alarmed>("app", "ALARMED").unwrap();
+    let object = ns.get_by_name("a");
+    object.arm(10, Some(1)).await.unwrap();
+    // The first run fails; the retry (a second later) succeeds.
+    report_becomes(&object, (0, 1, true), Duration::from_secs(10)).await;
+    report_becomes(&object, (1, 2, false), Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_set_before_a_restart_runs_after_it() {
+    let dir = DataDir::new("alarm-restart");
+    {
+        let host = host(&dir, &Made::default(), Duration::from_millis(20));
+        let ns = host.durable_object::<Alarmed>("app", "ALARMED").unwrap();
+        ns.get_by_name("a").arm(500, None).await.unwrap();
+        // The first host goes away before the alarm's time, its instance evicted first.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while host.live_durable_objects() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never evicted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let ns = host.durable_object::<Alarmed>("app", "ALARMED").unwrap();
+    report_becomes(&ns.get_by_name("a"), (1, 1, false), Duration::from_secs(10)).await;
 }
 
 #[test]

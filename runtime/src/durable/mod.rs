@@ -35,6 +35,7 @@
 //! - Writes are durable when the storage call returns (SQLite, WAL, `synchronous=FULL`), so
 //!   before the result of the call that made them can leave the object (the output gate).
 
+mod alarms;
 mod gate;
 mod id;
 pub mod storage;
@@ -117,8 +118,9 @@ pub(crate) fn factory_of<T: DurableObject>() -> ClassFactory {
 pub(crate) struct NamespaceInner {
     /// `worker/Class`: what IDs are tied to.
     pub(crate) name: Arc<str>,
-    /// Makes an instance (the class's factory, with the owning worker's env).
-    pub(crate) make: Arc<dyn Fn(State) -> Arc<dyn RpcObject> + Send + Sync>,
+    /// Makes an instance (the class's factory, with the owning worker's env); fails once
+    /// the host is gone.
+    pub(crate) make: Arc<dyn Fn(State) -> Result<Arc<dyn RpcObject>, RpcError> + Send + Sync>,
     pub(crate) registry: Arc<Registry>,
 }
 
@@ -185,10 +187,17 @@ pub(crate) struct Registry {
     idle: Duration,
     live: Mutex<HashMap<ObjectKey, Arc<Instance>>>,
     sweeping: OnceLock<()>,
+    /// The namespaces the host's workers own, by name: what an alarm needs to make an
+    /// instance of an evicted object.
+    namespaces: Mutex<HashMap<Arc<str>, NamespaceInner>>,
+    pub(crate) alarms: alarms::Alarms,
 }
 
 struct Instance {
+    key: ObjectKey,
     object: Arc<dyn RpcObject>,
+    storage: Storage,
+    registry: Weak<Registry>,
     gate: Gate,
     /// Calls made and not finished.
     busy: AtomicUsize,
@@ -202,11 +211,48 @@ impl Registry {
             idle,
             live: Mutex::default(),
             sweeping: OnceLock::new(),
+            namespaces: Mutex::default(),
+            alarms: alarms::Alarms::default(),
         })
     }
 
-    /// Where the object `id` of `namespace` keeps its storage.
-    fn path(&self, namespace: &str, id: DurableObjectId) -> PathBuf {
+    /// Records a namespace a worker of the host owns, and schedules the alarms its objects
+    /// have stored (set before a restart, say).
+    pub(crate) fn own(self: &Arc<Self>, namespace: NamespaceInner) {
+        let dir = self.namespace_dir(&namespace.name);
+        let name = namespace.name.clone();
+        lock(&self.namespaces).insert(name.clone(), namespace);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(stem) = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .and_then(|f| f.strip_suffix(".sqlite"))
+            else {
+                continue;
+            };
+            let Ok(id) = DurableObjectId::parse(&name, stem) else {
+                continue;
+            };
+            match Storage::open(&path).and_then(|s| s.get_alarm()) {
+                Ok(Some(at)) => self.schedule(&(name.clone(), id), Some(at)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "capwire: cannot read a Durable Object's alarm")
+                }
+            }
+        }
+    }
+
+    /// The namespace owned as `name`.
+    pub(crate) fn namespace(&self, name: &str) -> Option<NamespaceInner> {
+        lock(&self.namespaces).get(name).cloned()
+    }
+
+    fn namespace_dir(&self, namespace: &str) -> PathBuf {
         let mut path = self.data_dir.clone();
         for part in namespace.split('/') {
             path.push(
@@ -221,8 +267,12 @@ impl Registry {
                     .collect::<String>(),
             );
         }
-        path.push(format!("{id}.sqlite"));
         path
+    }
+
+    /// Where the object `id` of `namespace` keeps its storage.
+    fn path(&self, namespace: &str, id: DurableObjectId) -> PathBuf {
+        self.namespace_dir(namespace).join(format!("{id}.sqlite"))
     }
 
     /// The live instance of `id`, made now if there is none.
@@ -237,9 +287,15 @@ impl Registry {
             return Ok(instance.clone());
         }
         let storage = Storage::open(self.path(&namespace.name, id))?;
-        let object = (namespace.make)(State { id, storage });
+        let object = (namespace.make)(State {
+            id,
+            storage: storage.clone(),
+        })?;
         let instance = Arc::new(Instance {
+            key: key.clone(),
             object,
+            storage,
+            registry: Arc::downgrade(self),
             gate: gate::new_gate(),
             busy: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
@@ -319,9 +375,26 @@ impl Instance {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let busy = Busy(self.clone());
         Box::pin(Gated::new(self.gate.clone(), async move {
-            let _busy = busy;
-            call(_busy.0.object.clone()).await
+            let result = call(busy.0.object.clone()).await;
+            // The call may have set or deleted the object's alarm.
+            busy.0.sync_alarm();
+            drop(busy);
+            result
         }))
+    }
+}
+
+impl Instance {
+    /// Schedules the alarm the object's storage holds now (or none).
+    fn sync_alarm(&self) {
+        if let Some(registry) = self.registry.upgrade() {
+            match self.storage.get_alarm() {
+                Ok(at) => registry.schedule(&self.key, at),
+                Err(e) => {
+                    tracing::warn!(error = %e, "capwire: cannot read a Durable Object's alarm")
+                }
+            }
+        }
     }
 }
 

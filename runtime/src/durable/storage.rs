@@ -30,3 +30,25 @@ impl Storage {
         Ok(())
     }
 }
+
+impl Storage {
+    /// Alarm.
+    pub fn set_alarm(&self, at: std::time::SystemTime) -> Result<(), RpcError> {
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        self.put("__alarm", &ms)
+    }
+    /// Alarm.
+    pub fn get_alarm(&self) -> Result<Option<std::time::SystemTime>, RpcError> {
+        Ok(self
+            .get::<u64>("__alarm")?
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)))
+    }
+    /// Alarm.
+    pub fn delete_alarm(&self) -> Result<(), RpcError> {
+        self.0.lock().unwrap().remove("__alarm");
+        Ok(())
+    }
+}

@@ -218,7 +218,7 @@ impl HostBuilder {
             .or(config.data_dir)
             .unwrap_or_else(|| ".capwire-data".into());
         let idle = self.durable_idle.unwrap_or(Duration::from_secs(60));
-        Host {
+        let host = Host {
             inner: Arc::new(HostInner {
                 workers,
                 registry: self.registry,
@@ -229,7 +229,9 @@ impl HostBuilder {
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
                 server_limits: self.server_limits,
             }),
-        }
+        };
+        host.own_durable_objects();
+        host
     }
 }
 
@@ -336,6 +338,42 @@ impl Host {
             worker: self.inner.worker(worker)?.clone(),
         };
         env.durable_object(binding)
+    }
+
+    /// Records the Durable Object namespaces the host's workers own (each class a worker
+    /// binds without `script_name`), which schedules the alarms their objects stored.
+    fn own_durable_objects(&self) {
+        for worker in self.inner.workers.values() {
+            if worker.config.url.is_some() {
+                continue;
+            }
+            for b in &worker.config.durable_objects {
+                if b.script_name.is_some() {
+                    continue;
+                }
+                let Some(factory) = self.inner.classes.get(&b.class_name).cloned() else {
+                    continue;
+                };
+                let host = Arc::downgrade(&self.inner);
+                let owner = worker.clone();
+                self.inner.durable.own(crate::durable::NamespaceInner {
+                    name: format!("{}/{}", worker.config.name, b.class_name).into(),
+                    make: Arc::new(move |state| {
+                        let host = host
+                            .upgrade()
+                            .ok_or_else(|| RpcError::error("the host has shut down"))?;
+                        Ok(factory(
+                            state,
+                            Env {
+                                host,
+                                worker: owner.clone(),
+                            },
+                        ))
+                    }),
+                    registry: self.inner.durable.clone(),
+                });
+            }
+        }
     }
 
     /// How many Durable Object instances are live (made and not yet evicted).
@@ -655,20 +693,16 @@ impl Env {
                 self.worker.config.name
             ))
         })?;
-        let factory = self.host.classes.get(class).cloned().ok_or_else(|| {
-            RpcError::error(format!("no Durable Object class {class:?} is registered"))
-        })?;
-        let env = Env {
-            host: self.host.clone(),
-            worker: self.host.worker(owner)?.clone(),
-        };
-        Ok(crate::durable::Namespace::new(
-            crate::durable::NamespaceInner {
-                name: format!("{owner}/{class}").into(),
-                make: Arc::new(move |state| factory(state, env.clone())),
-                registry: self.host.durable.clone(),
-            },
-        ))
+        let namespace = self
+            .host
+            .durable
+            .namespace(&format!("{owner}/{class}"))
+            .ok_or_else(|| {
+                RpcError::error(format!(
+                    "worker {owner:?} defines no Durable Object class {class:?}"
+                ))
+            })?;
+        Ok(crate::durable::Namespace::new(namespace))
     }
 
     /// The resource registered as `name` with [`HostBuilder::resource`].
