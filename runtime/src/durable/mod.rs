@@ -113,6 +113,10 @@ pub(crate) fn factory_of<T: DurableObject>() -> ClassFactory {
     Arc::new(|state, env| Arc::new(T::new(state, env)))
 }
 
+/// Makes an instance of a namespace's class for an object.
+pub(crate) type MakeInstance =
+    Arc<dyn Fn(State) -> Result<Arc<dyn RpcObject>, RpcError> + Send + Sync>;
+
 /// A namespace: the objects of one class owned by one worker (`worker/Class`).
 #[derive(Clone)]
 pub(crate) struct NamespaceInner {
@@ -120,7 +124,7 @@ pub(crate) struct NamespaceInner {
     pub(crate) name: Arc<str>,
     /// Makes an instance (the class's factory, with the owning worker's env); fails once
     /// the host is gone.
-    pub(crate) make: Arc<dyn Fn(State) -> Result<Arc<dyn RpcObject>, RpcError> + Send + Sync>,
+    pub(crate) make: MakeInstance,
     pub(crate) registry: Arc<Registry>,
 }
 
