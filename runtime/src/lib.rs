@@ -68,6 +68,7 @@
 mod budget;
 mod codec;
 mod de;
+pub mod durable;
 mod error;
 mod eval;
 mod function;

@@ -1,0 +1,5 @@
+//! Durable Objects.
+
+pub mod storage;
+
+pub use storage::{ListOptions, Storage, Transaction};
