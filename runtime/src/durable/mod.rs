@@ -41,7 +41,7 @@ mod id;
 pub mod storage;
 
 pub use id::DurableObjectId;
-pub use storage::Storage;
+pub use storage::{ListOptions, Storage, Transaction};
 
 use crate::error::RpcError;
 use crate::object::{CallFuture, FetchFuture, RpcObject};
