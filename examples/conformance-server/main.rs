@@ -1,4 +1,4 @@
-//! The conformance server: `cargo run --release --example conformance-server -- --listen 127.0.0.1:0`
+//! The conformance server: `cargo run --release --example conformance-server -- --listen 127.0.0.1:0 [--data-dir DIR]`
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections, then serves the
 //! conformance service of `shared/CONFORMANCE.md` over WebSocket and HTTP batch at `/`.
@@ -11,6 +11,14 @@ async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--data-dir" => match args.next() {
+                Some(dir) => capwire_examples::conformance::set_data_dir(dir),
+                None => {
+                    return Err(std::io::Error::other(
+                        "--data-dir needs a directory, e.g. ./conformance-data",
+                    ));
+                }
+            },
             "--listen" => match args.next() {
                 Some(addr) => listen = addr,
                 None => {
@@ -21,7 +29,7 @@ async fn main() -> std::io::Result<()> {
             },
             other => {
                 return Err(std::io::Error::other(format!(
-                    "unknown argument {other}; usage: --listen HOST:PORT"
+                    "unknown argument {other}; usage: --listen HOST:PORT [--data-dir DIR]"
                 )));
             }
         }

@@ -187,6 +187,13 @@ impl TestTarget {
         v
     }
 
+    /// A stub of the Durable Object `DurableCounter` named `name`: every session reaches
+    /// the same object, and so does the same server after a restart with the same
+    /// `--data-dir`.
+    pub fn durable_counter(&self, name: String) -> Stub<DurableCounter> {
+        durable_counters().get_by_name(&name)
+    }
+
     /// `[1, 2, …, n]`; `n` above [`MAX_LIST`] is refused.
     pub fn list_ids(&self, n: u32) -> Result<Vec<u32>, RpcError> {
         check_list_size(n)?;
@@ -394,6 +401,58 @@ impl Vault {
     pub fn reveal_for_tests(&self) -> String {
         self.secret()
     }
+}
+
+/// The Durable Object of `durableCounter(name)`: a counter whose value is stored durably.
+pub struct DurableCounter {
+    state: capwire::durable::State,
+}
+
+impl capwire::durable::DurableObject for DurableCounter {
+    fn new(state: capwire::durable::State, _env: capwire::host::Env) -> Self {
+        DurableCounter { state }
+    }
+}
+
+#[rpc_target]
+impl DurableCounter {
+    /// Adds `amount` (default 1) and returns the new value, stored before it is returned.
+    pub fn increment(&self, amount: Option<i64>) -> Result<i64, RpcError> {
+        let storage = self.state.storage();
+        let n = storage.get::<i64>("value")?.unwrap_or(0) + amount.unwrap_or(1);
+        storage.put("value", &n)?;
+        Ok(n)
+    }
+
+    /// The stored value (0 for a new object).
+    #[rpc(getter)]
+    pub fn value(&self) -> Result<i64, RpcError> {
+        Ok(self.state.storage().get::<i64>("value")?.unwrap_or(0))
+    }
+
+    /// The object's ID: 64 lowercase hex digits, the same for the same name on every run.
+    #[rpc(getter)]
+    pub fn id(&self) -> String {
+        self.state.id().to_string()
+    }
+}
+
+static DURABLE_COUNTERS: std::sync::OnceLock<capwire::durable::Namespace<DurableCounter>> =
+    std::sync::OnceLock::new();
+
+/// Where `durableCounter` objects keep their storage (the server's `--data-dir`). Without
+/// it, a directory of this process under the system's temporary directory. Takes effect
+/// only before the first `durableCounter` call.
+pub fn set_data_dir(dir: impl Into<std::path::PathBuf>) {
+    let dir = dir.into();
+    DURABLE_COUNTERS.get_or_init(|| capwire::durable::Namespace::standalone("DurableCounter", dir));
+}
+
+fn durable_counters() -> &'static capwire::durable::Namespace<DurableCounter> {
+    DURABLE_COUNTERS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("capwire-conformance-{}", std::process::id()));
+        capwire::durable::Namespace::standalone("DurableCounter", dir)
+    })
 }
 
 /// Binds a conformance server to `addr` and returns it with its address, not yet serving.

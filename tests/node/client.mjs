@@ -1192,6 +1192,33 @@ const CHECKS = [
       await checkEchoedResponse(post, "POST", "ping-body");
       await checkEchoedResponse(get, "GET", "");
     }],
+
+  // A Durable Object: the same object for the same name from every session and batch.
+  ["durableCounter",
+    async () => {
+      const name = `conformance-ws-${process.pid}-${Date.now()}`;
+      const s = api();
+      expectEq(await s.durableCounter(name).increment(2), 2, "durableCounter(name).increment(2)");
+      expectEq(await s.durableCounter(name).increment(), 3, "durableCounter(name).increment()");
+      expectEq(await s.durableCounter(name).value, 3, "durableCounter(name).value");
+      const id = await s.durableCounter(name).id;
+      if (!/^[0-9a-f]{64}$/.test(id)) fail(`durableCounter(name).id: ${show(id)} is not 64 lowercase hex digits`);
+      const other = await s.durableCounter(`${name}-other`).id;
+      if (other === id) fail("two names gave the same ID");
+      // Another session reaches the same object.
+      const s2 = newWebSocketRpcSession(url);
+      try {
+        expectEq(await s2.durableCounter(name).value, 3, "value from another session");
+        expectEq(await s2.durableCounter(name).id, id, "id from another session");
+      } finally {
+        dispose(s2);
+      }
+    },
+    async () => {
+      const name = `conformance-batch-${process.pid}-${Date.now()}`;
+      expectEq(await api().durableCounter(name).increment(5), 5, "durableCounter(name).increment(5) in a batch");
+      expectEq(await api().durableCounter(name).value, 5, "durableCounter(name).value in another batch");
+    }],
 ];
 
 // ---------------------------------------------------------------------------------------------

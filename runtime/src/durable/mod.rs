@@ -126,6 +126,8 @@ pub(crate) struct NamespaceInner {
     /// the host is gone.
     pub(crate) make: MakeInstance,
     pub(crate) registry: Arc<Registry>,
+    /// What must live as long as this namespace (the host of a standalone one).
+    pub(crate) keep_alive: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A namespace of Durable Objects of class `T`, from
@@ -150,6 +152,12 @@ impl<T: ?Sized + RpcTarget> Namespace<T> {
             inner,
             _class: PhantomData,
         }
+    }
+
+    /// This namespace, keeping `owner` alive as long as it is.
+    pub(crate) fn keeping(mut self, owner: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.inner.keep_alive = Some(owner);
+        self
     }
 
     /// The ID of the object called `name`: the same on every host and every run.
@@ -179,6 +187,36 @@ impl<T: ?Sized + RpcTarget> Namespace<T> {
     /// A stub to the object called `name`: `get(id_from_name(name))`.
     pub fn get_by_name(&self, name: &str) -> Stub<T> {
         self.get(self.id_from_name(name))
+    }
+}
+
+impl<T: DurableObject + RpcTarget> Namespace<T> {
+    /// A namespace of class `T` outside any configuration, for a program that serves RPC
+    /// without the [host](crate::host) (a [`Server`](crate::Server) of its own): its
+    /// objects keep their storage under `data_dir`, and are evicted after 60 s idle. The
+    /// class's `env` has no variables or bindings of its own.
+    ///
+    /// ```
+    /// # use capwire::durable::{DurableObject, Namespace, State};
+    /// # pub struct Counter { state: State }
+    /// # impl DurableObject for Counter { fn new(state: State, _: capwire::host::Env) -> Self { Counter { state } } }
+    /// # #[capwire::rpc_target] impl Counter {
+    /// #     pub fn increment(&self) -> Result<i64, capwire::RpcError> {
+    /// #         let n = self.state.storage().get::<i64>("n")?.unwrap_or(0) + 1;
+    /// #         self.state.storage().put("n", &n)?;
+    /// #         Ok(n)
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), capwire::RpcError> {
+    /// let dir = std::env::temp_dir().join(format!("capwire-standalone-{}", std::process::id()));
+    /// let counters = Namespace::<Counter>::standalone("Counter", &dir);
+    /// assert_eq!(counters.get_by_name("a").increment().await?, 1);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(()) }
+    /// ```
+    pub fn standalone(class_name: &str, data_dir: impl Into<PathBuf>) -> Namespace<T> {
+        crate::host::Host::standalone_namespace::<T>(class_name, data_dir.into())
     }
 }
 

@@ -371,9 +371,43 @@ impl Host {
                         ))
                     }),
                     registry: self.inner.durable.clone(),
+                    keep_alive: None,
                 });
             }
         }
+    }
+
+    /// A host of one worker named like the class, which defines it and nothing else: what
+    /// [`Namespace::standalone`](crate::durable::Namespace::standalone) uses.
+    pub(crate) fn standalone_namespace<T: crate::durable::DurableObject + RpcTarget>(
+        class_name: &str,
+        data_dir: std::path::PathBuf,
+    ) -> crate::durable::Namespace<T> {
+        let worker = WorkerConfig {
+            name: class_name.to_owned(),
+            main: None,
+            entrypoints: Vec::new(),
+            url: None,
+            listen: None,
+            vars: toml::Table::new(),
+            services: Vec::new(),
+            durable_objects: vec![DurableObjectBinding {
+                name: class_name.to_owned(),
+                class_name: class_name.to_owned(),
+                script_name: None,
+            }],
+        };
+        let host = Host::builder()
+            .durable_object::<T>(class_name)
+            .data_dir(data_dir)
+            .build(Config {
+                data_dir: None,
+                workers: vec![worker],
+            });
+        let namespace = host
+            .durable_object::<T>(class_name, class_name)
+            .expect("the standalone worker binds its class");
+        namespace.keeping(host.inner.clone())
     }
 
     /// How many Durable Object instances are live (made and not yet evicted).
