@@ -10,7 +10,7 @@ const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/quickstart/workers.to
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("capwire quickstart: the workers of {CONFIG}");
-    for (what, result) in capwire_examples::workers::quickstart(CONFIG.as_ref()).await? {
+    for (what, result) in capwire_examples::workers::quickstart(CONFIG.as_ref(), None).await? {
         println!("  {what}: {result}");
     }
     Ok(())

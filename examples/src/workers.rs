@@ -104,16 +104,28 @@ impl WorkerA {
 
 /// The counter service: a closure, a target, a target pipelined on, and a function inside
 /// plain data.
-pub struct CounterService;
+pub struct CounterService {
+    env: Env,
+}
 
 impl Entrypoint for CounterService {
-    fn new(_env: Env, _ctx: Ctx) -> Self {
-        CounterService
+    fn new(env: Env, _ctx: Ctx) -> Self {
+        CounterService { env }
     }
 }
 
 #[entrypoint]
 impl CounterService {
+    /// Increments the durable counter called `name` (a Durable Object of the `COUNTER`
+    /// namespace): its value survives restarts.
+    pub async fn durable_increment(&self, name: String) -> Result<i64, RpcError> {
+        self.env
+            .durable_object::<crate::conformance::DurableCounter>("COUNTER")?
+            .get_by_name(&name)
+            .increment(None)
+            .await
+    }
+
     /// A closure keeping a running total: `f(2), f(1), f(-5)` give 2, 3, -2.
     pub fn new_counter_fn(&self) -> Function<(i64,), i64> {
         let total = Mutex::new(0);
@@ -187,6 +199,7 @@ pub fn register(
         .entrypoint::<WorkerA>("WorkerA")
         .entrypoint::<WorkerB>("WorkerB")
         .entrypoint::<CounterService>("CounterService")
+        .durable_object::<crate::conformance::DurableCounter>("DurableCounter")
         .entrypoint::<AnotherService>("AnotherService")
         .entrypoint::<Introducer>("Introducer"))
 }
@@ -261,6 +274,13 @@ pub async fn scenarios(
         .call(())
         .await?;
     line("foo().bar.baz()", format!("{qux:?}"));
+    line(
+        "the durable counter \"alice\" (a Durable Object: higher on every run)",
+        counters
+            .durable_increment("alice".into())
+            .await?
+            .to_string(),
+    );
     let introducer: Stub<Introducer> = host.service("introducer", None)?;
     line(
         "the introducer passes a counter to another service (2 + 2)",
@@ -299,11 +319,19 @@ pub async fn scenarios(
 }
 
 /// The quickstart: starts a host from the config file at `config` (serving what it says
-/// to serve), a second host whose worker B is reached over WebSocket at the first one's
-/// address, runs the scenarios, and shuts both down.
-pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std::error::Error>> {
+/// to serve; its Durable Objects stored under `data_dir`, or the config's `data_dir`), a
+/// second host whose worker B is reached over WebSocket at the first one's address, runs
+/// the scenarios, and shuts both down.
+pub async fn quickstart(
+    config: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+) -> Result<Report, Box<dyn std::error::Error>> {
     use capwire::host::Host;
-    let host = register(Host::builder())?.config_file(config)?;
+    let mut builder = register(Host::builder())?;
+    if let Some(dir) = data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let host = builder.config_file(config)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let serving = host.clone();
@@ -339,7 +367,11 @@ pub async fn quickstart(config: &std::path::Path) -> Result<Report, Box<dyn std:
     worker_b.remove("listen");
     worker_b.insert("url".into(), format!("ws://{addr}").into());
     let text = table.to_string();
-    let remote = register(Host::builder())?.config_str(&text, config.with_extension("remote-b"))?;
+    let mut remote = register(Host::builder())?;
+    if let Some(dir) = data_dir {
+        remote = remote.data_dir(dir);
+    }
+    let remote = remote.config_str(&text, config.with_extension("remote-b"))?;
     let report = scenarios(&host, &remote).await;
     let _ = stop.send(());
     server.await??;

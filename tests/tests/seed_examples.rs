@@ -8,9 +8,26 @@ use std::path::Path;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_scenarios_give_the_seed_results() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/workers.toml");
-    let report = capwire_examples::workers::quickstart(&config)
+    let data = std::env::temp_dir().join(format!("capwire-quickstart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let report = capwire_examples::workers::quickstart(&config, Some(&data))
         .await
         .expect("the quickstart runs");
+    // A second run finds the durable counter where the first left it.
+    let again = capwire_examples::workers::quickstart(&config, Some(&data))
+        .await
+        .expect("the quickstart runs again");
+    let _ = std::fs::remove_dir_all(&data);
+    let durable = |r: &[(String, String)]| {
+        r.iter()
+            .find(|(what, _)| what.contains("durable counter"))
+            .map(|(_, n)| n.clone())
+            .expect("a durable counter line")
+    };
+    assert_eq!(
+        (durable(&report), durable(&again)),
+        ("1".into(), "2".into())
+    );
     let results: Vec<&str> = report.iter().map(|(_, r)| r.as_str()).collect();
     assert_eq!(
         results,
@@ -25,6 +42,7 @@ async fn the_quickstart_scenarios_give_the_seed_results() {
             "[2, 3, -2], value -2",
             "1",
             "\"qux\"",
+            "1",
             "4",
             "[1, 2]",
             "[\"write the docs\", \"ship it\"]",
