@@ -123,6 +123,29 @@ impl Alarmed {
     }
 }
 
+/// An object with a `fetch` handler: it counts its visits.
+pub struct Page {
+    state: State,
+}
+
+impl DurableObject for Page {
+    fn new(state: State, _env: Env) -> Self {
+        Page { state }
+    }
+}
+
+#[rpc_target]
+impl Page {
+    pub fn fetch(&self, request: capwire::Request) -> Result<capwire::Response, RpcError> {
+        let storage = self.state.storage();
+        let visits = storage.get::<u64>("visits")?.unwrap_or(0) + 1;
+        storage.put("visits", &visits)?;
+        let body = format!("visit {visits} of {} {}", request.method, request.url);
+        Ok(capwire::Response::new(capwire::http::StatusCode::OK)
+            .with_body(capwire::ReadableStream::from_bytes(body.into_bytes())))
+    }
+}
+
 pub struct Api {
     env: Env,
 }
@@ -135,6 +158,11 @@ impl Entrypoint for Api {
 
 #[entrypoint]
 impl Api {
+    /// A page by name, handed out by reference.
+    pub fn page(&self, name: String) -> Result<Stub<Page>, RpcError> {
+        Ok(self.env.durable_object::<Page>("PAGE")?.get_by_name(&name))
+    }
+
     /// A counter by name, handed out by reference.
     pub fn counter(&self, name: String) -> Result<Stub<Counter>, RpcError> {
         Ok(self
@@ -152,6 +180,7 @@ const CONFIG: &str = r#"
         { name = "COUNTER", class_name = "Counter" },
         { name = "PINGER", class_name = "Pinger" },
         { name = "ALARMED", class_name = "Alarmed" },
+        { name = "PAGE", class_name = "Page" },
     ]
 
     [[worker]]
@@ -188,6 +217,7 @@ fn host(dir: &DataDir, made: &Made, idle: Duration) -> Host {
         .durable_object::<Counter>("Counter")
         .durable_object::<Pinger>("Pinger")
         .durable_object::<Alarmed>("Alarmed")
+        .durable_object::<Page>("Page")
         .resource("made", made.clone())
         .data_dir(&dir.0)
         .durable_idle_timeout(idle)
@@ -390,6 +420,27 @@ async fn an_alarm_set_before_a_restart_runs_after_it() {
     let host = host(&dir, &Made::default(), Duration::from_secs(60));
     let ns = host.durable_object::<Alarmed>("app", "ALARMED").unwrap();
     report_becomes(&ns.get_by_name("a"), (1, 1, false), Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_reaches_a_durable_object_through_its_stub_here_and_over_a_session() {
+    let dir = DataDir::new("fetch");
+    let host = host(&dir, &Made::default(), Duration::from_secs(60));
+    let pages = host.durable_object::<Page>("app", "PAGE").unwrap();
+    let request = || capwire::Request::new(capwire::http::Method::GET, "https://example.com/a");
+    let response = pages.get_by_name("home").fetch(request()).await.unwrap();
+    assert_eq!(response.status, 200);
+    let body = response.body.expect("a body").read_all().await.unwrap();
+    assert_eq!(&body[..], b"visit 1 of GET https://example.com/a");
+    // Over an RPC session, through a stub an entrypoint hands out.
+    let (a, b) = capwire::transport::memory::channel(Duration::ZERO);
+    let api = host.service::<Api>("app", None).unwrap();
+    let _server = capwire::Session::start(b, Some(api.into_raw()), Default::default());
+    let client = capwire::Session::start(a, None, Default::default());
+    let remote: Stub<Api> = Stub::from_raw(client.main());
+    let response = remote.page("home".into()).fetch(request()).await.unwrap();
+    let body = response.body.expect("a body").read_all().await.unwrap();
+    assert_eq!(&body[..], b"visit 2 of GET https://example.com/a");
 }
 
 #[test]
