@@ -9,20 +9,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Counts constructions, per host (a resource of the host).
+/// Counts constructions, and calls of `hold` started, per host (a resource of the host).
 #[derive(Clone, Default)]
-struct Made(Arc<AtomicUsize>);
+struct Made(Arc<AtomicUsize>, Arc<AtomicUsize>);
 
 pub struct Counter {
     state: State,
+    made: Made,
 }
 
 impl DurableObject for Counter {
     fn new(state: State, env: Env) -> Self {
-        if let Ok(made) = env.resource::<Made>("made") {
-            made.0.fetch_add(1, Ordering::SeqCst);
-        }
-        Counter { state }
+        let made = env.resource::<Made>("made").unwrap_or_default();
+        made.0.fetch_add(1, Ordering::SeqCst);
+        Counter { state, made }
     }
 }
 
@@ -35,6 +35,12 @@ impl Counter {
         std::thread::yield_now();
         storage.put("n", &(n + by.unwrap_or(1)))?;
         Ok(n + by.unwrap_or(1))
+    }
+
+    /// Keeps a call running (waiting outside the object) for `ms` milliseconds.
+    pub async fn hold(&self, ms: u64) {
+        self.made.1.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
     #[rpc(getter)]
@@ -212,6 +218,12 @@ impl Drop for DataDir {
 }
 
 fn host(dir: &DataDir, made: &Made, idle: Duration) -> Host {
+    builder(dir, made, idle)
+        .config_str(CONFIG, "workers.toml")
+        .expect("the configuration is valid")
+}
+
+fn builder(dir: &DataDir, made: &Made, idle: Duration) -> capwire::host::HostBuilder {
     Host::builder()
         .entrypoint::<Api>("Api")
         .durable_object::<Counter>("Counter")
@@ -221,8 +233,70 @@ fn host(dir: &DataDir, made: &Made, idle: Duration) -> Host {
         .resource("made", made.clone())
         .data_dir(&dir.0)
         .durable_idle_timeout(idle)
+}
+
+/// Open file descriptors of this process.
+fn open_files() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_named_at_will_hold_no_more_than_durable_max_live() {
+    let dir = DataDir::new("max-live");
+    let made = Made::default();
+    let host = builder(&dir, &made, Duration::from_secs(60))
+        .durable_max_live(8)
         .config_str(CONFIG, "workers.toml")
-        .expect("the configuration is valid")
+        .unwrap();
+    let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    let files = open_files();
+    // A caller naming 200 objects: idle ones make room, and descriptors stay bounded.
+    for i in 0..200 {
+        assert_eq!(
+            ns.get_by_name(&format!("n{i}"))
+                .increment(None)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(host.live_durable_objects() <= 8);
+    }
+    let grown = open_files().saturating_sub(files);
+    assert!(
+        grown <= 8 * 3 + 8,
+        "{grown} more open files for 8 live objects"
+    );
+    // With every live object running a call, a new one is refused, naming the limit.
+    let holds: Vec<_> = (0..8)
+        .map(|i| {
+            let stub = ns.get_by_name(&format!("busy{i}"));
+            tokio::spawn(async move { stub.hold(3000).await })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while made.1.load(Ordering::SeqCst) < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the holds never started"
+        );
+        tokio::task::yield_now().await;
+    }
+    let e = ns
+        .get_by_name("one-too-many")
+        .increment(None)
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("limit durable_max_live"), "{e}");
+    for h in holds {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        ns.get_by_name("one-too-many")
+            .increment(None)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

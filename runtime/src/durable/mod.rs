@@ -227,6 +227,8 @@ type ObjectKey = (Arc<str>, DurableObjectId);
 pub(crate) struct Registry {
     data_dir: PathBuf,
     idle: Duration,
+    /// Most instances live at once (each holds its database open).
+    max_live: usize,
     live: Mutex<HashMap<ObjectKey, Arc<Instance>>>,
     sweeping: OnceLock<()>,
     /// The namespaces the host's workers own, by name: what an alarm needs to make an
@@ -247,10 +249,11 @@ struct Instance {
 }
 
 impl Registry {
-    pub(crate) fn new(data_dir: PathBuf, idle: Duration) -> Arc<Registry> {
+    pub(crate) fn new(data_dir: PathBuf, idle: Duration, max_live: usize) -> Arc<Registry> {
         Arc::new(Registry {
             data_dir,
             idle,
+            max_live: max_live.max(1),
             live: Mutex::default(),
             sweeping: OnceLock::new(),
             namespaces: Mutex::default(),
@@ -328,6 +331,25 @@ impl Registry {
         if let Some(instance) = live.get(&key) {
             return Ok(instance.clone());
         }
+        let mut evicted = Vec::new();
+        if live.len() >= self.max_live {
+            // Room is made by evicting the instance idle the longest; if every one is
+            // running a call, the new object must wait for another time.
+            let oldest = live
+                .iter()
+                .filter(|(_, i)| i.busy.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, i)| *lock(&i.last_used))
+                .map(|(k, _)| k.clone());
+            match oldest.and_then(|k| live.remove(&k)) {
+                Some(instance) => evicted.push(instance),
+                None => {
+                    return Err(RpcError::range(format!(
+                        "more than {} Durable Objects are running calls (limit durable_max_live)",
+                        self.max_live
+                    )));
+                }
+            }
+        }
         let storage = Storage::open(self.path(&namespace.name, id))?;
         let object = (namespace.make)(State {
             id,
@@ -344,6 +366,7 @@ impl Registry {
         });
         live.insert(key, instance.clone());
         drop(live);
+        drop(evicted);
         self.start_sweeping();
         Ok(instance)
     }

@@ -86,6 +86,7 @@ pub struct HostBuilder {
     classes: HashMap<String, crate::durable::ClassFactory>,
     data_dir: Option<std::path::PathBuf>,
     durable_idle: Option<Duration>,
+    durable_max_live: Option<usize>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
     server_limits: crate::ServerLimits,
@@ -123,6 +124,16 @@ impl HostBuilder {
     /// evicted (default 60 s); its next call makes a new one from storage.
     pub fn durable_idle_timeout(mut self, idle: Duration) -> Self {
         self.durable_idle = Some(idle);
+        self
+    }
+
+    /// Most Durable Object instances live at once in this host (default 1024): each holds
+    /// its database open (three file descriptors), and a peer may be able to name new
+    /// objects at will. At the limit, the instance idle the longest is evicted to make
+    /// room; if every one is running a call, the call to a new object fails with a
+    /// `RangeError` naming `durable_max_live`.
+    pub fn durable_max_live(mut self, max: usize) -> Self {
+        self.durable_max_live = Some(max);
         self
     }
 
@@ -223,7 +234,11 @@ impl HostBuilder {
                 workers,
                 registry: self.registry,
                 classes: self.classes,
-                durable: crate::durable::Registry::new(data_dir, idle),
+                durable: crate::durable::Registry::new(
+                    data_dir,
+                    idle,
+                    self.durable_max_live.unwrap_or(1024),
+                ),
                 resources: self.resources,
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
