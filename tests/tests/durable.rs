@@ -517,6 +517,104 @@ async fn fetch_reaches_a_durable_object_through_its_stub_here_and_over_a_session
     assert_eq!(&body[..], b"visit 2 of GET https://example.com/a");
 }
 
+/// Serves `host` until the returned sender is dropped or sent; the address of worker `app`.
+async fn serve(host: &Host) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = host.clone();
+    tokio::spawn(async move {
+        serving
+            .serve_until(
+                async move {
+                    let _ = stopped.await;
+                },
+                move |bound| {
+                    let _ = bound_tx.send(bound);
+                },
+            )
+            .await
+    });
+    let bound = bound_rx.await.expect("the host listens");
+    (bound[0].1, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_host_reaches_the_objects_through_the_owner_with_the_host_secret() {
+    let dir = DataDir::new("remote");
+    let made = Made::default();
+    let owner = builder(&dir, &made, Duration::from_secs(60))
+        .host_secret("s3cret")
+        .config_str(
+            r#"
+            [[worker]]
+            name = "app"
+            main = "Api"
+            listen = "127.0.0.1:0"
+            durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
+            "#,
+            "owner.toml",
+        )
+        .unwrap();
+    let (addr, _stop) = serve(&owner).await;
+    let elsewhere = |secret: &str| {
+        let other_dir = DataDir::new("remote-edge");
+        let host = builder(&other_dir, &Made::default(), Duration::from_secs(60))
+            .host_secret(secret)
+            .config_str(
+                &format!(
+                    r#"
+                    [[worker]]
+                    name = "app"
+                    url = "ws://{addr}"
+
+                    [[worker]]
+                    name = "edge"
+                    main = "Api"
+                    durable_objects = [{{ name = "COUNTER", class_name = "Counter", script_name = "app" }}]
+                    "#
+                ),
+                "edge.toml",
+            )
+            .unwrap();
+        (host, other_dir)
+    };
+    let (edge, _edge_dir) = elsewhere("s3cret");
+    let counters = edge.durable_object::<Counter>("edge", "COUNTER").unwrap();
+    let here = owner.durable_object::<Counter>("app", "COUNTER").unwrap();
+    assert_eq!(counters.id_from_name("alice"), here.id_from_name("alice"));
+    for n in 1..=3 {
+        assert_eq!(
+            counters.get_by_name("alice").increment(None).await.unwrap(),
+            n
+        );
+    }
+    // Through the edge worker's own method, and seen from the owner: the same object.
+    let api = edge.service::<Api>("edge", None).unwrap();
+    assert_eq!(
+        api.counter("alice".into()).increment(None).await.unwrap(),
+        4
+    );
+    assert_eq!(here.get_by_name("alice").value().await.unwrap(), 4);
+    assert_eq!(
+        made.0.load(Ordering::SeqCst),
+        1,
+        "one instance, in the owner"
+    );
+    // A host with another secret, or a client with none, is refused.
+    let (stranger, _stranger_dir) = elsewhere("guess");
+    let e = stranger
+        .durable_object::<Counter>("edge", "COUNTER")
+        .unwrap()
+        .get_by_name("alice")
+        .increment(None)
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("401"), "{e}");
+    let raw =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/__capwire/durable/Counter")).await;
+    assert!(raw.is_err(), "a client without the secret got a session");
+}
+
 #[test]
 fn configuration_errors_name_the_file_and_key() {
     let bad = r#"
@@ -526,7 +624,6 @@ fn configuration_errors_name_the_file_and_key() {
         durable_objects = [
             { name = "COUNTER", class_name = "Nope" },
             { name = "COUNTER", class_name = "Counter", script_name = "ghost" },
-            { name = "R", class_name = "Counter", script_name = "remote" },
             { name = "P", class_name = "Pinger", script_name = "plain" },
         ]
 
@@ -550,8 +647,7 @@ fn configuration_errors_name_the_file_and_key() {
         "workers.toml: worker[0].durable_objects[0].class_name: no Durable Object class \"Nope\"",
         "workers.toml: worker[0].durable_objects[1].name: the name \"COUNTER\" is bound twice",
         "workers.toml: worker[0].durable_objects[1].script_name: no worker is named \"ghost\"",
-        "workers.toml: worker[0].durable_objects[2].script_name: worker \"remote\" runs elsewhere",
-        "workers.toml: worker[0].durable_objects[3].script_name: worker \"plain\" defines no Durable Object class \"Pinger\"",
+        "workers.toml: worker[0].durable_objects[2].script_name: worker \"plain\" defines no Durable Object class \"Pinger\"",
     ] {
         assert!(
             errors.contains(expected),

@@ -38,9 +38,11 @@
 mod alarms;
 mod gate;
 mod id;
+mod remote;
 pub mod storage;
 
 pub use id::DurableObjectId;
+pub(crate) use remote::{NamespaceService, PATH as REMOTE_PATH, authorized};
 pub use storage::{ListOptions, Storage, Transaction};
 
 use crate::error::RpcError;
@@ -133,14 +135,25 @@ pub(crate) struct NamespaceInner {
 /// A namespace of Durable Objects of class `T`, from
 /// [`Env::durable_object`](crate::host::Env::durable_object).
 pub struct Namespace<T: ?Sized> {
-    inner: NamespaceInner,
+    name: Arc<str>,
+    place: Place,
     _class: PhantomData<fn() -> Box<T>>,
+}
+
+/// Where a namespace's objects live.
+#[derive(Clone)]
+enum Place {
+    /// In this host.
+    Local(NamespaceInner),
+    /// In the host of the owning worker, reached over WebSocket.
+    Remote(Arc<remote::Remote>),
 }
 
 impl<T: ?Sized> Clone for Namespace<T> {
     fn clone(&self) -> Self {
         Namespace {
-            inner: self.inner.clone(),
+            name: self.name.clone(),
+            place: self.place.clone(),
             _class: PhantomData,
         }
     }
@@ -149,39 +162,56 @@ impl<T: ?Sized> Clone for Namespace<T> {
 impl<T: ?Sized + RpcTarget> Namespace<T> {
     pub(crate) fn new(inner: NamespaceInner) -> Namespace<T> {
         Namespace {
-            inner,
+            name: inner.name.clone(),
+            place: Place::Local(inner),
+            _class: PhantomData,
+        }
+    }
+
+    /// The namespace `name` (`worker/Class`) of a worker that runs elsewhere: at `url`
+    /// (its `/__capwire/durable/<Class>`), which admits hosts presenting `secret`.
+    pub(crate) fn remote(name: Arc<str>, url: String, secret: String) -> Namespace<T> {
+        Namespace {
+            name,
+            place: Place::Remote(remote::Remote::new(url, secret)),
             _class: PhantomData,
         }
     }
 
     /// This namespace, keeping `owner` alive as long as it is.
     pub(crate) fn keeping(mut self, owner: Arc<dyn std::any::Any + Send + Sync>) -> Self {
-        self.inner.keep_alive = Some(owner);
+        if let Place::Local(inner) = &mut self.place {
+            inner.keep_alive = Some(owner);
+        }
         self
     }
 
     /// The ID of the object called `name`: the same on every host and every run.
     pub fn id_from_name(&self, name: &str) -> DurableObjectId {
-        DurableObjectId::from_name(&self.inner.name, name)
+        DurableObjectId::from_name(&self.name, name)
     }
 
     /// A new ID, random, never given before.
     pub fn new_unique_id(&self) -> Result<DurableObjectId, RpcError> {
-        DurableObjectId::unique(&self.inner.name)
+        DurableObjectId::unique(&self.name)
     }
 
     /// The ID written as `text` (by `id.to_string()`): an error if it is malformed or an ID
     /// of another namespace, never a new object.
     pub fn id_from_string(&self, text: &str) -> Result<DurableObjectId, RpcError> {
-        DurableObjectId::parse(&self.inner.name, text)
+        DurableObjectId::parse(&self.name, text)
     }
 
-    /// A stub to the object `id`.
+    /// A stub to the object `id`: in this host, or, for a class of a worker that runs
+    /// elsewhere, in that worker's host (over one WebSocket session per namespace).
     pub fn get(&self, id: DurableObjectId) -> Stub<T> {
-        Stub::from_raw(crate::RpcStub::from_arc(Arc::new(Handle {
-            namespace: self.inner.clone(),
-            id,
-        })))
+        match &self.place {
+            Place::Local(inner) => Stub::from_raw(crate::RpcStub::from_arc(Arc::new(Handle {
+                namespace: inner.clone(),
+                id,
+            }))),
+            Place::Remote(remote) => Stub::from_raw(remote.get(id)),
+        }
     }
 
     /// A stub to the object called `name`: `get(id_from_name(name))`.
@@ -465,7 +495,7 @@ impl Instance {
 
 /// What a stub to a Durable Object points at: the object (namespace and ID), not an
 /// instance, so that it outlives evictions.
-struct Handle {
+pub(crate) struct Handle {
     namespace: NamespaceInner,
     id: DurableObjectId,
 }

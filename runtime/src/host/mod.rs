@@ -87,6 +87,7 @@ pub struct HostBuilder {
     data_dir: Option<std::path::PathBuf>,
     durable_idle: Option<Duration>,
     durable_max_live: Option<usize>,
+    host_secret: Option<String>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
     server_limits: crate::ServerLimits,
@@ -124,6 +125,15 @@ impl HostBuilder {
     /// evicted (default 60 s); its next call makes a new one from storage.
     pub fn durable_idle_timeout(mut self, idle: Duration) -> Self {
         self.durable_idle = Some(idle);
+        self
+    }
+
+    /// The secret this host and others present to each other to reach the Durable Objects
+    /// of a worker that runs on another host (overrides the config's `host_secret`). A
+    /// host with a secret serves the classes its listening workers define at
+    /// `/__capwire/durable/<Class>` to peers presenting it (`Authorization: Bearer`).
+    pub fn host_secret(mut self, secret: impl Into<String>) -> Self {
+        self.host_secret = Some(secret.into());
         self
     }
 
@@ -229,11 +239,13 @@ impl HostBuilder {
             .or(config.data_dir)
             .unwrap_or_else(|| ".capwire-data".into());
         let idle = self.durable_idle.unwrap_or(Duration::from_secs(60));
+        let host_secret = self.host_secret.or(config.host_secret);
         let host = Host {
             inner: Arc::new(HostInner {
                 workers,
                 registry: self.registry,
                 classes: self.classes,
+                host_secret,
                 durable: crate::durable::Registry::new(
                     data_dir,
                     idle,
@@ -312,6 +324,7 @@ struct HostInner {
     workers: HashMap<String, Arc<Worker>>,
     registry: HashMap<String, Factory>,
     classes: HashMap<String, crate::durable::ClassFactory>,
+    host_secret: Option<String>,
     durable: Arc<crate::durable::Registry>,
     resources: HashMap<String, Resource>,
     tracker: TaskTracker,
@@ -417,6 +430,7 @@ impl Host {
             .data_dir(data_dir)
             .build(Config {
                 data_dir: None,
+                host_secret: None,
                 workers: vec![worker],
             });
         let namespace = host
@@ -533,6 +547,9 @@ impl HostInner {
         use axum::response::IntoResponse;
         let limits = crate::Limits::default();
         let path = request.uri().path().trim_start_matches('/').to_owned();
+        if let Some(class) = path.strip_prefix(crate::durable::REMOTE_PATH) {
+            return self.serve_namespace(worker, class, request, ctx);
+        }
         let entrypoint = match path.as_str() {
             "" => Some(None),
             name if worker.config.entrypoints.iter().any(|e| e == name) => Some(Some(name)),
@@ -569,6 +586,35 @@ impl HostInner {
             Some(_) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
             None => http::StatusCode::NOT_FOUND.into_response(),
         }
+    }
+
+    /// A session for another host, presenting the host secret, to reach the objects of
+    /// class `class` that `worker` defines.
+    fn serve_namespace(
+        &self,
+        worker: &Arc<Worker>,
+        class: &str,
+        request: axum::extract::Request,
+        ctx: &ServerCtx,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Some(secret) = &self.host_secret else {
+            return http::StatusCode::NOT_FOUND.into_response();
+        };
+        if !crate::durable::authorized(request.headers().get(http::header::AUTHORIZATION), secret) {
+            return http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        let Some(namespace) = self
+            .durable
+            .namespace(&format!("{}/{class}", worker.config.name))
+        else {
+            return http::StatusCode::NOT_FOUND.into_response();
+        };
+        if !server::is_websocket_upgrade(&request) {
+            return http::StatusCode::UPGRADE_REQUIRED.into_response();
+        }
+        let main = RpcStub::new(crate::durable::NamespaceService(namespace));
+        server::websocket_session(request, main, crate::Limits::default(), ctx)
     }
 
     fn worker(&self, name: &str) -> Result<&Arc<Worker>, RpcError> {
@@ -742,15 +788,26 @@ impl Env {
                 self.worker.config.name
             ))
         })?;
-        let namespace = self
-            .host
-            .durable
-            .namespace(&format!("{owner}/{class}"))
-            .ok_or_else(|| {
+        let name = format!("{owner}/{class}");
+        if let Some(url) = &self.host.worker(owner)?.config.url {
+            let secret = self.host.host_secret.clone().ok_or_else(|| {
                 RpcError::error(format!(
-                    "worker {owner:?} defines no Durable Object class {class:?}"
+                    "worker {owner:?} runs elsewhere: reaching its Durable Objects needs the \
+                     same host_secret on both hosts"
                 ))
             })?;
+            let url = format!(
+                "{}/{}{class}",
+                url.trim_end_matches('/'),
+                crate::durable::REMOTE_PATH
+            );
+            return Ok(crate::durable::Namespace::remote(name.into(), url, secret));
+        }
+        let namespace = self.host.durable.namespace(&name).ok_or_else(|| {
+            RpcError::error(format!(
+                "worker {owner:?} defines no Durable Object class {class:?}"
+            ))
+        })?;
         Ok(crate::durable::Namespace::new(namespace))
     }
 

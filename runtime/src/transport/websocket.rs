@@ -148,3 +148,26 @@ pub async fn connect_with(
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
     Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
 }
+
+/// [`connect_with`] for a server that wants `Authorization: Bearer <token>` (a host's
+/// Durable Objects, reached by another host).
+pub(crate) async fn connect_bearer(
+    url: &str,
+    token: &str,
+    limits: Limits,
+) -> Result<Session, RpcError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| RpcError::error(format!("bad WebSocket URL {url}: {e}")))?;
+    let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| RpcError::error("the host secret is not a valid header value"))?;
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, value);
+    let config = ws_config(&limits);
+    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
+    Ok(Session::start(WsTransport::new(ws, &limits), None, limits))
+}
