@@ -43,7 +43,7 @@ pub mod storage;
 
 pub use id::DurableObjectId;
 pub(crate) use remote::{NamespaceService, PATH as REMOTE_PATH, authorized};
-pub use storage::{ListOptions, Storage, Transaction};
+pub use storage::{ListOptions, Sql, Storage, Transaction};
 
 use crate::error::RpcError;
 use crate::object::{CallFuture, FetchFuture, RpcObject};

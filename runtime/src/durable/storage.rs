@@ -313,6 +313,21 @@ impl Storage {
         self.with(|kv| kv.sql_exec(query, params))
     }
 
+    /// The SQL API as Cloudflare spells it: `storage.sql().exec(query, params)`, the same
+    /// as [`Storage::sql_exec`].
+    ///
+    /// ```
+    /// let storage = capwire::durable::Storage::in_memory()?;
+    /// storage.sql().exec("CREATE TABLE t (n INTEGER)", &[])?;
+    /// storage.sql().exec("INSERT INTO t VALUES (?)", &[7.into()])?;
+    /// let rows = storage.sql().exec("SELECT n FROM t", &[])?;
+    /// assert_eq!(rows[0]["n"], capwire::Value::from(7));
+    /// # Ok::<(), capwire::RpcError>(())
+    /// ```
+    pub fn sql(&self) -> Sql<'_> {
+        Sql(self)
+    }
+
     /// Alarms (one per object): stored durably in the same database. Sets the object's
     /// alarm to `at`, replacing any earlier one; times are kept to the nanosecond, between
     /// the years 1677 and 2262 (a `RangeError` outside). Running the object's `alarm`
@@ -367,6 +382,16 @@ impl Storage {
         }
         let conn = self.inner.lock_connection();
         f(Kv(&conn))
+    }
+}
+
+/// An object's SQL database, from [`Storage::sql`].
+pub struct Sql<'a>(&'a Storage);
+
+impl Sql<'_> {
+    /// Runs one statement with `params`; the rows it returns (see [`Storage::sql_exec`]).
+    pub fn exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
+        self.0.sql_exec(query, params)
     }
 }
 
