@@ -332,25 +332,9 @@ pub async fn quickstart(
         builder = builder.data_dir(dir);
     }
     let host = builder.config_file(config)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let serving = host.clone();
-    let server = tokio::spawn(async move {
-        serving
-            .serve_until(
-                async move {
-                    let _ = stopped.await;
-                },
-                move |bound| {
-                    let _ = bound_tx.send(bound);
-                },
-            )
-            .await
-    });
-    let bound = bound_rx.await?;
-    let (_, addr) = bound
-        .iter()
-        .find(|(name, _)| name == "worker-b")
+    let serving = host.start().await?;
+    let addr = serving
+        .addr("worker-b")
         .ok_or("worker-b is not listening")?;
     // The same workers, with worker B running elsewhere: at that address.
     let mut table: toml::Table = std::fs::read_to_string(config)?.parse()?;
@@ -373,7 +357,6 @@ pub async fn quickstart(
     }
     let remote = remote.config_str(&text, config.with_extension("remote-b"))?;
     let report = scenarios(&host, &remote).await;
-    let _ = stop.send(());
-    server.await??;
+    serving.stop().await?;
     Ok(report?)
 }

@@ -517,27 +517,6 @@ async fn fetch_reaches_a_durable_object_through_its_stub_here_and_over_a_session
     assert_eq!(&body[..], b"visit 2 of GET https://example.com/a");
 }
 
-/// Serves `host` until the returned sender is dropped or sent; the address of worker `app`.
-async fn serve(host: &Host) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = host.clone();
-    tokio::spawn(async move {
-        serving
-            .serve_until(
-                async move {
-                    let _ = stopped.await;
-                },
-                move |bound| {
-                    let _ = bound_tx.send(bound);
-                },
-            )
-            .await
-    });
-    let bound = bound_rx.await.expect("the host listens");
-    (bound[0].1, stop)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_host_reaches_the_objects_through_the_owner_with_the_host_secret() {
     let dir = DataDir::new("remote");
@@ -555,7 +534,8 @@ async fn another_host_reaches_the_objects_through_the_owner_with_the_host_secret
             "owner.toml",
         )
         .unwrap();
-    let (addr, _stop) = serve(&owner).await;
+    let serving = owner.start().await.unwrap();
+    let addr = serving.addr("app").unwrap();
     let elsewhere = |secret: &str| {
         let other_dir = DataDir::new("remote-edge");
         let host = builder(&other_dir, &Made::default(), Duration::from_secs(60))

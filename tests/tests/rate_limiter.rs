@@ -19,23 +19,8 @@ async fn capnweb_requests_share_a_bucket_and_its_alarm_refills_it() {
         .data_dir(&dir)
         .config_str(&config, "rate-limiter/workers.toml")
         .expect("the example's config is valid");
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = host.clone();
-    let server = tokio::spawn(async move {
-        serving
-            .serve_until(
-                async move {
-                    let _ = stopped.await;
-                },
-                move |bound| {
-                    let _ = bound_tx.send(bound);
-                },
-            )
-            .await
-    });
-    let bound = bound_rx.await.expect("the gateway listens");
-    let url = format!("ws://{}/", bound[0].1);
+    let serving = host.start().await.expect("the gateway listens");
+    let url = format!("ws://{}/", serving.addr("gateway").expect("its address"));
     let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
         support::run_node(&["ratelimit.mjs", &url, "alice"], None)
     })
@@ -54,7 +39,6 @@ async fn capnweb_requests_share_a_bucket_and_its_alarm_refills_it() {
         report["refilled"], CAPACITY,
         "the alarm filled the bucket: {report}"
     );
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    serving.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -294,6 +294,37 @@ pub async fn run(
     Ok(())
 }
 
+/// A host serving in the background, from [`Host::start`].
+pub struct Serving {
+    bound: Vec<(String, std::net::SocketAddr)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// The address worker `worker` listens on.
+    pub fn addr(&self, worker: &str) -> Option<std::net::SocketAddr> {
+        self.bound
+            .iter()
+            .find(|(name, _)| name == worker)
+            .map(|(_, addr)| *addr)
+    }
+
+    /// Every listening worker's name and address.
+    pub fn addrs(&self) -> &[(String, std::net::SocketAddr)] {
+        &self.bound
+    }
+
+    /// Shuts down gracefully (as [`Host::serve_until`] does once its `shutdown` completes)
+    /// and waits until it has.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}
+
 /// Every problem found in a configuration, each naming its file and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -451,6 +482,57 @@ impl Host {
             .values()
             .filter_map(|w| w.config.listen.clone().map(|l| (w.clone(), l)))
             .collect()
+    }
+
+    /// Starts serving every worker that has a `listen` address in the background (as
+    /// [`Host::serve_until`] does) and returns once all are listening, with their
+    /// addresses; [`Serving::stop`] shuts down gracefully.
+    ///
+    /// ```
+    /// # pub struct Api;
+    /// # impl capwire::host::Entrypoint for Api { fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self { Api } }
+    /// # #[capwire::entrypoint] impl Api { pub fn ping(&self) -> String { "pong".into() } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let host = capwire::host::Host::builder().entrypoint::<Api>("Api").config_str(
+    ///     "[[worker]]\nname = \"api\"\nmain = \"Api\"\nlisten = \"127.0.0.1:0\"",
+    ///     "workers.toml",
+    /// )?;
+    /// let serving = host.start().await?;
+    /// let addr = serving.addr("api").expect("api listens");
+    /// let api: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/")).await?;
+    /// assert_eq!(api.call("ping", ()).await?.as_str(), Some("pong"));
+    /// serving.stop().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(&self) -> std::io::Result<Serving> {
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let host = self.clone();
+        let task = tokio::spawn(async move {
+            host.serve_until(
+                async move {
+                    let _ = stopped.await;
+                },
+                move |bound| {
+                    let _ = bound_tx.send(bound);
+                },
+            )
+            .await
+        });
+        match bound_rx.await {
+            Ok(bound) => Ok(Serving {
+                bound,
+                stop: Some(stop),
+                task,
+            }),
+            // Binding failed: the task ended with the error.
+            Err(_) => Err(task
+                .await
+                .map_err(std::io::Error::other)?
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("the host stopped before listening"))),
+        }
     }
 
     /// Serves every worker that has a `listen` address (RPC over WebSocket and HTTP
