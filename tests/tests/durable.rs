@@ -1,6 +1,8 @@
 //! Durable Objects: one instance per ID, calls one at a time (the input gate), durable
 //! storage across restarts and evictions, IDs checked, configuration errors named.
 
+mod support;
+
 use capwire::durable::{DurableObject, State};
 use capwire::host::{Ctx, Entrypoint, Env, Host};
 use capwire::{RpcError, Stub, entrypoint, rpc_target};
@@ -634,4 +636,33 @@ fn configuration_errors_name_the_file_and_key() {
             "missing {expected:?} in:\n{errors}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_increments_from_four_websocket_sessions_lose_nothing() {
+    let addr = support::start_conformance_server().await;
+    let name = format!("sessions-{}", std::process::id());
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let api: capwire::RpcStub = capwire::connect(&format!("ws://{addr}/")).await.unwrap();
+        sessions.push(api);
+    }
+    let mut calls = Vec::new();
+    for api in &sessions {
+        for _ in 0..50 {
+            let counter = api.call("durableCounter", (name.clone(),));
+            calls.push(tokio::spawn(
+                async move { counter.call("increment", ()).await },
+            ));
+        }
+    }
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let value = sessions[0]
+        .call("durableCounter", (name,))
+        .get("value")
+        .await
+        .unwrap();
+    assert_eq!(value.as_f64(), Some(200.0));
 }
