@@ -666,3 +666,50 @@ async fn two_hundred_increments_from_four_websocket_sessions_lose_nothing() {
         .unwrap();
     assert_eq!(value.as_f64(), Some(200.0));
 }
+
+/// A storage provider of the test's own: in memory, one store per object, counting opens.
+#[derive(Clone, Default)]
+struct Memory {
+    stores: Arc<std::sync::Mutex<std::collections::HashMap<String, capwire::durable::Storage>>>,
+    opens: Arc<AtomicUsize>,
+}
+
+impl capwire::durable::StorageProvider for Memory {
+    fn open(
+        &self,
+        namespace: &str,
+        id: capwire::durable::DurableObjectId,
+    ) -> Result<capwire::durable::Storage, RpcError> {
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        let mut stores = self.stores.lock().unwrap();
+        let key = format!("{namespace}/{id}");
+        if let Some(storage) = stores.get(&key) {
+            return Ok(storage.clone());
+        }
+        let storage = capwire::durable::Storage::in_memory()?;
+        stores.insert(key, storage.clone());
+        Ok(storage)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_provider_of_its_own_keeps_the_objects_state() {
+    let dir = DataDir::new("provider");
+    let memory = Memory::default();
+    let made = Made::default();
+    let host = builder(&dir, &made, Duration::from_millis(30))
+        .storage(memory.clone())
+        .config_str(CONFIG, "workers.toml")
+        .unwrap();
+    let ns = host.durable_object::<Counter>("app", "COUNTER").unwrap();
+    assert_eq!(ns.get_by_name("alice").increment(Some(2)).await.unwrap(), 2);
+    // Evicted, then made again: its state comes back from the provider.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while host.live_durable_objects() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never evicted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ns.get_by_name("alice").increment(None).await.unwrap(), 3);
+    assert_eq!(memory.opens.load(Ordering::SeqCst), 2);
+    assert!(!dir.0.exists(), "nothing was written to the data directory");
+}

@@ -43,7 +43,7 @@ pub mod storage;
 
 pub use id::DurableObjectId;
 pub(crate) use remote::{NamespaceService, PATH as REMOTE_PATH, authorized};
-pub use storage::{ListOptions, Sql, Storage, Transaction};
+pub use storage::{ListOptions, Sql, SqliteBackend, Storage, StorageBackend, Transaction};
 
 use crate::error::RpcError;
 use crate::object::{CallFuture, FetchFuture, RpcObject};
@@ -250,12 +250,88 @@ impl<T: DurableObject + RpcTarget> Namespace<T> {
     }
 }
 
+/// Opens each Durable Object's storage. The default keeps one SQLite file per object
+/// under the host's data directory; another (a distributed database, say) is given with
+/// [`HostBuilder::storage`](crate::host::HostBuilder::storage).
+///
+/// ```
+/// use capwire::durable::{DurableObjectId, Storage, StorageProvider};
+/// use capwire::RpcError;
+///
+/// /// Objects that need no durability: in memory, gone with the process.
+/// struct InMemory;
+///
+/// impl StorageProvider for InMemory {
+///     fn open(&self, _namespace: &str, _id: DurableObjectId) -> Result<Storage, RpcError> {
+///         Storage::in_memory()
+///     }
+/// }
+/// ```
+pub trait StorageProvider: Send + Sync + 'static {
+    /// The storage of object `id` of `namespace` (`worker/Class`), opened for the object's
+    /// instance (again after each eviction).
+    fn open(&self, namespace: &str, id: DurableObjectId) -> Result<Storage, RpcError>;
+
+    /// The objects of `namespace` that have storage, so that the host schedules their
+    /// alarms when it starts. The default knows none: their alarms are scheduled when the
+    /// objects next run.
+    fn objects(&self, namespace: &str) -> Vec<DurableObjectId> {
+        let _ = namespace;
+        Vec::new()
+    }
+}
+
+/// The default provider: `<data_dir>/<worker>/<Class>/<id>.sqlite`.
+pub(crate) struct SqliteFiles {
+    pub(crate) dir: PathBuf,
+}
+
+impl SqliteFiles {
+    fn namespace_dir(&self, namespace: &str) -> PathBuf {
+        let mut path = self.dir.clone();
+        for part in namespace.split('/') {
+            path.push(
+                part.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect::<String>(),
+            );
+        }
+        path
+    }
+}
+
+impl StorageProvider for SqliteFiles {
+    fn open(&self, namespace: &str, id: DurableObjectId) -> Result<Storage, RpcError> {
+        Storage::open(self.namespace_dir(namespace).join(format!("{id}.sqlite")))
+    }
+
+    fn objects(&self, namespace: &str) -> Vec<DurableObjectId> {
+        let Ok(entries) = std::fs::read_dir(self.namespace_dir(namespace)) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let stem = name.to_str()?.strip_suffix(".sqlite")?;
+                DurableObjectId::parse(namespace, stem).ok()
+            })
+            .collect()
+    }
+}
+
 /// An object: its namespace's name and its ID.
 type ObjectKey = (Arc<str>, DurableObjectId);
 
 /// The live instances of every namespace of a host.
 pub(crate) struct Registry {
-    data_dir: PathBuf,
+    storage: Arc<dyn StorageProvider>,
     idle: Duration,
     /// Most instances live at once (each holds its database open).
     max_live: usize,
@@ -279,9 +355,13 @@ struct Instance {
 }
 
 impl Registry {
-    pub(crate) fn new(data_dir: PathBuf, idle: Duration, max_live: usize) -> Arc<Registry> {
+    pub(crate) fn new(
+        storage: Arc<dyn StorageProvider>,
+        idle: Duration,
+        max_live: usize,
+    ) -> Arc<Registry> {
         Arc::new(Registry {
-            data_dir,
+            storage,
             idle,
             max_live: max_live.max(1),
             live: Mutex::default(),
@@ -294,29 +374,14 @@ impl Registry {
     /// Records a namespace a worker of the host owns, and schedules the alarms its objects
     /// have stored (set before a restart, say).
     pub(crate) fn own(self: &Arc<Self>, namespace: NamespaceInner) {
-        let dir = self.namespace_dir(&namespace.name);
         let name = namespace.name.clone();
         lock(&self.namespaces).insert(name.clone(), namespace);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(stem) = path
-                .file_name()
-                .and_then(|f| f.to_str())
-                .and_then(|f| f.strip_suffix(".sqlite"))
-            else {
-                continue;
-            };
-            let Ok(id) = DurableObjectId::parse(&name, stem) else {
-                continue;
-            };
-            match Storage::open(&path).and_then(|s| s.get_alarm()) {
+        for id in self.storage.objects(&name) {
+            match self.storage.open(&name, id).and_then(|s| s.get_alarm()) {
                 Ok(Some(at)) => self.schedule(&(name.clone(), id), Some(at)),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "capwire: cannot read a Durable Object's alarm")
+                    tracing::warn!(object = %id, error = %e, "capwire: cannot read a Durable Object's alarm")
                 }
             }
         }
@@ -325,29 +390,6 @@ impl Registry {
     /// The namespace owned as `name`.
     pub(crate) fn namespace(&self, name: &str) -> Option<NamespaceInner> {
         lock(&self.namespaces).get(name).cloned()
-    }
-
-    fn namespace_dir(&self, namespace: &str) -> PathBuf {
-        let mut path = self.data_dir.clone();
-        for part in namespace.split('/') {
-            path.push(
-                part.chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect::<String>(),
-            );
-        }
-        path
-    }
-
-    /// Where the object `id` of `namespace` keeps its storage.
-    fn path(&self, namespace: &str, id: DurableObjectId) -> PathBuf {
-        self.namespace_dir(namespace).join(format!("{id}.sqlite"))
     }
 
     /// The live instance of `id`, made now if there is none.
@@ -380,7 +422,7 @@ impl Registry {
                 }
             }
         }
-        let storage = Storage::open(self.path(&namespace.name, id))?;
+        let storage = self.storage.open(&namespace.name, id)?;
         let object = (namespace.make)(State {
             id,
             storage: storage.clone(),

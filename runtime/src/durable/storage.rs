@@ -138,10 +138,48 @@ const REFUSED_STATEMENTS: &[&str] = &[
 /// ```
 #[derive(Clone)]
 pub struct Storage {
-    inner: Arc<Inner>,
+    backend: Arc<dyn StorageBackend + Send + Sync>,
 }
 
-struct Inner {
+/// Where a Durable Object's storage is kept. [`SqliteBackend`] (one SQLite file per
+/// object) is the default; a backend on another database implements this trait and is
+/// given to the host with
+/// [`HostBuilder::storage`](crate::host::HostBuilder::storage).
+///
+/// Keys reach a backend checked against the key limit; values are JSON text. Every method
+/// is synchronous and must be durable when it returns (the output gate rests on it). A
+/// [`Storage`] needs one that is `Send + Sync`; the view a transaction's body gets need
+/// not be.
+pub trait StorageBackend {
+    /// The JSON stored at `key`.
+    fn get(&self, key: &str) -> Result<Option<String>, RpcError>;
+    /// Stores every `(key, json)` entry, atomically.
+    fn put_many(&self, entries: &[(&str, &str)]) -> Result<(), RpcError>;
+    /// Deletes `keys`, atomically; how many had a value.
+    fn delete_many(&self, keys: &[&str]) -> Result<usize, RpcError>;
+    /// Deletes every key-value pair.
+    fn delete_all(&self) -> Result<(), RpcError>;
+    /// The `(key, json)` pairs `options` selects, in key order (UTF-8 byte order).
+    fn list(&self, options: &ListOptions) -> Result<Vec<(String, String)>, RpcError>;
+    /// One SQL statement on the object's own tables (a backend without SQL refuses).
+    fn sql_exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError>;
+    /// Runs `body` on a view of this backend inside a transaction: committed if it returns
+    /// Ok, rolled back if it returns Err or panics.
+    fn transaction(
+        &self,
+        body: &mut dyn FnMut(&dyn StorageBackend) -> Result<(), RpcError>,
+    ) -> Result<(), RpcError>;
+    /// Sets the object's one alarm.
+    fn set_alarm(&self, at: SystemTime) -> Result<(), RpcError>;
+    /// The object's alarm, if set.
+    fn get_alarm(&self) -> Result<Option<SystemTime>, RpcError>;
+    /// Unsets the object's alarm.
+    fn delete_alarm(&self) -> Result<(), RpcError>;
+}
+
+/// The default [`StorageBackend`]: one SQLite database per object, in WAL mode with
+/// `synchronous=FULL`.
+pub struct SqliteBackend {
     conn: Mutex<Connection>,
     /// The thread running a transaction's closure, while one runs: a call on the
     /// `Storage` from that thread would wait for itself.
@@ -151,55 +189,29 @@ struct Inner {
 }
 
 impl Storage {
-    /// Opens (creating) the database at `path` (parent directories created). WAL journal,
-    /// synchronous=FULL: every committed write is on disk before the call returns.
+    /// Opens (creating) the SQLite database at `path` (parent directories created). WAL
+    /// journal, synchronous=FULL: every committed write is on disk before the call returns.
     pub fn open(path: impl AsRef<Path>) -> Result<Storage, RpcError> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                RpcError::error(format!("storage: cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|e| {
-            RpcError::error(format!("storage: cannot open {}: {e}", path.display()))
-        })?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(storage_error)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(RpcError::error(format!(
-                "storage: {} cannot use a WAL journal (journal mode {mode})",
-                path.display()
-            )));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(storage_error)?;
-        Storage::with_connection(conn, Some(path.to_path_buf()))
+        Ok(Storage::from_backend(Arc::new(SqliteBackend::open(path)?)))
     }
 
     /// An in-memory store (tests, or objects that need no durability).
     pub fn in_memory() -> Result<Storage, RpcError> {
-        let conn = Connection::open_in_memory().map_err(storage_error)?;
-        Storage::with_connection(conn, None)
+        Ok(Storage::from_backend(Arc::new(SqliteBackend::in_memory()?)))
     }
 
-    fn with_connection(conn: Connection, path: Option<PathBuf>) -> Result<Storage, RpcError> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(storage_error)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(storage_error)?;
-        conn.execute_batch(SCHEMA).map_err(storage_error)?;
-        Ok(Storage {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                transaction_thread: Mutex::new(None),
-                path,
-            }),
-        })
+    /// The storage kept in `backend`.
+    pub fn from_backend(backend: Arc<dyn StorageBackend + Send + Sync>) -> Storage {
+        Storage { backend }
+    }
+
+    fn typed(&self) -> Typed<'_> {
+        Typed(&*self.backend)
     }
 
     /// The value stored at `key`, or `None` if there is none.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RpcError> {
-        self.with(|kv| kv.get(key))
+        self.typed().get(key)
     }
 
     /// The values stored at `keys`, by key; keys with no value are left out.
@@ -207,34 +219,34 @@ impl Storage {
         &self,
         keys: &[&str],
     ) -> Result<BTreeMap<String, T>, RpcError> {
-        self.with(|kv| kv.get_many(keys))
+        self.typed().get_many(keys)
     }
 
     /// Stores `value` at `key`, replacing what was there.
     pub fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), RpcError> {
-        self.with(|kv| kv.put(key, value))
+        self.typed().put(key, value)
     }
 
     /// Stores every entry, atomically: all of them, or (on any error) none.
     pub fn put_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<(), RpcError> {
-        self.with(|kv| kv.put_many(entries))
+        self.typed().put_many(entries)
     }
 
     /// Deletes `key`; whether it had a value.
     pub fn delete(&self, key: &str) -> Result<bool, RpcError> {
-        self.with(|kv| kv.delete(key))
+        self.typed().delete(key)
     }
 
     /// Deletes `keys`, atomically; how many of them had a value.
     pub fn delete_many(&self, keys: &[&str]) -> Result<usize, RpcError> {
-        self.with(|kv| kv.delete_many(keys))
+        self.typed().delete_many(keys)
     }
 
     /// Deletes every key-value pair. The object's SQL tables and its alarm are kept (drop
     /// tables with [`sql_exec`](Storage::sql_exec), the alarm with
     /// [`delete_alarm`](Storage::delete_alarm)).
     pub fn delete_all(&self) -> Result<(), RpcError> {
-        self.with(|kv| kv.delete_all())
+        self.backend.delete_all()
     }
 
     /// The key-value pairs `options` selects, in key order (UTF-8 byte order, reversed if
@@ -243,7 +255,7 @@ impl Storage {
         &self,
         options: &ListOptions,
     ) -> Result<Vec<(String, T)>, RpcError> {
-        self.with(|kv| kv.list(options))
+        self.typed().list(options)
     }
 
     /// Runs `f` in a transaction: committed if it returns Ok, rolled back (nothing of it
@@ -270,30 +282,16 @@ impl Storage {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<R, RpcError>,
     ) -> Result<R, RpcError> {
-        if self.inner.in_transaction_on_this_thread() {
-            return Err(RpcError::error(
-                "storage: nested transactions are not supported (transaction called from \
-                 inside a transaction's closure; use the Transaction it was given)",
-            ));
-        }
-        let mut conn = self.inner.lock_connection();
-        let _thread = TransactionThread::enter(&self.inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage_error)?;
-        // If `f` panics, `tx` is dropped on the way out, which rolls it back.
-        match f(&Transaction { conn: &tx }) {
-            Ok(result) => {
-                tx.commit().map_err(storage_error)?;
-                Ok(result)
-            }
-            Err(error) => {
-                // A failed rollback leaves nothing committed either; `lock_connection`
-                // ends any transaction left open.
-                let _ = tx.rollback();
-                Err(error)
-            }
-        }
+        let mut f = Some(f);
+        let mut result = None;
+        self.backend.transaction(&mut |backend| {
+            let f = f
+                .take()
+                .ok_or_else(|| RpcError::error("storage: a transaction ran its body twice"))?;
+            result = Some(f(&Transaction { backend })?);
+            Ok(())
+        })?;
+        result.ok_or_else(|| RpcError::error("storage: the transaction's body did not run"))
     }
 
     /// SQL on the object's own database (tables of its own; the key-value table is
@@ -310,7 +308,7 @@ impl Storage {
     /// functions, such as `SELECT * FROM pragma_table_info('t')`). Foreign keys are
     /// enforced. The check for `_cw_` looks at the whole text, string literals included.
     pub fn sql_exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
-        self.with(|kv| kv.sql_exec(query, params))
+        self.backend.sql_exec(query, params)
     }
 
     /// The SQL API as Cloudflare spells it: `storage.sql().exec(query, params)`, the same
@@ -328,60 +326,277 @@ impl Storage {
         Sql(self)
     }
 
-    /// Alarms (one per object): stored durably in the same database. Sets the object's
-    /// alarm to `at`, replacing any earlier one; times are kept to the nanosecond, between
-    /// the years 1677 and 2262 (a `RangeError` outside). Running the object's `alarm`
-    /// handler at that time is the host's business, not the storage's.
+    /// Alarms (one per object): stored durably with the data. Sets the object's alarm to
+    /// `at`, replacing any earlier one; times are kept to the nanosecond, between the years
+    /// 1677 and 2262 (a `RangeError` outside). The host runs the object's `alarm` method at
+    /// that time.
     pub fn set_alarm(&self, at: SystemTime) -> Result<(), RpcError> {
-        let nanos = nanos_since_epoch(at)?;
-        self.with(|kv| {
-            kv.0.prepare_cached(
-                "INSERT INTO _cw_alarm (id, at_nanos) VALUES (0, ?1) \
-                 ON CONFLICT (id) DO UPDATE SET at_nanos = excluded.at_nanos",
-            )
-            .and_then(|mut stmt| stmt.execute([nanos]))
-            .map_err(storage_error)?;
-            Ok(())
-        })
+        self.backend.set_alarm(at)
     }
 
     /// The time the object's alarm is set to, if it is set.
     pub fn get_alarm(&self) -> Result<Option<SystemTime>, RpcError> {
-        let nanos: Option<i64> = self.with(|kv| {
-            let mut stmt =
-                kv.0.prepare_cached("SELECT at_nanos FROM _cw_alarm WHERE id = 0")
-                    .map_err(storage_error)?;
-            let mut rows = stmt.query([]).map_err(storage_error)?;
-            match rows.next().map_err(storage_error)? {
-                Some(row) => Ok(Some(row.get(0).map_err(storage_error)?)),
-                None => Ok(None),
-            }
-        })?;
-        nanos.map(time_from_nanos).transpose()
+        self.backend.get_alarm()
     }
 
     /// Unsets the object's alarm (nothing happens if it was not set).
     pub fn delete_alarm(&self) -> Result<(), RpcError> {
-        self.with(|kv| {
-            kv.0.prepare_cached("DELETE FROM _cw_alarm")
-                .and_then(|mut stmt| stmt.execute([]))
-                .map_err(storage_error)?;
-            Ok(())
+        self.backend.delete_alarm()
+    }
+}
+
+/// The typed key-value methods, written once over a backend: [`Storage`] passes its own,
+/// [`Transaction`] the view inside its transaction.
+#[derive(Clone, Copy)]
+struct Typed<'b>(&'b dyn StorageBackend);
+
+impl Typed<'_> {
+    fn get<T: DeserializeOwned>(self, key: &str) -> Result<Option<T>, RpcError> {
+        check_key(key)?;
+        self.0.get(key)?.map(|json| decode(key, &json)).transpose()
+    }
+
+    fn get_many<T: DeserializeOwned>(self, keys: &[&str]) -> Result<BTreeMap<String, T>, RpcError> {
+        let mut found = BTreeMap::new();
+        for key in keys {
+            if let Some(value) = self.get(key)? {
+                found.insert((*key).to_owned(), value);
+            }
+        }
+        Ok(found)
+    }
+
+    fn put<T: Serialize + ?Sized>(self, key: &str, value: &T) -> Result<(), RpcError> {
+        check_key(key)?;
+        let json = encode(key, value)?;
+        self.0.put_many(&[(key, &json)])
+    }
+
+    fn put_many<T: Serialize>(self, entries: &[(&str, T)]) -> Result<(), RpcError> {
+        // Everything is checked and serialized before anything is written.
+        let encoded = entries
+            .iter()
+            .map(|(key, value)| {
+                check_key(key)?;
+                Ok((*key, encode(key, value)?))
+            })
+            .collect::<Result<Vec<_>, RpcError>>()?;
+        let refs: Vec<(&str, &str)> = encoded.iter().map(|(k, j)| (*k, j.as_str())).collect();
+        self.0.put_many(&refs)
+    }
+
+    fn delete(self, key: &str) -> Result<bool, RpcError> {
+        Ok(self.delete_many(&[key])? > 0)
+    }
+
+    fn delete_many(self, keys: &[&str]) -> Result<usize, RpcError> {
+        keys.iter().try_for_each(|key| check_key(key))?;
+        self.0.delete_many(keys)
+    }
+
+    fn list<T: DeserializeOwned>(
+        self,
+        options: &ListOptions,
+    ) -> Result<Vec<(String, T)>, RpcError> {
+        self.0
+            .list(options)?
+            .into_iter()
+            .map(|(key, json)| {
+                let value = decode(&key, &json)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating) the database at `path`, as [`Storage::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteBackend, RpcError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                RpcError::error(format!("storage: cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            RpcError::error(format!("storage: cannot open {}: {e}", path.display()))
+        })?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(storage_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(RpcError::error(format!(
+                "storage: {} cannot use a WAL journal (journal mode {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(storage_error)?;
+        SqliteBackend::with_connection(conn, Some(path.to_path_buf()))
+    }
+
+    /// An in-memory database.
+    pub fn in_memory() -> Result<SqliteBackend, RpcError> {
+        let conn = Connection::open_in_memory().map_err(storage_error)?;
+        SqliteBackend::with_connection(conn, None)
+    }
+
+    fn with_connection(conn: Connection, path: Option<PathBuf>) -> Result<SqliteBackend, RpcError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(storage_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(storage_error)?;
+        conn.execute_batch(SCHEMA).map_err(storage_error)?;
+        Ok(SqliteBackend {
+            conn: Mutex::new(conn),
+            transaction_thread: Mutex::new(None),
+            path,
         })
     }
 
     /// Runs `f` on the connection, locked; an error instead on the thread of a running
     /// transaction, where locking would wait forever.
     fn with<R>(&self, f: impl FnOnce(Kv<'_>) -> Result<R, RpcError>) -> Result<R, RpcError> {
-        if self.inner.in_transaction_on_this_thread() {
+        if self.in_transaction_on_this_thread() {
             return Err(RpcError::error(
                 "storage: called on the Storage from inside its transaction's closure; use \
                  the Transaction given to the closure (nested transactions are not \
                  supported)",
             ));
         }
-        let conn = self.inner.lock_connection();
+        let conn = self.lock_connection();
         f(Kv(&conn))
+    }
+}
+
+impl StorageBackend for SqliteBackend {
+    fn get(&self, key: &str) -> Result<Option<String>, RpcError> {
+        self.with(|kv| kv.get(key))
+    }
+
+    fn put_many(&self, entries: &[(&str, &str)]) -> Result<(), RpcError> {
+        self.with(|kv| kv.put_many(entries))
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> Result<usize, RpcError> {
+        self.with(|kv| kv.delete_many(keys))
+    }
+
+    fn delete_all(&self) -> Result<(), RpcError> {
+        self.with(|kv| kv.delete_all())
+    }
+
+    fn list(&self, options: &ListOptions) -> Result<Vec<(String, String)>, RpcError> {
+        self.with(|kv| kv.list(options))
+    }
+
+    fn sql_exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
+        self.with(|kv| kv.sql_exec(query, params))
+    }
+
+    fn transaction(
+        &self,
+        body: &mut dyn FnMut(&dyn StorageBackend) -> Result<(), RpcError>,
+    ) -> Result<(), RpcError> {
+        if self.in_transaction_on_this_thread() {
+            return Err(RpcError::error(
+                "storage: nested transactions are not supported (transaction called from \
+                 inside a transaction's closure; use the Transaction it was given)",
+            ));
+        }
+        let mut conn = self.lock_connection();
+        let _thread = TransactionThread::enter(self);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage_error)?;
+        // If `body` panics, `tx` is dropped on the way out, which rolls it back.
+        match body(&InTransaction(&tx)) {
+            Ok(()) => tx.commit().map_err(storage_error),
+            Err(error) => {
+                // A failed rollback leaves nothing committed either; `lock_connection`
+                // ends any transaction left open.
+                let _ = tx.rollback();
+                Err(error)
+            }
+        }
+    }
+
+    fn set_alarm(&self, at: SystemTime) -> Result<(), RpcError> {
+        let nanos = nanos_since_epoch(at)?;
+        self.with(|kv| kv.set_alarm(nanos))
+    }
+
+    fn get_alarm(&self) -> Result<Option<SystemTime>, RpcError> {
+        self.with(|kv| kv.get_alarm())?
+            .map(time_from_nanos)
+            .transpose()
+    }
+
+    fn delete_alarm(&self) -> Result<(), RpcError> {
+        self.with(|kv| kv.delete_alarm())
+    }
+}
+
+/// The SQLite connection inside a transaction, as the backend its closure works on.
+struct InTransaction<'c>(&'c Connection);
+
+impl InTransaction<'_> {
+    /// The connection, unless SQLite has already ended the transaction (as a statement's
+    /// `OR ROLLBACK` conflict clause does): what would follow would no longer be part of
+    /// it.
+    fn kv(&self) -> Result<Kv<'_>, RpcError> {
+        if self.0.is_autocommit() {
+            return Err(RpcError::error(
+                "storage: the transaction was rolled back by an earlier statement",
+            ));
+        }
+        Ok(Kv(self.0))
+    }
+}
+
+impl StorageBackend for InTransaction<'_> {
+    fn get(&self, key: &str) -> Result<Option<String>, RpcError> {
+        self.kv()?.get(key)
+    }
+
+    fn put_many(&self, entries: &[(&str, &str)]) -> Result<(), RpcError> {
+        self.kv()?.put_many(entries)
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> Result<usize, RpcError> {
+        self.kv()?.delete_many(keys)
+    }
+
+    fn delete_all(&self) -> Result<(), RpcError> {
+        self.kv()?.delete_all()
+    }
+
+    fn list(&self, options: &ListOptions) -> Result<Vec<(String, String)>, RpcError> {
+        self.kv()?.list(options)
+    }
+
+    fn sql_exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
+        self.kv()?.sql_exec(query, params)
+    }
+
+    fn transaction(
+        &self,
+        _body: &mut dyn FnMut(&dyn StorageBackend) -> Result<(), RpcError>,
+    ) -> Result<(), RpcError> {
+        Err(RpcError::error(
+            "storage: nested transactions are not supported",
+        ))
+    }
+
+    fn set_alarm(&self, at: SystemTime) -> Result<(), RpcError> {
+        self.kv()?.set_alarm(nanos_since_epoch(at)?)
+    }
+
+    fn get_alarm(&self) -> Result<Option<SystemTime>, RpcError> {
+        self.kv()?.get_alarm()?.map(time_from_nanos).transpose()
+    }
+
+    fn delete_alarm(&self) -> Result<(), RpcError> {
+        self.kv()?.delete_alarm()
     }
 }
 
@@ -397,17 +612,23 @@ impl Sql<'_> {
 
 impl fmt::Debug for Storage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner.path {
-            Some(path) => f.debug_struct("Storage").field("path", path).finish(),
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => f.debug_struct("SqliteBackend").field("path", path).finish(),
             None => f
-                .debug_struct("Storage")
+                .debug_struct("SqliteBackend")
                 .field("path", &":memory:")
                 .finish(),
         }
     }
 }
 
-impl Inner {
+impl SqliteBackend {
     /// The connection, locked. A mutex poisoned by a panic (in a transaction's closure)
     /// is taken over: the panic rolled the transaction back. Should a transaction be left
     /// open anyway, it is rolled back here, so that no later write waits in it.
@@ -431,10 +652,10 @@ impl Inner {
 
 /// Marks the current thread as running a transaction of `inner` until dropped (also
 /// when unwinding from a panic).
-struct TransactionThread<'a>(&'a Inner);
+struct TransactionThread<'a>(&'a SqliteBackend);
 
 impl<'a> TransactionThread<'a> {
-    fn enter(inner: &'a Inner) -> Self {
+    fn enter(inner: &'a SqliteBackend) -> Self {
         *inner
             .transaction_thread
             .lock()
@@ -459,13 +680,17 @@ impl Drop for TransactionThread<'_> {
 /// Given to the closure of [`Storage::transaction`]; what it writes is committed when the
 /// closure returns `Ok`, and discarded otherwise. Reads see the transaction's own writes.
 pub struct Transaction<'a> {
-    conn: &'a Connection,
+    backend: &'a dyn StorageBackend,
 }
 
 impl Transaction<'_> {
+    fn typed(&self) -> Typed<'_> {
+        Typed(self.backend)
+    }
+
     /// The value stored at `key`, or `None` if there is none.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RpcError> {
-        self.kv()?.get(key)
+        self.typed().get(key)
     }
 
     /// The values stored at `keys`, by key; keys with no value are left out.
@@ -473,27 +698,27 @@ impl Transaction<'_> {
         &self,
         keys: &[&str],
     ) -> Result<BTreeMap<String, T>, RpcError> {
-        self.kv()?.get_many(keys)
+        self.typed().get_many(keys)
     }
 
     /// Stores `value` at `key`, replacing what was there.
     pub fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), RpcError> {
-        self.kv()?.put(key, value)
+        self.typed().put(key, value)
     }
 
     /// Stores every entry: all of them, or (on any error) none.
     pub fn put_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<(), RpcError> {
-        self.kv()?.put_many(entries)
+        self.typed().put_many(entries)
     }
 
     /// Deletes `key`; whether it had a value.
     pub fn delete(&self, key: &str) -> Result<bool, RpcError> {
-        self.kv()?.delete(key)
+        self.typed().delete(key)
     }
 
     /// Deletes `keys`; how many of them had a value.
     pub fn delete_many(&self, keys: &[&str]) -> Result<usize, RpcError> {
-        self.kv()?.delete_many(keys)
+        self.typed().delete_many(keys)
     }
 
     /// The key-value pairs `options` selects, in key order, as [`Storage::list`].
@@ -501,25 +726,13 @@ impl Transaction<'_> {
         &self,
         options: &ListOptions,
     ) -> Result<Vec<(String, T)>, RpcError> {
-        self.kv()?.list(options)
+        self.typed().list(options)
     }
 
     /// SQL on the object's own database, inside the transaction, as
     /// [`Storage::sql_exec`].
     pub fn sql_exec(&self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
-        self.kv()?.sql_exec(query, params)
-    }
-
-    /// The connection, unless SQLite has already ended the transaction (as a statement's
-    /// `OR ROLLBACK` conflict clause does): what would follow would no longer be part of
-    /// it.
-    fn kv(&self) -> Result<Kv<'_>, RpcError> {
-        if self.conn.is_autocommit() {
-            return Err(RpcError::error(
-                "storage: the transaction was rolled back by an earlier statement",
-            ));
-        }
-        Ok(Kv(self.conn))
+        self.backend.sql_exec(query, params)
     }
 }
 
@@ -565,49 +778,21 @@ pub struct ListOptions {
 struct Kv<'c>(&'c Connection);
 
 impl Kv<'_> {
-    fn get<T: DeserializeOwned>(self, key: &str) -> Result<Option<T>, RpcError> {
-        check_key(key)?;
+    fn get(self, key: &str) -> Result<Option<String>, RpcError> {
         let mut stmt = self
             .0
             .prepare_cached("SELECT value FROM _cw_kv WHERE key = ?1")
             .map_err(storage_error)?;
         let mut rows = stmt.query([key]).map_err(storage_error)?;
         match rows.next().map_err(storage_error)? {
-            Some(row) => {
-                let json: String = row.get(0).map_err(storage_error)?;
-                decode(key, &json).map(Some)
-            }
+            Some(row) => Ok(Some(row.get(0).map_err(storage_error)?)),
             None => Ok(None),
         }
     }
 
-    fn get_many<T: DeserializeOwned>(self, keys: &[&str]) -> Result<BTreeMap<String, T>, RpcError> {
-        let mut found = BTreeMap::new();
-        for key in keys {
-            if let Some(value) = self.get(key)? {
-                found.insert((*key).to_owned(), value);
-            }
-        }
-        Ok(found)
-    }
-
-    fn put<T: Serialize + ?Sized>(self, key: &str, value: &T) -> Result<(), RpcError> {
-        check_key(key)?;
-        let json = encode(key, value)?;
-        self.write(key, &json)
-    }
-
-    fn put_many<T: Serialize>(self, entries: &[(&str, T)]) -> Result<(), RpcError> {
-        // Everything is checked and serialized before anything is written.
-        let encoded = entries
-            .iter()
-            .map(|(key, value)| {
-                check_key(key)?;
-                Ok((*key, encode(key, value)?))
-            })
-            .collect::<Result<Vec<_>, RpcError>>()?;
+    fn put_many(self, entries: &[(&str, &str)]) -> Result<(), RpcError> {
         self.atomically(|| {
-            encoded
+            entries
                 .iter()
                 .try_for_each(|(key, json)| self.write(key, json))
         })
@@ -622,7 +807,6 @@ impl Kv<'_> {
     }
 
     fn delete(self, key: &str) -> Result<bool, RpcError> {
-        check_key(key)?;
         let deleted = self
             .0
             .prepare_cached("DELETE FROM _cw_kv WHERE key = ?1")
@@ -632,7 +816,6 @@ impl Kv<'_> {
     }
 
     fn delete_many(self, keys: &[&str]) -> Result<usize, RpcError> {
-        keys.iter().try_for_each(|key| check_key(key))?;
         self.atomically(|| {
             keys.iter().try_fold(0, |deleted, key| {
                 Ok(deleted + usize::from(self.delete(key)?))
@@ -647,10 +830,7 @@ impl Kv<'_> {
         Ok(())
     }
 
-    fn list<T: DeserializeOwned>(
-        self,
-        options: &ListOptions,
-    ) -> Result<Vec<(String, T)>, RpcError> {
+    fn list(self, options: &ListOptions) -> Result<Vec<(String, String)>, RpcError> {
         let mut sql = String::from("SELECT key, value FROM _cw_kv WHERE 1");
         let mut bounds: Vec<String> = Vec::new();
         if let Some(start) = &options.start {
@@ -689,10 +869,40 @@ impl Kv<'_> {
         while let Some(row) = rows.next().map_err(storage_error)? {
             let key: String = row.get(0).map_err(storage_error)?;
             let json: String = row.get(1).map_err(storage_error)?;
-            let value = decode(&key, &json)?;
-            pairs.push((key, value));
+            pairs.push((key, json));
         }
         Ok(pairs)
+    }
+
+    fn set_alarm(self, nanos: i64) -> Result<(), RpcError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO _cw_alarm (id, at_nanos) VALUES (0, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET at_nanos = excluded.at_nanos",
+            )
+            .and_then(|mut stmt| stmt.execute([nanos]))
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn get_alarm(self) -> Result<Option<i64>, RpcError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT at_nanos FROM _cw_alarm WHERE id = 0")
+            .map_err(storage_error)?;
+        let mut rows = stmt.query([]).map_err(storage_error)?;
+        match rows.next().map_err(storage_error)? {
+            Some(row) => Ok(Some(row.get(0).map_err(storage_error)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_alarm(self) -> Result<(), RpcError> {
+        self.0
+            .prepare_cached("DELETE FROM _cw_alarm")
+            .and_then(|mut stmt| stmt.execute([]))
+            .map_err(storage_error)?;
+        Ok(())
     }
 
     fn sql_exec(self, query: &str, params: &[Value]) -> Result<Vec<Object>, RpcError> {
@@ -1263,7 +1473,8 @@ mod tests {
 
     #[test]
     fn sql_transaction_control_is_refused() {
-        let storage = Storage::in_memory().unwrap();
+        let backend = Arc::new(SqliteBackend::in_memory().unwrap());
+        let storage = Storage::from_backend(backend.clone());
         for query in [
             "BEGIN",
             "  -- c\n /* d */ commit",
@@ -1273,7 +1484,7 @@ mod tests {
             assert!(storage.sql_exec(query, &[]).is_err(), "{query}");
         }
         storage.put("a", &1).unwrap();
-        assert!(storage.inner.lock_connection().is_autocommit());
+        assert!(backend.lock_connection().is_autocommit());
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub struct HostBuilder {
     durable_idle: Option<Duration>,
     durable_max_live: Option<usize>,
     host_secret: Option<String>,
+    storage: Option<Arc<dyn crate::durable::StorageProvider>>,
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
     server_limits: crate::ServerLimits,
@@ -125,6 +126,14 @@ impl HostBuilder {
     /// evicted (default 60 s); its next call makes a new one from storage.
     pub fn durable_idle_timeout(mut self, idle: Duration) -> Self {
         self.durable_idle = Some(idle);
+        self
+    }
+
+    /// Where Durable Objects keep their storage, instead of SQLite files under the data
+    /// directory: a provider that opens each object's [`Storage`](crate::durable::Storage)
+    /// (on another database, say).
+    pub fn storage(mut self, provider: impl crate::durable::StorageProvider) -> Self {
+        self.storage = Some(Arc::new(provider));
         self
     }
 
@@ -247,7 +256,8 @@ impl HostBuilder {
                 classes: self.classes,
                 host_secret,
                 durable: crate::durable::Registry::new(
-                    data_dir,
+                    self.storage
+                        .unwrap_or_else(|| Arc::new(crate::durable::SqliteFiles { dir: data_dir })),
                     idle,
                     self.durable_max_live.unwrap_or(1024),
                 ),
