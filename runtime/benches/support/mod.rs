@@ -1,4 +1,4 @@
-//! What both benchmarks share: running a routine as a task and recording the time of each
+//! What the benchmarks share: running a routine as a task and recording the time of each
 //! of criterion's samples, for the summaries they print after criterion's own report.
 
 use futures::FutureExt;
