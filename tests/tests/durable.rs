@@ -713,3 +713,21 @@ async fn a_storage_provider_of_its_own_keeps_the_objects_state() {
     assert_eq!(memory.opens.load(Ordering::SeqCst), 2);
     assert!(!dir.0.exists(), "nothing was written to the data directory");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_namespace_finds_its_objects_again_in_the_same_data_directory() {
+    use capwire_examples::conformance::DurableCounter;
+    let dir = DataDir::new("standalone");
+    let first = capwire::durable::Namespace::<DurableCounter>::standalone("DurableCounter", &dir.0);
+    assert_eq!(
+        first.get_by_name("alice").increment(Some(4)).await.unwrap(),
+        4
+    );
+    let id = first.get_by_name("alice").id().await.unwrap();
+    drop(first);
+    // As the conformance server restarted with the same --data-dir would.
+    let again = capwire::durable::Namespace::<DurableCounter>::standalone("DurableCounter", &dir.0);
+    assert_eq!(again.get_by_name("alice").value().await.unwrap(), 4);
+    assert_eq!(again.get_by_name("alice").id().await.unwrap(), id);
+    assert_eq!(id.len(), 64);
+}
