@@ -56,3 +56,50 @@ async fn other_methods_on_the_rpc_path_answer_405() {
         assert!(resp.starts_with("HTTP/1.1 405"), "{method}: {resp}");
     }
 }
+
+/// Sends `GET path` without an upgrade and returns the response's head, lowercased.
+async fn plain_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    resp.split("\r\n\r\n").next().unwrap_or("").to_lowercase()
+}
+
+#[tokio::test]
+async fn a_get_without_an_upgrade_answers_405_with_allow_on_every_rpc_path() {
+    // A route mounted in a user's router, a capwire::Server, and a host worker.
+    let mounted = mounted().await;
+    let server = capwire::Server::bind("127.0.0.1:0").await.unwrap();
+    let served = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|| TestTarget));
+    struct Api;
+    impl capwire::host::Entrypoint for Api {
+        fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self {
+            Api
+        }
+    }
+    #[capwire::entrypoint]
+    impl Api {
+        pub fn ping(&self) -> String {
+            "pong".into()
+        }
+    }
+    let host = capwire::host::Host::builder()
+        .entrypoint::<Api>("Api")
+        .config_str(
+            "[[worker]]\nname = \"api\"\nmain = \"Api\"\nlisten = \"127.0.0.1:0\"",
+            "workers.toml",
+        )
+        .unwrap();
+    let serving = host.start().await.unwrap();
+    let hosted = serving.addr("api").unwrap();
+    for (addr, path) in [(mounted, "/rpc"), (served, "/"), (hosted, "/")] {
+        let head = plain_get(addr, path).await;
+        assert!(head.starts_with("http/1.1 405"), "{path} on {addr}: {head}");
+        assert!(head.contains("\r\nallow: post"), "{path} on {addr}: {head}");
+    }
+    serving.stop().await.unwrap();
+}

@@ -675,7 +675,7 @@ impl HostInner {
                 };
                 server::batch_request(request, main, limits, ctx).await
             }
-            Some(_) => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
+            Some(_) => server::not_rpc_method(),
             None => http::StatusCode::NOT_FOUND.into_response(),
         }
     }
@@ -703,7 +703,7 @@ impl HostInner {
             return http::StatusCode::NOT_FOUND.into_response();
         };
         if !server::is_websocket_upgrade(&request) {
-            return http::StatusCode::UPGRADE_REQUIRED.into_response();
+            return server::not_rpc_method();
         }
         let main = RpcStub::new(crate::durable::NamespaceService(namespace));
         server::websocket_session(request, main, crate::Limits::default(), ctx)

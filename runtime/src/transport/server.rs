@@ -104,17 +104,27 @@ where
         if is_websocket_upgrade(&request) {
             websocket_session(request, for_ws.new_main(), limits, &ctx)
         } else {
-            (
-                http::StatusCode::UPGRADE_REQUIRED,
-                [(http::header::UPGRADE, "websocket")],
-                "this RPC endpoint takes a WebSocket upgrade or a POST",
-            )
-                .into_response()
+            not_rpc_method()
         }
     })
     .post(move |request: axum::extract::Request| async move {
         batch_request(request, new_main.new_main(), limits, &for_batch).await
     })
+}
+
+/// The answer to a request an RPC endpoint does not take (a `GET` without a WebSocket
+/// upgrade, say): `405`, as capnweb's own servers answer, with `Allow: POST` (a `GET`
+/// works only as an upgrade, which `Upgrade: websocket` says).
+pub(crate) fn not_rpc_method() -> axum::response::Response {
+    (
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        [
+            (http::header::ALLOW, "POST"),
+            (http::header::UPGRADE, "websocket"),
+        ],
+        "this RPC endpoint takes a WebSocket upgrade (GET) or an HTTP batch (POST)",
+    )
+        .into_response()
 }
 
 /// What the sessions of one server (a [`Server`], an [`rpc_route`], a host worker's
