@@ -142,6 +142,11 @@ impl ConnHandle {
     pub(crate) fn upgrading(&self) {
         self.0.upgraded.store(true, Ordering::Release);
     }
+
+    /// Closes the connection (as an eviction does).
+    pub(crate) fn close(&self) {
+        self.0.evicted.cancel();
+    }
 }
 
 /// A connection's place among the open ones, given back when dropped (when the socket

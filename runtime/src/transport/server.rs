@@ -187,7 +187,11 @@ pub(crate) fn websocket_session(
             .into_response();
     };
     // From here on the session watches the connection's writes (keepalive_interval).
-    if let Some(conn) = request.extensions().get::<super::listener::ConnHandle>() {
+    let conn = request
+        .extensions()
+        .get::<super::listener::ConnHandle>()
+        .cloned();
+    if let Some(conn) = &conn {
         conn.upgrading();
     }
     let ctx = ctx.clone();
@@ -199,7 +203,12 @@ pub(crate) fn websocket_session(
                 return;
             }
             Err(_) => {
+                // The connection is still hyper's (waiting for a request body, say): close
+                // it, or it would hold its slot for good.
                 tracing::debug!("capwire: WebSocket upgrade timed out (handshake_timeout)");
+                if let Some(conn) = conn {
+                    conn.close();
+                }
                 return;
             }
         };
@@ -454,4 +463,78 @@ pub async fn serve(
     new_main: impl NewMain,
 ) -> std::io::Result<()> {
     Server::bind(addr).await?.serve(new_main).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    /// A main object that says when it is dropped.
+    struct Watched(Arc<AtomicBool>);
+
+    impl crate::RpcObject for Watched {
+        fn call(self: Arc<Self>, method: &str, _args: Vec<crate::Value>) -> crate::CallFuture {
+            Box::pin(std::future::ready(Err(crate::RpcError::not_a_function(
+                method,
+            ))))
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_that_cannot_complete_is_given_up_after_the_handshake_timeout() {
+        let handshake = Duration::from_millis(200);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let watched = dropped.clone();
+        let router = axum::Router::new().route(
+            "/",
+            rpc_route_with(
+                move || RpcStub::new(Watched(watched.clone())),
+                Limits::default(),
+                ServerLimits {
+                    handshake_timeout: handshake,
+                    ..Default::default()
+                },
+            ),
+        );
+        // A connection whose client never reads: the server cannot finish writing its
+        // `101` into a 16-byte pipe, so the connection is never handed over.
+        let (mut client, server) = tokio::io::duplex(16);
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(server),
+                    hyper_util::service::TowerToHyperService::new(router),
+                )
+                .with_upgrades(),
+        );
+        client
+            .write_all(
+                b"GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+                  sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        // The session's main object, made for the upgrade, is let go once it times out.
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the stalled upgrade was never given up"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            started.elapsed() >= handshake,
+            "given up before the timeout"
+        );
+    }
 }
