@@ -352,6 +352,8 @@ struct Instance {
     /// Calls made and not finished.
     busy: AtomicUsize,
     last_used: Mutex<Instant>,
+    /// The storage's alarm changes last scheduled.
+    alarm_seen: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -435,6 +437,7 @@ impl Registry {
             gate: gate::new_gate(),
             busy: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
+            alarm_seen: std::sync::atomic::AtomicU64::new(0),
         });
         live.insert(key, instance.clone());
         drop(live);
@@ -514,7 +517,7 @@ impl Instance {
         Box::pin(Gated::new(self.gate.clone(), async move {
             let result = call(busy.0.object.clone()).await;
             // The call may have set or deleted the object's alarm.
-            busy.0.sync_alarm();
+            busy.0.sync_alarm_if_changed();
             drop(busy);
             result
         }))
@@ -522,6 +525,15 @@ impl Instance {
 }
 
 impl Instance {
+    /// Schedules the alarm the object's storage holds now (or none), if it was set or
+    /// deleted since it was last scheduled (reading it back costs a query).
+    fn sync_alarm_if_changed(&self) {
+        let changes = self.storage.alarm_changes();
+        if self.alarm_seen.swap(changes, Ordering::AcqRel) != changes {
+            self.sync_alarm();
+        }
+    }
+
     /// Schedules the alarm the object's storage holds now (or none).
     fn sync_alarm(&self) {
         if let Some(registry) = self.registry.upgrade() {

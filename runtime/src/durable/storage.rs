@@ -139,6 +139,9 @@ const REFUSED_STATEMENTS: &[&str] = &[
 #[derive(Clone)]
 pub struct Storage {
     backend: Arc<dyn StorageBackend + Send + Sync>,
+    /// Bumped by every change of the alarm, so that the host reads the alarm back only
+    /// after a call that changed it.
+    alarm_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a Durable Object's storage is kept. [`SqliteBackend`] (one SQLite file per
@@ -202,7 +205,21 @@ impl Storage {
 
     /// The storage kept in `backend`.
     pub fn from_backend(backend: Arc<dyn StorageBackend + Send + Sync>) -> Storage {
-        Storage { backend }
+        Storage {
+            backend,
+            alarm_changes: Arc::default(),
+        }
+    }
+
+    /// How many times the alarm was set or deleted through this storage (or a clone).
+    pub(crate) fn alarm_changes(&self) -> u64 {
+        self.alarm_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn alarm_changed(&self) {
+        self.alarm_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn typed(&self) -> Typed<'_> {
@@ -331,6 +348,7 @@ impl Storage {
     /// 1677 and 2262 (a `RangeError` outside). The host runs the object's `alarm` method at
     /// that time.
     pub fn set_alarm(&self, at: SystemTime) -> Result<(), RpcError> {
+        self.alarm_changed();
         self.backend.set_alarm(at)
     }
 
@@ -341,6 +359,7 @@ impl Storage {
 
     /// Unsets the object's alarm (nothing happens if it was not set).
     pub fn delete_alarm(&self) -> Result<(), RpcError> {
+        self.alarm_changed();
         self.backend.delete_alarm()
     }
 }
