@@ -22,14 +22,28 @@ pub fn node_dir() -> PathBuf {
 /// Makes sure the harness's npm packages are installed, running `npm ci` when
 /// `node_modules` is missing. Fails with a clear message when Node or npm is absent.
 pub fn ensure_node_modules() {
-    let dir = node_dir();
+    ensure_npm_packages(
+        &node_dir(),
+        &["capnweb", "puppeteer-core", "typescript", "ws"],
+    );
+}
+
+/// Runs `npm ci` in `dir` (one process at a time) unless every package of `packages` is
+/// installed in its `node_modules`. Fails with a clear message when npm is absent.
+pub fn ensure_npm_packages(dir: &std::path::Path, packages: &[&str]) {
     let lock = std::fs::File::create(std::env::temp_dir().join("capwire-npm-ci.lock"))
         .expect("create the npm install lock file");
     lock.lock().expect("take the npm install lock");
-    if !dir.join("node_modules/capnweb/package.json").exists() {
+    let installed = |p: &&str| {
+        dir.join("node_modules")
+            .join(p)
+            .join("package.json")
+            .exists()
+    };
+    if !packages.iter().all(installed) {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
+            .current_dir(dir)
             .status()
             .unwrap_or_else(|e| {
                 panic!(
