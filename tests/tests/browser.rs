@@ -244,3 +244,27 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
     assert_eq!(notes.get(&over_ws.title), Some(over_ws.notes.clone()));
     assert_eq!(notes.get(&over_http.title), Some(over_http.notes.clone()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_script_type_checks_with_the_pinned_tsc() {
+    ensure_npm_packages().await;
+    let tsc = support::node_dir().join("node_modules/typescript/bin/tsc");
+    let config = browser::default_dir().join("tsconfig.json");
+    let run = tokio::process::Command::new("node")
+        .arg(&tsc)
+        .arg("-p")
+        .arg(&config)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("tsc did not finish within 120 s")
+        .unwrap_or_else(|e| panic!("could not run node {}: {e}", tsc.display()));
+    assert!(
+        out.status.success(),
+        "tsc -p {} found errors:\n{}{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
