@@ -3,7 +3,7 @@
 // it can open one and over HTTP batches when it cannot.
 //
 // For tests, `window.capwireDemo` offers `selfTest(params)` (a call, a pipelined chain, a
-// callback and streams, reported as JSON-friendly data), `tryBatch(url, title, note)` and
+// callback and streams, reported as JSON-friendly data), `tryBatch(url, title, note, headers?)` and
 // `tryWebSocket(url, title, note)` (adding a note through another endpoint, maybe of
 // another origin, reporting success or failure).
 // Query parameters: `?rpc=URL` (the HTTP endpoint, default `/rpc` on this origin) and
@@ -200,15 +200,17 @@ async function selfTest(conn, p) {
 
 /**
  * Adds `note` to the list `title` over one HTTP batch to `url` (which may be another
- * origin), reporting the list's new length or the error.
+ * origin), reporting the list's new length or the error. With `headers` (say an
+ * `authorization`), a request from another origin is preceded by a CORS preflight.
  * @param {string} url
  * @param {string} title
  * @param {string} note
+ * @param {Record<string, string>} [headers]
  */
-async function tryBatch(url, title, note) {
+async function tryBatch(url, title, note, headers) {
   try {
     /** @type {BoardStub} */
-    const board = newHttpBatchRpcSession(url);
+    const board = newHttpBatchRpcSession(headers ? new Request(url, { headers }) : url);
     return { ok: true, value: await board.list(title).add(note) };
   } catch (e) {
     return { ok: false, error: describe(e) };

@@ -8,8 +8,10 @@
 // `tryWebSocket`); each step loads `url` in a fresh tab, waits until the page is connected
 // and calls `fn(...args)`.
 // Output on stdout, JSON: { "steps": [{ "label", "transport", "result", "rpcPosts",
-// "errors" }] }, where `rpcPosts` counts the POST requests the tab made while `fn` ran and
-// `errors` collects the tab's uncaught errors. Exits 1 with a message on stderr when
+// "responses", "errors" }] }, where `rpcPosts` counts the POST requests the tab made while
+// `fn` ran, `responses` lists the HTTP responses it got meanwhile ({ method, url, status },
+// preflights included, even those CORS hid from the page) and `errors` collects the tab's
+// uncaught errors and console errors. Exits 1 with a message on stderr when
 // anything fails or takes longer than `timeoutMs` (the browser is closed in every case).
 
 import puppeteer from "puppeteer-core";
@@ -58,8 +60,12 @@ try {
     });
     let counting = false;
     let rpcPosts = 0;
+    const responses = [];
     page.on("request", (r) => {
       if (counting && r.method() === "POST") rpcPosts++;
+    });
+    page.on("response", (r) => {
+      if (counting) responses.push({ method: r.request().method(), url: r.url(), status: r.status() });
     });
     const what = `${step.label} (${step.fn} on ${step.url})`;
     await inTime(page.goto(step.url, { waitUntil: "load" }), `loading ${what}`);
@@ -71,7 +77,7 @@ try {
       what,
     );
     counting = false;
-    steps.push({ label: step.label, transport, result, rpcPosts, errors });
+    steps.push({ label: step.label, transport, result, rpcPosts, responses, errors });
     await page.close();
   }
 } catch (e) {
