@@ -252,21 +252,29 @@ function element(id) {
 }
 
 /**
- * Shows the notes of the open list.
+ * Shows the notes of the open list: over a WebSocket the server hands them to a callback
+ * one by one; over HTTP it returns them in one array.
  * @param {Connection} conn
  * @param {string} title
  */
 async function render(conn, title) {
-  const ol = element("notes");
-  /** @type {string[]} */
-  const notes = await conn.api().list(title).notes();
-  ol.replaceChildren(
-    ...notes.map((note) => {
-      const li = document.createElement("li");
-      li.textContent = note;
-      return li;
-    }),
-  );
+  /** @type {HTMLElement[]} */
+  const items = [];
+  /** @param {string} note */
+  const item = (note) => {
+    const li = document.createElement("li");
+    li.textContent = note;
+    items.push(li);
+  };
+  const list = conn.api().list(title);
+  if (conn.transport === "websocket") {
+    await list.each((/** @type {number} */ _i, /** @type {string} */ note) => item(note));
+  } else {
+    /** @type {string[]} */
+    const notes = await list.notes();
+    notes.forEach(item);
+  }
+  element("notes").replaceChildren(...items);
 }
 
 /**

@@ -2,11 +2,12 @@
 // puppeteer-core; nothing downloads a browser) and prints what the page reports.
 //
 // Input on stdin, JSON:
-//   { "chromium": "/usr/bin/chromium", "timeoutMs": 60000,
+//   { "chromium": "/usr/bin/chromium", "timeoutMs": 60000, "stepTimeoutMs": 20000,
 //     "steps": [{ "label": "...", "url": "http://...", "fn": "selfTest", "args": [...] }] }
 // `fn` is a function of the page's `window.capwireDemo` (`ready`, `selfTest`, `tryBatch`,
-// `tryWebSocket`); each step loads `url` in a fresh tab, waits until the page is connected
-// and calls `fn(...args)`.
+// `tryWebSocket`), or `ui` (args `[title, note]`: fill in and submit the page's forms);
+// each step loads `url` in a fresh tab, waits until the page is connected and calls
+// `fn(...args)`.
 // Output on stdout, JSON: { "steps": [{ "label", "transport", "result", "rpcPosts",
 // "responses", "errors" }] }, where `rpcPosts` counts the POST requests the tab made while
 // `fn` ran, `responses` lists the HTTP responses it got meanwhile ({ method, url, status },
@@ -27,14 +28,36 @@ const input = JSON.parse(await new Promise((resolve, reject) => {
 const timeoutMs = input.timeoutMs ?? 60000;
 const started = Date.now();
 
-/** Rejects when the harness's overall deadline passes first. */
+const stepTimeoutMs = input.stepTimeoutMs ?? 20000;
+
+/** Rejects when `promise` takes longer than a step may, or the harness's deadline passes. */
 function inTime(promise, what) {
-  const left = timeoutMs - (Date.now() - started);
+  const left = Math.min(timeoutMs - (Date.now() - started), stepTimeoutMs);
   let timer;
   const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)), Math.max(left, 0));
+    timer = setTimeout(() => reject(new Error(`timed out (${stepTimeoutMs} ms a step, ${timeoutMs} ms in all): ${what}`)), Math.max(left, 0));
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Uses the page as a person would: opens the list `title`, adds `note` with the form,
+ * waits until the list shows it, and returns the list's items and the status line.
+ */
+async function useTheForms(page, title, note) {
+  await page.$eval("#title", (input, value) => (input.value = value), title);
+  await page.click("#open button");
+  await page.type("#note", note);
+  await page.click("#add button");
+  await page.waitForFunction(
+    (note) => [...document.querySelectorAll("#notes li")].some((li) => li.textContent === note),
+    { timeout: 0 },
+    note,
+  );
+  return page.evaluate(() => ({
+    items: [...document.querySelectorAll("#notes li")].map((li) => li.textContent),
+    status: document.getElementById("status")?.textContent,
+  }));
 }
 
 let browser;
@@ -72,10 +95,9 @@ try {
     await inTime(page.waitForFunction(() => "capwireDemo" in window), `waiting for the page's script in ${what}`);
     const transport = await inTime(page.evaluate(() => window.capwireDemo.ready), `connecting in ${what}`);
     counting = true;
-    const result = await inTime(
-      page.evaluate((fn, args) => window.capwireDemo[fn](...args), step.fn, step.args ?? []),
-      what,
-    );
+    const result = await inTime(step.fn === "ui" ? useTheForms(page, ...step.args) : (
+      page.evaluate((fn, args) => window.capwireDemo[fn](...args), step.fn, step.args ?? [])
+    ), what);
     counting = false;
     steps.push({ label: step.label, transport, result, rpcPosts, responses, errors });
     await page.close();

@@ -218,10 +218,15 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
 
     let over_ws = SelfTest::new("websocket");
     let over_http = SelfTest::new("batch");
+    let no_ws = format!("{page}?ws=ws://{addr}/no-such-endpoint");
+    let ui_title = format!("typed in {}", std::process::id());
     let steps = run_browser(vec![
         over_ws.step("websocket", page.clone()),
         // A WebSocket endpoint that refuses the upgrade (404): the page falls back to HTTP.
-        over_http.step("batch", format!("{page}?ws=ws://{addr}/no-such-endpoint")),
+        over_http.step("batch", no_ws.clone()),
+        // The forms, over each transport, on one list.
+        json!({ "label": "ui websocket", "url": page, "fn": "ui", "args": [ui_title, "first, typed"] }),
+        json!({ "label": "ui batch", "url": no_ws, "fn": "ui", "args": [ui_title, "second, typed"] }),
     ])
     .await;
 
@@ -238,6 +243,27 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
     assert!(
         errors.iter().all(|e| e.contains("WebSocket")),
         "only the refused WebSocket may log an error: {http:#}"
+    );
+
+    // What a person typed shows in the list, over either transport.
+    let ui = &steps["ui websocket"];
+    assert_eq!(ui["result"]["items"], json!(["first, typed"]), "{ui:#}");
+    assert!(
+        ui["result"]["status"]
+            .as_str()
+            .unwrap()
+            .contains("WebSocket"),
+        "{ui:#}"
+    );
+    let ui = &steps["ui batch"];
+    assert_eq!(
+        ui["result"]["items"],
+        json!(["first, typed", "second, typed"]),
+        "{ui:#}"
+    );
+    assert!(
+        ui["result"]["status"].as_str().unwrap().contains("HTTP"),
+        "{ui:#}"
     );
 
     // The server holds what the pages added.
