@@ -9,6 +9,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use capwire::{Function, ReadableStream, RpcError, entrypoint, rpc_target};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -198,10 +199,10 @@ const CAPNWEB_ESM: &str = "node_modules/capnweb/dist/index.js";
 /// The files the page is made of, read once at start-up.
 #[derive(Clone)]
 pub struct Assets {
-    index_html: Arc<str>,
-    app_js: Arc<str>,
-    capnweb_js: Arc<str>,
-    capnweb_map: Option<Arc<str>>,
+    index_html: Bytes,
+    app_js: Bytes,
+    capnweb_js: Bytes,
+    capnweb_map: Option<Bytes>,
 }
 
 impl Assets {
@@ -209,8 +210,8 @@ impl Assets {
     /// to do when a file is missing, in particular when `npm ci` has not been run there.
     pub fn load(dir: &Path) -> Result<Assets, String> {
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .map(Arc::from)
+            std::fs::read(dir.join(name))
+                .map(Bytes::from)
                 .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
         };
         let capnweb_js = read(CAPNWEB_ESM).map_err(|e| {
@@ -230,7 +231,7 @@ impl Assets {
 
 /// A static file's response: `content_type`, never cached (the example is for
 /// tinkering), never sniffed.
-fn file(content_type: &'static str, body: Arc<str>) -> axum::response::Response {
+fn file(content_type: &'static str, body: Bytes) -> axum::response::Response {
     (
         StatusCode::OK,
         [
@@ -238,7 +239,7 @@ fn file(content_type: &'static str, body: Arc<str>) -> axum::response::Response 
             (header::CACHE_CONTROL, "no-store"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        body.to_string(),
+        body,
     )
         .into_response()
 }
