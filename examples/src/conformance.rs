@@ -462,6 +462,16 @@ pub async fn bind(addr: &str) -> std::io::Result<(capwire::Server, std::net::Soc
     Ok((server, local))
 }
 
+/// The conformance server's policy: without `--allowed-origin`, any origin
+/// (`Access-Control-Allow-Origin: *`); with it, only the origins listed.
+pub fn cors_policy(allowed_origins: Vec<String>) -> capwire::CorsPolicy {
+    if allowed_origins.is_empty() {
+        capwire::CorsPolicy::any()
+    } else {
+        capwire::CorsPolicy::allow_origins(allowed_origins)
+    }
+}
+
 /// Serves the conformance service on a bound server until the process ends.
 pub async fn run(server: capwire::Server) -> std::io::Result<()> {
     server.serve(|| TestTarget).await

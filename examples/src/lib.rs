@@ -1,5 +1,6 @@
 //! Examples for capwire, and the conformance service every interop test uses.
 
+pub mod accounts;
 pub mod browser;
 pub mod conformance;
 pub mod rate_limiter;

@@ -100,8 +100,12 @@ pub use session::SessionStats;
 pub use stream::{ReadableStream, WritableStream};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
-pub use transport::server::{IntoStub, NewMain, Server, rpc_route, rpc_route_with, serve};
-pub use transport::websocket::{connect, connect_with};
+pub use transport::context::SessionContext;
+pub use transport::cors::CorsPolicy;
+pub use transport::server::{
+    IntoStub, NewMain, RpcRoute, Server, rpc_route, rpc_route_with, serve,
+};
+pub use transport::websocket::{connect, connect_with, connect_with_headers};
 pub use transport::{Session, TransportError};
 pub use typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
 pub use value::{BigInt, Bytes, Date, Object, Value};

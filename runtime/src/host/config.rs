@@ -63,6 +63,10 @@ pub struct WorkerConfig {
     /// Durable Object namespace bindings.
     #[serde(default)]
     pub durable_objects: Vec<DurableObjectBinding>,
+    /// The web origins whose pages may open RPC sessions with this worker
+    /// (`["https://app.example"]`); others get `403`. Without it, the host's
+    /// [`CorsPolicy`](crate::CorsPolicy) applies.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// `{ name = "COUNTER", class_name = "Counter" }`: a namespace of a class this worker

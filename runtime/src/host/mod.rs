@@ -92,6 +92,7 @@ pub struct HostBuilder {
     resources: HashMap<String, Resource>,
     shutdown_grace: Option<Duration>,
     server_limits: crate::ServerLimits,
+    cors: crate::CorsPolicy,
 }
 
 type Resource = Arc<dyn std::any::Any + Send + Sync>;
@@ -189,6 +190,22 @@ impl HostBuilder {
         self
     }
 
+    /// Which web pages may open RPC sessions with this host's workers (see
+    /// [`CorsPolicy`](crate::CorsPolicy)); a worker's `allowed_origins` in the config
+    /// overrides it for that worker. The default lets any origin in: a worker's entrypoint
+    /// does not see the request, so no cookie can pick its user. The policy covers the RPC
+    /// paths (WebSocket upgrades, and batches when the worker has no `fetch`); a worker
+    /// with `fetch` answers its own HTTP.
+    ///
+    /// ```
+    /// let builder = capwire::host::Host::builder()
+    ///     .cors(capwire::CorsPolicy::allow_origins(["https://app.example"]));
+    /// ```
+    pub fn cors(mut self, cors: crate::CorsPolicy) -> Self {
+        self.cors = cors;
+        self
+    }
+
     /// Reads and checks the configuration file at `path`.
     pub fn config_file(self, path: impl AsRef<Path>) -> Result<Host, ConfigErrors> {
         let config = Config::load_with(path.as_ref(), &self.names(), &self.class_names())
@@ -235,6 +252,10 @@ impl HostBuilder {
                     })
                     .collect();
                 let worker = Worker {
+                    cors: w
+                        .allowed_origins
+                        .as_ref()
+                        .map(|list| crate::CorsPolicy::allow_origins(list).resolve(false)),
                     vars: Arc::new(vars),
                     services: Arc::new(services),
                     durable: Arc::new(durable),
@@ -265,6 +286,7 @@ impl HostBuilder {
                 tracker: TaskTracker::new(),
                 grace: self.shutdown_grace.unwrap_or(Duration::from_secs(30)),
                 server_limits: self.server_limits,
+                cors: self.cors.resolve(false),
             }),
         };
         host.own_durable_objects();
@@ -359,6 +381,8 @@ struct Worker {
     services: Arc<HashMap<String, ServiceBinding>>,
     /// Durable Object bindings: the owning worker and the class.
     durable: Arc<HashMap<String, (String, String)>>,
+    /// The worker's own policy, from its `allowed_origins`.
+    cors: Option<crate::CorsPolicy>,
 }
 
 struct HostInner {
@@ -371,6 +395,7 @@ struct HostInner {
     tracker: TaskTracker,
     grace: Duration,
     server_limits: crate::ServerLimits,
+    cors: crate::CorsPolicy,
 }
 
 /// A running set of workers. Cheap to clone.
@@ -465,6 +490,7 @@ impl Host {
                 class_name: class_name.to_owned(),
                 script_name: None,
             }],
+            allowed_origins: None,
         };
         let host = Host::builder()
             .durable_object::<T>(class_name)
@@ -651,10 +677,16 @@ impl HostInner {
             self.instantiate(worker, e)
                 .map_or_else(RpcStub::broken, RpcStub::from_arc)
         };
+        let cors = worker.cors.as_ref().unwrap_or(&self.cors);
+        // The policy guards the RPC paths: checked here for upgrades, below for batches.
+        let checked = entrypoint.map(|_| cors.check(request.headers()));
         if let Some(e) = entrypoint
             && server::is_websocket_upgrade(&request)
         {
-            return server::websocket_session(request, rpc_main(e), limits, ctx);
+            return match checked {
+                Some(Err(refused)) => refused.into_response(),
+                _ => server::websocket_session(request, rpc_main(e), limits, ctx),
+            };
         }
         let default = match self.instantiate(worker, None) {
             Ok(object) => object,
@@ -669,11 +701,21 @@ impl HostInner {
                 }
             },
             Some(e) if request.method() == http::Method::POST => {
+                let cors_headers = match checked {
+                    Some(Err(refused)) => return refused.into_response(),
+                    Some(Ok(headers)) => headers,
+                    None => http::HeaderMap::new(),
+                };
                 let main = match e {
                     None => RpcStub::from_arc(default),
                     named => rpc_main(named),
                 };
-                server::batch_request(request, main, limits, ctx).await
+                let mut response = server::batch_request(request, main, limits, ctx).await;
+                response.headers_mut().extend(cors_headers);
+                response
+            }
+            Some(_) if request.method() == http::Method::OPTIONS => {
+                cors.preflight(request.headers())
             }
             Some(_) => server::not_rpc_method(),
             None => http::StatusCode::NOT_FOUND.into_response(),

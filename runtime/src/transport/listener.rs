@@ -49,6 +49,7 @@ pub(crate) async fn serve(
             drop(tcp);
             continue;
         };
+        let peer = tcp.peer_addr().ok();
         let state = slot.state.clone();
         let service = service.clone();
         let stop = stop.clone();
@@ -64,9 +65,11 @@ pub(crate) async fn serve(
             let requested = state.clone();
             let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
                 requested.mark_requested();
-                request
-                    .extensions_mut()
-                    .insert(ConnHandle(requested.clone()));
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnHandle(requested.clone()));
+                if let Some(peer) = peer {
+                    extensions.insert(axum::extract::ConnectInfo(peer));
+                }
                 hyper::service::Service::call(&service, request)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();

@@ -5,6 +5,8 @@
 //! (client and server), HTTP batch (client and server) and an in-memory pair.
 
 pub mod batch;
+pub(crate) mod context;
+pub(crate) mod cors;
 mod guard;
 pub(crate) mod listener;
 pub mod memory;

@@ -1,6 +1,8 @@
 //! Serving: a route that speaks WebSocket and HTTP batch, and a one-call server.
 
 use super::Session;
+use super::context::SessionContext;
+use super::cors::CorsPolicy;
 use super::guard::{GuardedWs, WsIo};
 use super::websocket::ws_config;
 use crate::budget::{Budget, Charge};
@@ -10,21 +12,50 @@ use axum::response::IntoResponse;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// What a server calls to make the main object of each new session.
-pub trait NewMain: Send + Sync + 'static {
-    /// A fresh main object for one session.
-    fn new_main(&self) -> RpcStub;
+/// What a server calls to make the main object of each new session: a function taking
+/// nothing (`|| Api`), or one taking the request that opened the session
+/// (`|ctx: &SessionContext| Api::for(ctx)`, see [`SessionContext`]). `Args` tells the two
+/// apart (`()` or `SessionContext`); it is inferred.
+pub trait NewMain<Args = ()>: Send + Sync + 'static {
+    /// A fresh main object for the session the request in `ctx` opens.
+    fn new_main(&self, ctx: &SessionContext) -> RpcStub;
+
+    /// Whether the factory looks at the request. The default [`CorsPolicy`] lets any
+    /// origin call a factory that does not, and only the server's own origin call one
+    /// that does (it may pick the user from a cookie a foreign page's request carries).
+    fn reads_request(&self) -> bool;
 }
 
-impl<F, T> NewMain for F
+impl<F, T> NewMain<()> for F
 where
     F: Fn() -> T + Send + Sync + 'static,
     T: IntoStub,
 {
-    fn new_main(&self) -> RpcStub {
+    fn new_main(&self, _ctx: &SessionContext) -> RpcStub {
         self().into_stub()
     }
+
+    fn reads_request(&self) -> bool {
+        false
+    }
 }
+
+impl<F, T> NewMain<SessionContext> for F
+where
+    F: Fn(&SessionContext) -> T + Send + Sync + 'static,
+    T: IntoStub,
+{
+    fn new_main(&self, ctx: &SessionContext) -> RpcStub {
+        self(ctx).into_stub()
+    }
+
+    fn reads_request(&self) -> bool {
+        true
+    }
+}
+
+/// A session factory with its `Args` erased.
+type Factory = Arc<dyn Fn(&SessionContext) -> RpcStub + Send + Sync>;
 
 /// Things that can be served: local objects and stubs.
 pub trait IntoStub {
@@ -58,11 +89,11 @@ impl<T: crate::RpcObject> IntoStub for T {
 /// # }
 /// let app: axum::Router = axum::Router::new().route("/rpc", capwire::rpc_route(|| Api, Default::default()));
 /// ```
-pub fn rpc_route<S>(new_main: impl NewMain, limits: Limits) -> axum::routing::MethodRouter<S>
+pub fn rpc_route<S, A>(new_main: impl NewMain<A>, limits: Limits) -> axum::routing::MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    rpc_route_with(new_main, limits, ServerLimits::default())
+    RpcRoute::new(new_main).limits(limits).build()
 }
 
 /// [`rpc_route`] with the given server limits: the route's sessions share one
@@ -88,28 +119,129 @@ where
 /// let app: axum::Router = axum::Router::new()
 ///     .route("/rpc", capwire::rpc_route_with(|| Api, Default::default(), server_limits));
 /// ```
-pub fn rpc_route_with<S>(
-    new_main: impl NewMain,
+pub fn rpc_route_with<S, A>(
+    new_main: impl NewMain<A>,
     limits: Limits,
     server_limits: ServerLimits,
 ) -> axum::routing::MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let new_main: Arc<dyn NewMain> = Arc::new(new_main);
-    let for_ws = new_main.clone();
-    let ctx = ServerCtx::new(server_limits);
-    let for_batch = ctx.clone();
-    axum::routing::get(move |request: axum::extract::Request| async move {
-        if is_websocket_upgrade(&request) {
-            websocket_session(request, for_ws.new_main(), limits, &ctx)
-        } else {
-            not_rpc_method()
+    RpcRoute::new(new_main)
+        .limits(limits)
+        .server_limits(server_limits)
+        .build()
+}
+
+/// An RPC endpoint, configured: its session factory, [`Limits`], [`ServerLimits`] and
+/// [`CorsPolicy`]. [`build`](Self::build) makes the axum route; [`rpc_route`] and
+/// [`rpc_route_with`] are shorthands for the defaults.
+///
+/// ```
+/// # struct Api;
+/// # impl capwire::RpcObject for Api {
+/// #     fn call(self: std::sync::Arc<Self>, m: &str, _a: Vec<capwire::Value>) -> capwire::CallFuture {
+/// #         Box::pin(std::future::ready(Err(capwire::RpcError::not_a_function(m))))
+/// #     }
+/// # }
+/// use capwire::{CorsPolicy, RpcRoute};
+/// let app: axum::Router = axum::Router::new().route(
+///     "/rpc",
+///     RpcRoute::new(|| Api)
+///         .cors(CorsPolicy::allow_origins(["https://app.example"]))
+///         .build(),
+/// );
+/// ```
+#[must_use = "an RpcRoute does nothing until `build` makes it a route"]
+pub struct RpcRoute {
+    factory: Factory,
+    reads_request: bool,
+    limits: Limits,
+    server_limits: ServerLimits,
+    cors: CorsPolicy,
+}
+
+impl RpcRoute {
+    /// An endpoint whose sessions' main objects `new_main` makes.
+    pub fn new<A>(new_main: impl NewMain<A>) -> RpcRoute {
+        let reads_request = new_main.reads_request();
+        RpcRoute {
+            factory: Arc::new(move |ctx: &SessionContext| new_main.new_main(ctx)),
+            reads_request,
+            limits: Limits::default(),
+            server_limits: ServerLimits::default(),
+            cors: CorsPolicy::default(),
         }
-    })
-    .post(move |request: axum::extract::Request| async move {
-        batch_request(request, new_main.new_main(), limits, &for_batch).await
-    })
+    }
+
+    /// The limits on what each session's peer may send.
+    pub fn limits(mut self, limits: Limits) -> RpcRoute {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits all the endpoint's sessions share (see [`rpc_route_with`]).
+    pub fn server_limits(mut self, server_limits: ServerLimits) -> RpcRoute {
+        self.server_limits = server_limits;
+        self
+    }
+
+    /// Which web pages may call (see [`CorsPolicy`]; the default depends on whether the
+    /// factory reads the request).
+    pub fn cors(mut self, cors: CorsPolicy) -> RpcRoute {
+        self.cors = cors;
+        self
+    }
+
+    /// The axum route: `GET` with a WebSocket upgrade starts a WebSocket session, `POST`
+    /// runs an HTTP batch, `OPTIONS` answers CORS preflights, anything else answers 405. A
+    /// request from an origin the policy refuses gets `403` before any session starts.
+    pub fn build<S>(self) -> axum::routing::MethodRouter<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let endpoint = Arc::new(Endpoint {
+            factory: self.factory,
+            limits: self.limits,
+            ctx: ServerCtx::new(self.server_limits),
+            cors: self.cors.resolve(self.reads_request),
+        });
+        let (for_post, for_options) = (endpoint.clone(), endpoint.clone());
+        axum::routing::get(move |request: axum::extract::Request| async move {
+            if let Err(refused) = endpoint.cors.check(request.headers()) {
+                return refused.into_response();
+            }
+            if is_websocket_upgrade(&request) {
+                let factory = &endpoint.factory;
+                websocket_session_with(request, |c| factory(c), endpoint.limits, &endpoint.ctx)
+            } else {
+                not_rpc_method()
+            }
+        })
+        .post(move |request: axum::extract::Request| async move {
+            let endpoint = for_post;
+            let cors = match endpoint.cors.check(request.headers()) {
+                Ok(cors) => cors,
+                Err(refused) => return refused.into_response(),
+            };
+            let factory = &endpoint.factory;
+            let mut response =
+                batch_request_with(request, |c| factory(c), endpoint.limits, &endpoint.ctx).await;
+            response.headers_mut().extend(cors);
+            response
+        })
+        .options(move |request: axum::extract::Request| async move {
+            for_options.cors.preflight(request.headers())
+        })
+    }
+}
+
+/// One endpoint's configuration, shared by its handlers.
+struct Endpoint {
+    factory: Factory,
+    limits: Limits,
+    ctx: ServerCtx,
+    cors: CorsPolicy,
 }
 
 /// The answer to a request an RPC endpoint does not take (a `GET` without a WebSocket
@@ -166,19 +298,25 @@ pub(crate) fn is_websocket_upgrade<B>(request: &http::Request<B>) -> bool {
 /// session on it with `main`, within the server's limits: the upgrade must complete within
 /// `handshake_timeout`, then the connection is guarded (see [`GuardedWs`]).
 pub(crate) fn websocket_session(
-    mut request: axum::extract::Request,
+    request: axum::extract::Request,
     main: RpcStub,
     limits: Limits,
     ctx: &ServerCtx,
 ) -> axum::response::Response {
+    websocket_session_with(request, |_| main, limits, ctx)
+}
+
+/// [`websocket_session`] with the main object made from the request's parts.
+pub(crate) fn websocket_session_with(
+    request: axum::extract::Request,
+    make_main: impl FnOnce(&SessionContext) -> RpcStub,
+    limits: Limits,
+    ctx: &ServerCtx,
+) -> axum::response::Response {
+    let (mut parts, _body) = request.into_parts();
     let (Some(key), Some(on_upgrade)) = (
-        request
-            .headers()
-            .get(http::header::SEC_WEBSOCKET_KEY)
-            .cloned(),
-        request
-            .extensions_mut()
-            .remove::<hyper::upgrade::OnUpgrade>(),
+        parts.headers.get(http::header::SEC_WEBSOCKET_KEY).cloned(),
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
     ) else {
         return (
             http::StatusCode::BAD_REQUEST,
@@ -186,11 +324,12 @@ pub(crate) fn websocket_session(
         )
             .into_response();
     };
-    // From here on the session watches the connection's writes (keepalive_interval).
-    let conn = request
-        .extensions()
+    let conn = parts
+        .extensions
         .get::<super::listener::ConnHandle>()
         .cloned();
+    let main = make_main(&SessionContext::new(parts, true));
+    // From here on the session watches the connection's writes (keepalive_interval).
     if let Some(conn) = &conn {
         conn.upgrading();
     }
@@ -250,10 +389,23 @@ pub(crate) async fn batch_request(
     limits: Limits,
     ctx: &ServerCtx,
 ) -> axum::response::Response {
-    let (body, _charge) = match read_body(request.into_body(), &limits, ctx).await {
+    batch_request_with(request, |_| main, limits, ctx).await
+}
+
+/// [`batch_request`] with the main object made from the request's parts, once the body
+/// has arrived.
+pub(crate) async fn batch_request_with(
+    request: axum::extract::Request,
+    make_main: impl FnOnce(&SessionContext) -> RpcStub,
+    limits: Limits,
+    ctx: &ServerCtx,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let (body, _charge) = match read_body(body, &limits, ctx).await {
         Ok(body) => body,
         Err(response) => return response,
     };
+    let main = make_main(&SessionContext::new(parts, false));
     let Ok(text) = std::str::from_utf8(&body) else {
         return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
     };
@@ -380,6 +532,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     limits: Limits,
     server_limits: ServerLimits,
+    cors: CorsPolicy,
 }
 
 impl Server {
@@ -389,6 +542,7 @@ impl Server {
             listener: tokio::net::TcpListener::bind(addr).await?,
             limits: Limits::default(),
             server_limits: ServerLimits::default(),
+            cors: CorsPolicy::default(),
         })
     }
 
@@ -423,16 +577,41 @@ impl Server {
         self
     }
 
+    /// Sets which web pages may call (see [`CorsPolicy`]).
+    ///
+    /// ```no_run
+    /// # struct Api;
+    /// # impl capwire::RpcObject for Api {
+    /// #     fn call(self: std::sync::Arc<Self>, m: &str, _a: Vec<capwire::Value>) -> capwire::CallFuture {
+    /// #         Box::pin(std::future::ready(Err(capwire::RpcError::not_a_function(m))))
+    /// #     }
+    /// # }
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let server = capwire::Server::bind("0.0.0.0:8787")
+    ///     .await?
+    ///     .cors(capwire::CorsPolicy::allow_origins(["https://app.example"]));
+    /// server.serve(|| Api).await
+    /// # }
+    /// ```
+    pub fn cors(mut self, cors: CorsPolicy) -> Server {
+        self.cors = cors;
+        self
+    }
+
     /// The address bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Serves RPC at `/` until the process ends.
-    pub async fn serve(self, new_main: impl NewMain) -> std::io::Result<()> {
+    pub async fn serve<A>(self, new_main: impl NewMain<A>) -> std::io::Result<()> {
         let app = axum::Router::new().route(
             "/",
-            rpc_route_with(new_main, self.limits, self.server_limits),
+            RpcRoute::new(new_main)
+                .limits(self.limits)
+                .server_limits(self.server_limits)
+                .cors(self.cors)
+                .build(),
         );
         super::listener::serve(
             self.listener,
@@ -458,9 +637,9 @@ impl Server {
 /// capwire::serve("127.0.0.1:8787", || Api).await
 /// # }
 /// ```
-pub async fn serve(
+pub async fn serve<A>(
     addr: impl tokio::net::ToSocketAddrs,
-    new_main: impl NewMain,
+    new_main: impl NewMain<A>,
 ) -> std::io::Result<()> {
     Server::bind(addr).await?.serve(new_main).await
 }

@@ -149,6 +149,36 @@ pub async fn connect_with(
     Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
 }
 
+/// [`connect_with`], sending `headers` with the upgrade request (a cookie, an
+/// `Authorization`), which the server's session factory can read (see
+/// [`SessionContext`](crate::SessionContext)).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), capwire::RpcError> {
+/// let mut headers = capwire::http::HeaderMap::new();
+/// headers.insert("cookie", "session=0123abcd".parse().unwrap());
+/// let session = capwire::connect_with_headers("ws://127.0.0.1:8787/rpc", headers, None, Default::default()).await?;
+/// let me = session.main().call("whoami", ()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect_with_headers(
+    url: &str,
+    headers: http::HeaderMap,
+    main: Option<RpcStub>,
+    limits: Limits,
+) -> Result<Session, RpcError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| RpcError::error(format!("bad WebSocket URL {url}: {e}")))?;
+    request.headers_mut().extend(headers);
+    let config = ws_config(&limits);
+    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
+    Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
+}
+
 /// [`connect_with`] for a server that wants `Authorization: Bearer <token>` (a host's
 /// Durable Objects, reached by another host).
 pub(crate) async fn connect_bearer(
@@ -156,18 +186,9 @@ pub(crate) async fn connect_bearer(
     token: &str,
     limits: Limits,
 ) -> Result<Session, RpcError> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| RpcError::error(format!("bad WebSocket URL {url}: {e}")))?;
     let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| RpcError::error("the host secret is not a valid header value"))?;
-    request
-        .headers_mut()
-        .insert(http::header::AUTHORIZATION, value);
-    let config = ws_config(&limits);
-    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-        .await
-        .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(Session::start(WsTransport::new(ws, &limits), None, limits))
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, value);
+    connect_with_headers(url, headers, None, limits).await
 }
