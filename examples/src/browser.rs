@@ -246,7 +246,7 @@ fn file(content_type: &'static str, body: Bytes) -> axum::response::Response {
 
 /// The example's app: the page at `/` (`index.html`, `app.js`, and capnweb at
 /// `/vendor/capnweb/index.js`) and the board's RPC, `rpc`, at `/rpc`. `rpc` is the route
-/// serving [`Board`]s, e.g. `capwire::rpc_route(move || Board::new(notes.clone()), limits)`.
+/// serving [`Board`]s, as [`app`] makes it.
 pub fn router(assets: Assets, rpc: axum::routing::MethodRouter) -> axum::Router {
     use axum::routing::get;
     let html = assets.index_html.clone();
@@ -281,10 +281,13 @@ pub fn router(assets: Assets, rpc: axum::routing::MethodRouter) -> axum::Router 
 }
 
 /// The whole example app over one board: [`router`] with [`Board`]s at `/rpc` under
-/// capwire's default limits.
-pub fn app(assets: Assets, notes: Arc<Notes>) -> axum::Router {
-    router(
-        assets,
-        capwire::rpc_route(move || Board::new(notes.clone()), Default::default()),
-    )
+/// capwire's default limits, and `cors` deciding which other origins' pages may call
+/// (a page of the server's own origin, and a request without `Origin`, always may).
+/// A refused origin's batch, WebSocket upgrade or preflight is answered `403` before any
+/// call runs.
+pub fn app(assets: Assets, notes: Arc<Notes>, cors: capwire::CorsPolicy) -> axum::Router {
+    let rpc = capwire::RpcRoute::new(move || Board::new(notes.clone()))
+        .cors(cors)
+        .build();
+    router(assets, rpc)
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+use capwire::CorsPolicy;
 use capwire_examples::browser;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -40,14 +41,18 @@ async fn ensure_npm_packages() {
     .expect("npm ci");
 }
 
-/// Serves `app` on a free port of 127.0.0.1 until the test ends.
-async fn serve(app: axum::Router) -> SocketAddr {
+/// A listener on a free port of 127.0.0.1, and its address.
+async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local address");
+    (listener, addr)
+}
+
+/// Serves `app` on `listener` until the test ends.
+fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
     tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
 }
 
 /// Runs the harness on `steps` and returns what each step reported, by label. Fails
@@ -212,7 +217,11 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
     ensure_npm_packages().await;
     let assets = browser::Assets::load(&browser::default_dir()).expect("the page's files");
     let notes = Arc::new(browser::Notes::default());
-    let addr = serve(browser::app(assets, notes.clone())).await;
+    let (listener, addr) = bind().await;
+    serve(
+        listener,
+        browser::app(assets, notes.clone(), CorsPolicy::same_origin()),
+    );
     let page = format!("http://{addr}/");
     let rpc = format!("http://{addr}/rpc");
 
@@ -269,6 +278,107 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
     // The server holds what the pages added.
     assert_eq!(notes.get(&over_ws.title), Some(over_ws.notes.clone()));
     assert_eq!(notes.get(&over_http.title), Some(over_http.notes.clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cors_policy_lets_an_allowed_origin_call_and_refuses_another_before_any_call() {
+    chromium();
+    ensure_npm_packages().await;
+    let assets = browser::Assets::load(&browser::default_dir()).expect("the page's files");
+    // Three origins: the board under test, and two others serving the same page.
+    let (board_listener, board) = bind().await;
+    let (allowed_listener, allowed) = bind().await;
+    let (refused_listener, refused) = bind().await;
+    let notes = Arc::new(browser::Notes::default());
+    serve(
+        board_listener,
+        browser::app(
+            assets.clone(),
+            notes.clone(),
+            CorsPolicy::allow_origins([format!("http://{allowed}")]),
+        ),
+    );
+    for (listener, _) in [(allowed_listener, allowed), (refused_listener, refused)] {
+        // Their own boards are not the one under test.
+        let app = browser::app(
+            assets.clone(),
+            Default::default(),
+            CorsPolicy::same_origin(),
+        );
+        serve(listener, app);
+    }
+
+    let rpc = format!("http://{board}/rpc");
+    let ws = format!("ws://{board}/rpc");
+    let run = std::process::id();
+    let allowed_title = format!("from the allowed origin {run}");
+    let refused_title = format!("from the refused origin {run}");
+    let preflighted = json!({ "authorization": "Bearer demo" });
+    let tries = |label: &str, page: SocketAddr, title: &str| {
+        let url = format!("http://{page}/");
+        vec![
+            json!({ "label": format!("{label} batch"), "url": url, "fn": "tryBatch",
+                    "args": [rpc, title, "a simple batch"] }),
+            json!({ "label": format!("{label} preflighted batch"), "url": url, "fn": "tryBatch",
+                    "args": [rpc, title, "a preflighted batch", preflighted] }),
+            json!({ "label": format!("{label} websocket"), "url": url, "fn": "tryWebSocket",
+                    "args": [ws, title, "a WebSocket"] }),
+        ]
+    };
+    let mut steps = tries("allowed", allowed, &allowed_title);
+    steps.extend(tries("refused", refused, &refused_title));
+    let steps = run_browser(steps).await;
+
+    // The allowed origin's page read every answer: the list grew by one each time.
+    for (n, kind) in ["batch", "preflighted batch", "websocket"]
+        .iter()
+        .enumerate()
+    {
+        let step = &steps[&format!("allowed {kind}")];
+        assert_eq!(
+            step["result"],
+            json!({ "ok": true, "value": n + 1 }),
+            "{step:#}"
+        );
+    }
+    let preflight = &steps["allowed preflighted batch"]["responses"][0];
+    assert_eq!(
+        (&preflight["method"], &preflight["status"]),
+        (&json!("OPTIONS"), &json!(204)),
+        "{preflight:#}"
+    );
+
+    // The refused origin's page got no answer, over HTTP or WebSocket...
+    for kind in ["batch", "preflighted batch", "websocket"] {
+        let step = &steps[&format!("refused {kind}")];
+        assert_eq!(step["result"]["ok"], false, "{step:#}");
+    }
+    // The upgrade was refused by the policy (403), not lost some other way.
+    let refused_ws = &steps["refused websocket"];
+    assert!(
+        refused_ws["errors"].to_string().contains("403"),
+        "{refused_ws:#}"
+    );
+    let preflight = &steps["refused preflighted batch"]["responses"][0];
+    assert_eq!(
+        (&preflight["method"], &preflight["status"]),
+        (&json!("OPTIONS"), &json!(403)),
+        "{preflight:#}"
+    );
+    // ... and none of its calls ran: the board holds the allowed page's notes only.
+    assert_eq!(
+        notes.get(&allowed_title),
+        Some(vec![
+            "a simple batch".to_owned(),
+            "a preflighted batch".to_owned(),
+            "a WebSocket".to_owned()
+        ])
+    );
+    assert_eq!(
+        notes.get(&refused_title),
+        None,
+        "a refused origin's call ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
