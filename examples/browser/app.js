@@ -97,7 +97,7 @@ function messageType(data) {
  * @returns {Promise<Connection>}
  */
 async function connect() {
-  const ws = await openWebSocket(wsUrl, 5000);
+  const ws = await openWebSocket(wsUrl, 10000);
   if (!ws) {
     return { transport: "http-batch", api: () => newHttpBatchRpcSession(httpUrl), wire: posted };
   }
@@ -225,7 +225,7 @@ async function tryBatch(url, title, note, headers) {
  * @param {string} note
  */
 async function tryWebSocket(url, title, note) {
-  const ws = await openWebSocket(url, 5000);
+  const ws = await openWebSocket(url, 10000);
   if (!ws) return { ok: false, error: { name: "WebSocket", message: "the WebSocket did not open" } };
   /** @type {BoardStub} */
   const board = newWebSocketRpcSession(ws);
@@ -256,8 +256,9 @@ function element(id) {
  * one by one; over HTTP it returns them in one array.
  * @param {Connection} conn
  * @param {string} title
+ * @param {() => boolean} current whether this render is still the latest one
  */
-async function render(conn, title) {
+async function render(conn, title, current) {
   /** @type {HTMLElement[]} */
   const items = [];
   /** @param {string} note */
@@ -274,12 +275,13 @@ async function render(conn, title) {
     const notes = await list.notes();
     notes.forEach(item);
   }
-  element("notes").replaceChildren(...items);
+  if (current()) element("notes").replaceChildren(...items);
 }
 
 /**
- * Wires the page's forms to the board.
+ * Wires the page's forms to the board; resolves once the open list is first shown.
  * @param {Connection} conn
+ * @returns {Promise<void>}
  */
 function start(conn) {
   const status = element("status");
@@ -290,7 +292,12 @@ function start(conn) {
   const fail = (e) => {
     status.textContent = `error: ${describe(e).message}`;
   };
-  const shown = () => render(conn, title.value).catch(fail);
+  // Only the latest render shows: an older one finishing late would show stale notes.
+  let renders = 0;
+  const shown = () => {
+    const mine = ++renders;
+    return render(conn, title.value, () => mine === renders).catch(fail);
+  };
   element("open").addEventListener("submit", (event) => {
     event.preventDefault();
     shown();
@@ -318,17 +325,17 @@ function start(conn) {
     }
   });
   status.textContent = `connected over ${conn.transport === "websocket" ? "a WebSocket" : "HTTP batches"} to ${httpUrl}`;
-  shown();
+  return shown();
 }
 
-const ready = connect().then((conn) => {
-  start(conn);
+const ready = connect().then(async (conn) => {
+  await start(conn);
   return conn.transport;
 });
 
 Object.assign(window, {
   capwireDemo: {
-    /** Resolves with the transport once connected. */
+    /** Resolves with the transport once connected and the open list is shown. */
     ready,
     /** @param {{ name: string, title: string, notes: string[], bytes: number }} p */
     selfTest: async (p) => selfTest(await connect(), p),
