@@ -174,6 +174,7 @@ async function selfTest(conn, p) {
   const counts = p.notes.map((note) => list.add(note));
   const [added, notes, title] = await Promise.all([Promise.all(counts), list.notes(), list.title]);
   report.pipeline = { added, notes, title, wire: conn.wire.slice(mark) };
+  report.titles = await conn.api().titles();
 
   // A callback: the server calls this function for each note.
   if (conn.transport === "websocket") {

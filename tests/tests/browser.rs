@@ -163,6 +163,8 @@ impl SelfTest {
         assert_eq!(pipeline["added"], json!(counts), "{}", ctx());
         assert_eq!(pipeline["notes"], json!(self.notes), "{}", ctx());
         assert_eq!(pipeline["title"], self.title, "{}", ctx());
+        let titles: Vec<String> = serde_json::from_value(report["titles"].clone()).expect("titles");
+        assert!(titles.contains(&self.title), "{}", ctx());
         let wire: Vec<(String, String)> =
             serde_json::from_value(pipeline["wire"].clone()).expect("wire log");
         if transport == "websocket" {
@@ -246,8 +248,9 @@ async fn the_page_calls_pipelines_calls_back_and_streams_in_headless_chromium() 
 
     let http = &steps["batch"];
     over_http.check(http, "http-batch", &rpc);
-    // greet, the rejected greet, the chain, the download and the export: one request each.
-    assert_eq!(http["rpcPosts"], 5, "{http:#}");
+    // greet, the rejected greet, the chain, titles, the download and the export: one
+    // request each.
+    assert_eq!(http["rpcPosts"], 6, "{http:#}");
     let errors: Vec<String> = serde_json::from_value(http["errors"].clone()).unwrap();
     assert!(
         errors.iter().all(|e| e.contains("WebSocket")),
