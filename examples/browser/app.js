@@ -325,7 +325,8 @@ function start(conn) {
       fail(e);
     }
   });
-  status.textContent = `connected over ${conn.transport === "websocket" ? "a WebSocket" : "HTTP batches"} to ${httpUrl}`;
+  status.textContent =
+    conn.transport === "websocket" ? `connected over a WebSocket to ${wsUrl}` : `connected over HTTP batches to ${httpUrl}`;
   return shown();
 }
 
