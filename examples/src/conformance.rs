@@ -3,6 +3,7 @@
 //! `TestTarget` is the main object of every session; `Counter` and `Vault` are handed out
 //! by reference.
 
+use capwire::typescript::TS;
 use capwire::{
     Blob, Function, ReadableStream, Request, Response, RpcError, RpcPromise, Stub, Value,
     WritableStream, entrypoint, rpc_target,
@@ -31,35 +32,40 @@ fn check_list_size(n: u32) -> Result<(), RpcError> {
 pub struct TestTarget;
 
 /// The result of `callSquare`: a promise inside a value.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct CallSquareResult {
     /// The promised square.
     pub result: RpcPromise<f64>,
 }
 
 /// The result of `callFunction`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct CallFunctionResult {
     /// What the function returned.
     pub result: Value,
 }
 
 /// The result of `foo`: a function inside plain data.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct Foo {
     /// `{ baz }`.
     pub bar: Bar,
 }
 
 /// Holds `baz`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct Bar {
     /// Returns `"qux"`.
     pub baz: Function<(), String>,
 }
 
 /// A user record.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct User {
     /// The ID.
     pub id: i64,
@@ -283,7 +289,8 @@ pub fn pattern(start: u64, end: u64) -> bytes::Bytes {
 }
 
 /// The result of `sumBytes`.
-#[derive(Serialize, Deserialize, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, PartialEq, Eq, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct ByteSum {
     /// How many bytes were read.
     pub bytes: u64,

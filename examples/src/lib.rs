@@ -3,4 +3,5 @@
 pub mod conformance;
 pub mod rate_limiter;
 pub mod todo;
+pub mod typescript;
 pub mod workers;
