@@ -46,7 +46,7 @@ pub fn declare(t: &Target) -> TokenStream {
                 }
 
                 fn name(_: &#k::__private::ts::Config) -> ::std::string::String {
-                    ::std::string::String::from(#name)
+                    <::std::string::String as ::core::convert::From<&str>>::from(#name)
                 }
 
                 fn inline(cfg: &#k::__private::ts::Config) -> ::std::string::String {
@@ -66,7 +66,7 @@ pub fn declare(t: &Target) -> TokenStream {
                 }
 
                 fn output_path() -> ::core::option::Option<::std::path::PathBuf> {
-                    ::core::option::Option::Some(::std::path::PathBuf::from(#file))
+                    ::core::option::Option::Some(<::std::path::PathBuf as ::core::convert::From<&str>>::from(#file))
                 }
 
                 #[allow(unused_imports, unused_variables)]
@@ -131,7 +131,7 @@ fn member(k: &Path, m: &Method) -> TokenStream {
     let wire = &m.wire;
     let docs = doc_strings(&m.docs);
     let ret = match ret_type(m) {
-        None => quote!(::std::string::String::from("undefined")),
+        None => quote!(<::std::string::String as ::core::convert::From<&str>>::from("undefined")),
         Some(ty) => quote!((&#k::__private::ts::Probe::<#ty>::NEW).ty(cfg)),
     };
     let decl = if m.getter {
