@@ -91,11 +91,9 @@ pub use ts_rs;
 /// it for `#[rpc_target]` types.
 pub use ts_rs::TS;
 
-/// Where the file header says the declarations come from.
+/// The file header: where the declarations come from.
 const HEADER: &str = "// TypeScript declarations of capwire RPC interfaces, generated from the Rust\n\
-// services by capwire::typescript::Declarations. Do not edit: regenerate instead.\n\
-\n\
-import type { RpcStub, RpcTarget } from \"capnweb\";\n";
+// services by capwire::typescript::Declarations. Do not edit: regenerate instead.\n";
 
 /// Names the declarations use for capnweb's and the web platform's types, which a declared
 /// type must not take.
@@ -243,11 +241,27 @@ impl Declarations {
     }
 }
 
-/// The declarations: a header saying they are generated, the import of capnweb's types,
-/// then each declaration.
+/// The declarations: a header saying they are generated, the import of the capnweb types
+/// they use (only those, so that `noUnusedLocals` holds), then each declaration.
 impl fmt::Display for Declarations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(HEADER)?;
+        let uses = |what: &str| self.items.iter().any(|i| i.contains(what));
+        let imports: Vec<&str> = [
+            ("RpcStub", "RpcStub<"),
+            ("RpcTarget", " extends RpcTarget {"),
+        ]
+        .into_iter()
+        .filter(|(_, used)| uses(used))
+        .map(|(name, _)| name)
+        .collect();
+        if !imports.is_empty() {
+            write!(
+                f,
+                "\nimport type {{ {} }} from \"capnweb\";\n",
+                imports.join(", ")
+            )?;
+        }
         for item in &self.items {
             write!(f, "\n{}\n", item.trim_end())?;
         }

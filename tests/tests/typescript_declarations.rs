@@ -229,6 +229,8 @@ fn data_types_follow_serde_and_are_declared_once() {
         r#"export type Shape = { "kind": "circle", radius: number, } | { "kind": "square", side: number, };"#,
     );
     assert_eq!(ts.matches("export type Shape =").count(), 1, "{ts}");
+    let shape = Declarations::new().add::<Shape>().to_string();
+    assert!(!shape.contains("import"), "{shape}");
     // The interface reached through a stub, once, with its own docs.
     assert_eq!(
         ts.matches("export interface Greeter extends RpcTarget {")
@@ -247,6 +249,11 @@ fn data_types_follow_serde_and_are_declared_once() {
 fn a_type_without_a_typescript_description_is_a_problem() {
     let d = Declarations::new().add::<Leaky>();
     assert!(d.to_string().contains("take(o: unknown): number;"), "{d}");
+    // Only the capnweb types used are imported (`noUnusedLocals` holds).
+    has_line(
+        &d.to_string(),
+        r#"import type { RpcTarget } from "capnweb";"#,
+    );
     assert_eq!(d.problems().len(), 1, "{:?}", d.problems());
     assert!(
         d.problems()[0].contains("typescript_declarations::Opaque"),
