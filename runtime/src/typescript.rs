@@ -67,7 +67,7 @@
 //! | [`Function<(A, B), R>`](crate::Function) | `RpcStub<(arg0: A, arg1: B) => R>` |
 //! | [`RpcPromise<T>`](crate::RpcPromise) | `T` (promises in values are resolved before delivery) |
 //! | [`ReadableStream`](crate::ReadableStream), [`WritableStream`](crate::WritableStream) | `ReadableStream<Uint8Array>`, `WritableStream<Uint8Array>` |
-//! | [`Blob`](crate::Blob), [`Request`](crate::Request), [`Response`](crate::Response), [`Headers`](crate::Headers), [`Url`](crate::Url), [`RpcError`](crate::RpcError) | `Blob`, `Request`, `Response`, `Headers`, `URL`, `Error` |
+//! | [`Blob`](crate::Blob), [`Request`](crate::Request), [`Response`](crate::Response), [`Headers`](crate::Headers), [`Url`](crate::Url) | `Blob`, `Request`, `Response`, `Headers`, `URL` |
 //! | `Result<T, E>` as a method's result | `T` (an `Err` rejects the call) |
 //!
 //! Known gaps of the data-type side (ts-rs's own mapping): `usize`/`isize` fields are
@@ -321,7 +321,6 @@ leaf! {
     crate::BigInt => "bigint",
     crate::Bytes => "Uint8Array",
     crate::Date => "Date",
-    crate::RpcError => "Error",
     crate::ReadableStream => "ReadableStream<Uint8Array>",
     crate::WritableStream => "WritableStream<Uint8Array>",
     crate::Blob => "Blob",

@@ -5,6 +5,8 @@
 //! After a deliberate change, rewrite the checked-in files with
 //! `CAPWIRE_UPDATE_TS=1 cargo test -p capwire-tests --test typescript_declarations`.
 
+mod support;
+
 use capwire::typescript::{Declarations, TS};
 use capwire::{Function, RpcError, Stub, Value, entrypoint, rpc_target};
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,17 @@ impl Shop {
         new
     }
 
+    pub fn misc(
+        &self,
+        stub: capwire::RpcStub,
+        headers: capwire::Headers,
+        url: capwire::Url,
+        blob: capwire::Blob,
+    ) -> capwire::RpcStub {
+        let _ = (headers, url, blob);
+        stub
+    }
+
     pub fn fetch(
         &self,
         request: capwire::http::Request<capwire::Body>,
@@ -215,6 +228,99 @@ fn arguments_and_results_map_as_the_wire_carries_them() {
         "callback(f: RpcStub<(arg0: string, arg1?: number | null) => boolean>): RpcStub<() => undefined>;",
     );
     has_line(&ts, "later(userId: number): string | null;");
+    has_line(
+        &ts,
+        "misc(stub: RpcStub<any>, headers: Headers, url: URL, blob: Blob): RpcStub<any>;",
+    );
+}
+
+/// A client of `Shop` that uses every mapped type as capnweb's types see it.
+const SHOP_CLIENT: &str = r#"
+import { newWebSocketRpcSession, RpcTarget } from "capnweb";
+import type { Greeter, Listing, Shape, Shop } from "./shop";
+
+class Local extends RpcTarget implements Greeter {
+  greet(name: string): string {
+    return `hi ${name}`;
+  }
+}
+
+export async function use(url: string): Promise<void> {
+  const shop = newWebSocketRpcSession<Shop>(url);
+  const listing: Listing = await shop.listing(1n);
+  const ids: Array<number | bigint> = listing.itemIds;
+  const owner: string | null = listing.owner;
+  const pair: [number, string] = listing.pair;
+  const tag: boolean | undefined = listing.tags["x"];
+  const shape: Shape = listing.form;
+  if (shape.kind === "circle") {
+    const radius: number = shape.radius;
+    void radius;
+  }
+  const described: string = await listing.describe(3);
+  const viaListing: string = await listing.greeter.greet("a");
+  const shapes: Shape[] = await shop.find("q");
+  await shop.find("q", 3);
+  await shop.find("q", null, "cursor");
+  await shop.middle(undefined, 2);
+  await shop.middle(null, 2);
+  const wide: number | bigint = await shop.wide(1, 2n, 3);
+  const any: unknown = await shop.web(new Uint8Array([1]), new Date(), { x: [1] });
+  const greeter = await shop.greeter();
+  const hello: string = await greeter.greet("b");
+  const pipelined: string = await shop.greeter().greet("c");
+  const relayed = await shop.relay(greeter);
+  const local = await shop.relay(new Local());
+  const viaLocal: string = await local.greet("d");
+  const back = await shop.callback((s: string, n?: number | null) => s.length > (n ?? 0));
+  const nothing: undefined = await back();
+  const count: number = await shop.count;
+  await shop["odd-name"]();
+  const renamed: string = await shop.newThing("e");
+  const later: string | null = await shop.later(1);
+  const stub = await shop.misc(greeter, new Headers(), new URL("https://example.com/"), new Blob([]));
+  void [ids, owner, pair, tag, described, viaListing, shapes, wide, any, hello, pipelined];
+  void [relayed, viaLocal, nothing, count, renamed, later, stub];
+  // @ts-expect-error: wide integers are numbers or bigints, not strings
+  await shop.wide("1", 2n, 3);
+  // @ts-expect-error: a required argument after an optional one cannot be left out
+  await shop.middle(1);
+  // @ts-expect-error: `fetch` is served over HTTP, not callable over RPC
+  await shop.fetch(new Request("https://example.com/"));
+  shop[Symbol.dispose]();
+}
+"#;
+
+#[test]
+fn the_declarations_of_every_mapped_type_pass_tsc_strict() {
+    let dir = support::node_dir().join(format!("typescript-shop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the check directory");
+    Declarations::new()
+        .add::<Shop>()
+        .write_to(dir.join("shop.d.ts"))
+        .expect("write the declarations");
+    std::fs::write(dir.join("client.ts"), SHOP_CLIENT).expect("write the client");
+    let client = dir.join("client.ts").to_string_lossy().into_owned();
+    let diagnostics = support::tsc(&[
+        "--strict",
+        "--noEmit",
+        "--skipLibCheck",
+        "false",
+        "--noUnusedLocals",
+        "--target",
+        "es2022",
+        "--module",
+        "esnext",
+        "--moduleResolution",
+        "bundler",
+        "--lib",
+        "esnext,dom,dom.asynciterable",
+        "--types",
+        "node",
+        &client,
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(diagnostics.is_empty(), "tsc --strict:\n{diagnostics}");
 }
 
 #[test]
