@@ -3,6 +3,9 @@
 
 import type { RpcStub, RpcTarget } from "capnweb";
 
+/**
+ * The main object of every conformance session (`TestTarget` in CONFORMANCE.md).
+ */
 export interface TestTarget extends RpcTarget {
   /**
    * `i * i`.
@@ -151,6 +154,9 @@ export type Bar = {
  */
 baz: RpcStub<() => string>, };
 
+/**
+ * A counter handed out by reference.
+ */
 export interface Counter extends RpcTarget {
   /**
    * Adds `amount` (default 1) and returns the new value.
@@ -162,6 +168,9 @@ export interface Counter extends RpcTarget {
   readonly value: number | bigint;
 }
 
+/**
+ * The Durable Object of `durableCounter(name)`: a counter whose value is stored durably.
+ */
 export interface DurableCounter extends RpcTarget {
   /**
    * Adds `amount` (default 1) and returns the new value, stored before it is returned.
@@ -190,6 +199,9 @@ id: number | bigint,
  */
 name: string, };
 
+/**
+ * Holds a secret nobody can read; counts how often it was opened.
+ */
 export interface Vault extends RpcTarget {
   /**
    * `true` when `guess` is the secret; counts the call.

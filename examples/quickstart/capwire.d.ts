@@ -58,6 +58,9 @@ export interface CounterService extends RpcTarget {
   foo(): Foo;
 }
 
+/**
+ * A counter handed out by reference.
+ */
 export interface Counter extends RpcTarget {
   /**
    * Adds `amount` (default 1) and returns the new value.

@@ -73,6 +73,7 @@ pub struct User {
     pub name: String,
 }
 
+/// The main object of every conformance session (`TestTarget` in CONFORMANCE.md).
 #[entrypoint]
 impl TestTarget {
     /// `i * i`.
@@ -337,6 +338,7 @@ impl Drop for Counter {
     }
 }
 
+/// A counter handed out by reference.
 #[rpc_target]
 impl Counter {
     /// Adds `amount` (default 1) and returns the new value.
@@ -371,6 +373,7 @@ impl Drop for Vault {
     fn drop(&mut self) {}
 }
 
+/// Holds a secret nobody can read; counts how often it was opened.
 #[rpc_target]
 impl Vault {
     /// `true` when `guess` is the secret; counts the call.
@@ -421,6 +424,7 @@ impl capwire::durable::DurableObject for DurableCounter {
     }
 }
 
+/// The Durable Object of `durableCounter(name)`: a counter whose value is stored durably.
 #[rpc_target]
 impl DurableCounter {
     /// Adds `amount` (default 1) and returns the new value, stored before it is returned.
