@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod conformance;
 pub mod rate_limiter;
 pub mod todo;
+pub mod typescript;
 pub mod workers;
