@@ -2,6 +2,7 @@
 //!
 //! Prints `listening on http://HOST:PORT` once it accepts connections, then serves the
 //! conformance service of `shared/CONFORMANCE.md` over WebSocket and HTTP batch at `/`.
+//! With `--typescript`, prints the service's TypeScript declarations and exits.
 
 use std::io::Write;
 
@@ -28,6 +29,10 @@ async fn main() -> std::io::Result<()> {
                     ));
                 }
             },
+            "--typescript" => {
+                print!("{}", capwire_examples::typescript::conformance());
+                return std::io::stdout().flush();
+            }
             "--listen" => match args.next() {
                 Some(addr) => listen = addr,
                 None => {
@@ -38,7 +43,8 @@ async fn main() -> std::io::Result<()> {
             },
             other => {
                 return Err(std::io::Error::other(format!(
-                    "unknown argument {other}; usage: --listen HOST:PORT [--data-dir DIR] [--allowed-origin ORIGIN]..."
+                    "unknown argument {other}; usage: --listen HOST:PORT [--data-dir DIR] \
+                     [--allowed-origin ORIGIN]... | --typescript"
                 )));
             }
         }

@@ -3,6 +3,7 @@
 //! `TestTarget` is the main object of every session; `Counter` and `Vault` are handed out
 //! by reference.
 
+use capwire::typescript::TS;
 use capwire::{
     Blob, Function, ReadableStream, Request, Response, RpcError, RpcPromise, Stub, Value,
     WritableStream, entrypoint, rpc_target,
@@ -31,35 +32,40 @@ fn check_list_size(n: u32) -> Result<(), RpcError> {
 pub struct TestTarget;
 
 /// The result of `callSquare`: a promise inside a value.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct CallSquareResult {
     /// The promised square.
     pub result: RpcPromise<f64>,
 }
 
 /// The result of `callFunction`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct CallFunctionResult {
     /// What the function returned.
     pub result: Value,
 }
 
 /// The result of `foo`: a function inside plain data.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct Foo {
     /// `{ baz }`.
     pub bar: Bar,
 }
 
 /// Holds `baz`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct Bar {
     /// Returns `"qux"`.
     pub baz: Function<(), String>,
 }
 
 /// A user record.
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct User {
     /// The ID.
     pub id: i64,
@@ -67,6 +73,7 @@ pub struct User {
     pub name: String,
 }
 
+/// The main object of every conformance session (`TestTarget` in CONFORMANCE.md).
 #[entrypoint]
 impl TestTarget {
     /// `i * i`.
@@ -283,7 +290,8 @@ pub fn pattern(start: u64, end: u64) -> bytes::Bytes {
 }
 
 /// The result of `sumBytes`.
-#[derive(Serialize, Deserialize, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Default, PartialEq, Eq, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct ByteSum {
     /// How many bytes were read.
     pub bytes: u64,
@@ -330,6 +338,7 @@ impl Drop for Counter {
     }
 }
 
+/// A counter handed out by reference.
 #[rpc_target]
 impl Counter {
     /// Adds `amount` (default 1) and returns the new value.
@@ -364,6 +373,7 @@ impl Drop for Vault {
     fn drop(&mut self) {}
 }
 
+/// Holds a secret nobody can read; counts how often it was opened.
 #[rpc_target]
 impl Vault {
     /// `true` when `guess` is the secret; counts the call.
@@ -414,6 +424,7 @@ impl capwire::durable::DurableObject for DurableCounter {
     }
 }
 
+/// The Durable Object of `durableCounter(name)`: a counter whose value is stored durably.
 #[rpc_target]
 impl DurableCounter {
     /// Adds `amount` (default 1) and returns the new value, stored before it is returned.

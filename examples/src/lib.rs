@@ -5,4 +5,5 @@ pub mod browser;
 pub mod conformance;
 pub mod rate_limiter;
 pub mod todo;
+pub mod typescript;
 pub mod workers;

@@ -45,7 +45,8 @@ fn db(env: &Env) -> Result<Database, RpcError> {
 }
 
 /// A task.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, capwire::typescript::TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
 pub struct Task {
     /// Its ID.
     pub id: i64,

@@ -3,6 +3,7 @@
 //! in generic functions of `capwire::__private`.
 
 use crate::model::{self, Errors, Kind, Method, Ret, Shape, Target};
+use crate::typescript;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -265,7 +266,7 @@ fn client(t: &Target) -> TokenStream {
 }
 
 /// A parameter name for the client's signature: the user's, unless it is `_`-prefixed.
-fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
+pub(crate) fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
     match &arg.ident {
         Some(ident) if !ident.to_string().starts_with('_') => ident.clone(),
         _ => format_ident!("arg{}", index),
@@ -362,6 +363,7 @@ fn inherent(t: &Target) -> TokenStream {
     let by_reference = by_reference_impls(krate, ty);
     let client = client(t);
     let name = client_name(t);
+    let declaration = typescript::declare(t);
     quote! {
         #object
 
@@ -372,6 +374,8 @@ fn inherent(t: &Target) -> TokenStream {
         #by_reference
 
         #client
+
+        #declaration
     }
 }
 
@@ -442,12 +446,15 @@ fn interface(t: &Target) -> TokenStream {
     let ty = &t.self_ty;
     let client = client(t);
     let name = client_name(t);
+    let declaration = typescript::declare(t);
     quote! {
         impl #krate::RpcTarget for #ty {
             type Client = #name;
         }
 
         #client
+
+        #declaration
     }
 }
 
@@ -461,6 +468,7 @@ fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
         quote!(<#ty as #iface>::__capwire_get(self, name)),
     );
     let by_reference = by_reference_impls(krate, ty);
+    let declaration = typescript::declare_impl(t, iface);
     quote! {
         #object
 
@@ -469,5 +477,7 @@ fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
         }
 
         #by_reference
+
+        #declaration
     }
 }

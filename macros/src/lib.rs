@@ -4,13 +4,16 @@
 //! The work is split as serde_derive splits it: `model` parses the input into a typed
 //! model and collects every error (each on its own tokens), `expand` generates code from
 //! a valid model. Generated code reaches the runtime only through `::capwire::…` (or the
-//! path given with `crate = "…"`) and its `#[doc(hidden)] __private` module.
+//! path given with `crate = "…"`) and its `#[doc(hidden)] __private` module. `typescript`
+//! generates the TypeScript description of a target (kept only with capwire's
+//! `typescript` feature).
 
 use proc_macro::TokenStream;
 
 mod expand;
 mod model;
 mod names;
+mod typescript;
 
 /// Makes the `pub` methods of an impl block callable over RPC, or declares an RPC
 /// interface when applied to a trait.

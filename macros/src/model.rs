@@ -70,6 +70,8 @@ pub struct Target {
     pub name: Ident,
     pub krate: Path,
     pub methods: Vec<Method>,
+    /// The doc comments of the impl block or trait.
+    pub docs: Vec<Attribute>,
 }
 
 pub struct Method {
@@ -340,11 +342,7 @@ fn method(
         is_async: sig.asyncness.is_some(),
         args,
         ret,
-        docs: attrs
-            .iter()
-            .filter(|a| a.path().is_ident("doc"))
-            .cloned()
-            .collect(),
+        docs: doc_attrs(attrs),
     })
 }
 
@@ -555,7 +553,16 @@ fn parse_impl(kind: Kind, krate: Path, imp: &syn::ItemImpl, errors: &mut Errors)
         name,
         krate,
         methods: methods.into_iter().map(|(m, _)| m).collect(),
+        docs: doc_attrs(&imp.attrs),
     })
+}
+
+fn doc_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect()
 }
 
 fn parse_trait(
@@ -606,5 +613,6 @@ fn parse_trait(
         name: tr.ident.clone(),
         krate,
         methods: methods.into_iter().map(|(m, _)| m).collect(),
+        docs: doc_attrs(&tr.attrs),
     })
 }

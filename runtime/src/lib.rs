@@ -82,6 +82,8 @@ pub mod stream;
 mod stub;
 pub mod transport;
 mod typed;
+#[cfg(feature = "typescript")]
+pub mod typescript;
 mod value;
 mod web;
 pub mod wire;
@@ -121,6 +123,23 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use typed::private as __private;
+
+/// Emits its input when the `typescript` feature is on, nothing otherwise: the macros wrap
+/// the TypeScript side of their output in it, so that it follows this crate's feature.
+#[cfg(feature = "typescript")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __capwire_typescript {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Emits its input when the `typescript` feature is on, nothing otherwise.
+#[cfg(not(feature = "typescript"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __capwire_typescript {
+    ($($item:tt)*) => {};
+}
 
 /// The README's examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

@@ -193,7 +193,10 @@ pub mod private {
     use crate::object::CallFuture;
     use std::future::Future;
 
+    pub use crate::__capwire_typescript as typescript;
     pub use crate::object::arg;
+    #[cfg(feature = "typescript")]
+    pub use crate::typescript::private as ts;
     pub use futures::future::BoxFuture;
 
     /// A compile-time check that an argument can be sent, spanned at its type.

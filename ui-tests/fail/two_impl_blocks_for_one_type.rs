@@ -2,7 +2,8 @@
 // (put every RPC method in one block; helpers go in a plain `impl`).
 // KNOWN ISSUE (reported): the errors are rustc's "the name `CounterClient` is defined
 // multiple times" and "conflicting implementations" of `RpcObject`, `RpcTarget`,
-// `Remote`, `Clone`, `From`, `AsRef`, all at the second `#[rpc_target]`. A macro cannot see
+// `Remote`, `Clone`, `From`, `AsRef` (and `TS` with the `typescript` feature, which the
+// examples turn on for this test build), all at the second `#[rpc_target]`. A macro cannot see
 // the other block, but the first error could carry that advice.
 use capwire::rpc_target;
 
