@@ -11,9 +11,9 @@
 
 import { newHttpBatchRpcSession, newWebSocketRpcSession } from "capnweb";
 
-// TODO(typescript): use the declarations generated from the Rust service once capwire
-// generates them: `/** @type {import("capnweb").RpcStub<import("./capwire").Board>} */`.
-/** @typedef {any} BoardStub */
+// The board's types, generated from the Rust service into `capwire.d.ts` (see
+// `examples/src/typescript.rs`); `tsconfig.json` checks this file against them.
+/** @typedef {import("capnweb").RpcStub<import("./capwire").Board>} BoardStub */
 
 /**
  * A connection to the board. Over a WebSocket, `api()` is one session for the page's
@@ -180,8 +180,10 @@ async function selfTest(conn, p) {
   if (conn.transport === "websocket") {
     /** @type {Array<[number, string]>} */
     const visited = [];
+    // The declared callback returns `undefined` (Rust's `()`), so it says so.
     const count = await conn.api().list(p.title).each((/** @type {number} */ i, /** @type {string} */ note) => {
       visited.push([i, note]);
+      return undefined;
     });
     report.callback = { count, visited };
   } else {
@@ -270,9 +272,11 @@ async function render(conn, title, current) {
   };
   const list = conn.api().list(title);
   if (conn.transport === "websocket") {
-    await list.each((/** @type {number} */ _i, /** @type {string} */ note) => item(note));
+    await list.each((/** @type {number} */ _i, /** @type {string} */ note) => {
+      item(note);
+      return undefined;
+    });
   } else {
-    /** @type {string[]} */
     const notes = await list.notes();
     notes.forEach(item);
   }

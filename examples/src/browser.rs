@@ -23,9 +23,9 @@ pub const MAX_NOTES: usize = 1000;
 /// The longest title or note, in characters.
 pub const MAX_TEXT: usize = 1000;
 /// The longest stream `download` makes.
-pub const MAX_DOWNLOAD: u64 = 16 << 20;
+pub const MAX_DOWNLOAD: u32 = 16 << 20;
 /// The largest chunk `download` makes.
-const CHUNK: u64 = 16 * 1024;
+const CHUNK: u32 = 16 * 1024;
 
 /// The notes of every list, shared by all sessions of one server.
 #[derive(Default)]
@@ -105,7 +105,7 @@ impl Board {
 
     /// A stream of exactly `n` bytes, byte `k` being `k % 251`, in chunks of at most
     /// 16 KiB, made as it is read. `n` is at most [`MAX_DOWNLOAD`].
-    pub fn download(&self, n: u64) -> Result<ReadableStream, RpcError> {
+    pub fn download(&self, n: u32) -> Result<ReadableStream, RpcError> {
         if n > MAX_DOWNLOAD {
             return Err(RpcError::range(format!(
                 "a download is at most {MAX_DOWNLOAD} bytes, not {n}"

@@ -31,10 +31,16 @@ pub fn rate_limiter() -> Declarations {
     Declarations::new().add::<crate::rate_limiter::Gateway>()
 }
 
+/// The browser example's notes board: `Board` and the `NoteList` it hands out.
+pub fn browser() -> Declarations {
+    Declarations::new().add::<crate::browser::Board>()
+}
+
 /// Each example's declarations with the path (relative to the `examples` directory) of
 /// its checked-in copy.
 pub fn all() -> Vec<(&'static str, Declarations)> {
     vec![
+        ("browser/capwire.d.ts", browser()),
         ("conformance-server/capwire.d.ts", conformance()),
         ("quickstart/capwire.d.ts", quickstart()),
         ("rate-limiter/capwire.d.ts", rate_limiter()),
