@@ -1,0 +1,50 @@
+//! The job every system in the side-by-side benchmark serves: `add(a, b)`.
+//!
+//! `benches/side_by_side.rs` runs capwire, tarpc (bincode over TCP), jsonrpsee (WebSocket)
+//! and a raw tokio-tungstenite echo on this job, in one process each in turn, and prints
+//! the ratios; see BENCHMARKS.md.
+
+/// The capwire service.
+pub struct Calc;
+
+#[capwire::entrypoint]
+impl Calc {
+    /// `a + b`.
+    pub fn add(&self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+}
+
+/// The tarpc service.
+#[tarpc::service]
+pub trait TarpcCalc {
+    /// `a + b`.
+    async fn add(a: i64, b: i64) -> i64;
+}
+
+/// The tarpc server.
+#[derive(Clone)]
+pub struct TarpcServer;
+
+impl TarpcCalc for TarpcServer {
+    async fn add(self, _: tarpc::context::Context, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+/// The jsonrpsee service.
+#[jsonrpsee::proc_macros::rpc(server, client)]
+pub trait JsonRpcCalc {
+    /// `a + b`.
+    #[method(name = "add")]
+    fn add(&self, a: i64, b: i64) -> jsonrpsee::core::RpcResult<i64>;
+}
+
+/// The jsonrpsee server.
+pub struct JsonRpcServer;
+
+impl JsonRpcCalcServer for JsonRpcServer {
+    fn add(&self, a: i64, b: i64) -> jsonrpsee::core::RpcResult<i64> {
+        Ok(a + b)
+    }
+}
