@@ -180,10 +180,8 @@ async function selfTest(conn, p) {
   if (conn.transport === "websocket") {
     /** @type {Array<[number, string]>} */
     const visited = [];
-    // The declared callback returns `undefined` (Rust's `()`), so it says so.
     const count = await conn.api().list(p.title).each((/** @type {number} */ i, /** @type {string} */ note) => {
       visited.push([i, note]);
-      return undefined;
     });
     report.callback = { count, visited };
   } else {
@@ -274,7 +272,6 @@ async function render(conn, title, current) {
   if (conn.transport === "websocket") {
     await list.each((/** @type {number} */ _i, /** @type {string} */ note) => {
       item(note);
-      return undefined;
     });
   } else {
     const notes = await list.notes();

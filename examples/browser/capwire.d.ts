@@ -42,7 +42,7 @@ export interface NoteList extends RpcTarget {
    * Calls `visit(index, note)` for each note in order, waiting for each call, and
    * returns how many it visited: the server calling back into the page.
    */
-  each(visit: RpcStub<(arg0: number, arg1: string) => undefined>): number;
+  each(visit: RpcStub<(arg0: number, arg1: string) => void>): number;
   /**
    * The notes as UTF-8 text, one line each, streamed one note per chunk.
    */

@@ -64,7 +64,7 @@
 //! | [`Value`](crate::Value) | `unknown` |
 //! | a target `T` returned, [`Stub<T>`](crate::Stub) | `T` returned, `RpcStub<T>` elsewhere |
 //! | [`RpcStub`](crate::RpcStub) | `RpcStub<any>` |
-//! | [`Function<(A, B), R>`](crate::Function) | `RpcStub<(arg0: A, arg1: B) => R>` |
+//! | [`Function<(A, B), R>`](crate::Function) | `RpcStub<(arg0: A, arg1: B) => R>` (`=> void` when `R` is `()`) |
 //! | [`RpcPromise<T>`](crate::RpcPromise) | `T` (promises in values are resolved before delivery) |
 //! | [`ReadableStream`](crate::ReadableStream), [`WritableStream`](crate::WritableStream) | `ReadableStream<Uint8Array>`, `WritableStream<Uint8Array>` |
 //! | [`Blob`](crate::Blob), [`Request`](crate::Request), [`Response`](crate::Response), [`Headers`](crate::Headers), [`Url`](crate::Url) | `Blob`, `Request`, `Response`, `Headers`, `URL` |
@@ -385,10 +385,15 @@ impl<A: FnParams + 'static, R: TS + 'static> TS for crate::Function<A, R> {
     type WithoutGenerics = Self;
     type OptionInnerType = Self;
     fn name(cfg: &ts_rs::Config) -> String {
+        // A function whose result nobody reads is `void` to TypeScript, so that any
+        // function, `(x) => { ... }` included, may be passed.
+        let result = match name_of::<R>(cfg) {
+            undefined if undefined == "undefined" => "void".to_owned(),
+            result => result,
+        };
         format!(
-            "RpcStub<({}) => {}>",
+            "RpcStub<({}) => {result}>",
             private::params(&A::params(cfg)),
-            name_of::<R>(cfg)
         )
     }
     fn inline(cfg: &ts_rs::Config) -> String {

@@ -16,19 +16,54 @@ use std::time::Duration;
 /// How long the whole browser session may take before the test fails.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The Chromium to drive: `$CAPWIRE_CHROMIUM`, else Debian's `/usr/bin/chromium`. Fails
-/// the test (never skips it) when there is none.
+/// The Chromium to drive: `$CAPWIRE_CHROMIUM`, else Debian's `/usr/bin/chromium`,
+/// installed with `apt-get` when it is missing and the test may (as root, or with
+/// password-less `sudo`), as the interop tests install their npm packages. Fails the test
+/// (never skips it) when there is none.
 fn chromium() -> PathBuf {
     let path = std::env::var_os("CAPWIRE_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !path.exists() && std::env::var_os("CAPWIRE_CHROMIUM").is_none() {
+        static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        INSTALLED.get_or_init(install_chromium);
+    }
     assert!(
         path.exists(),
         "the browser test needs headless Chromium at {}: install Debian's `chromium` package \
-         (`.ci/run` does when it is missing) or set CAPWIRE_CHROMIUM to a Chromium binary",
+         (`apt-get install chromium`; `.ci/run` does when it is missing) or set \
+         CAPWIRE_CHROMIUM to a Chromium binary",
         path.display()
     );
     path
+}
+
+/// `apt-get install chromium`, directly as root or through `sudo -n`; what it prints goes
+/// to the test's output.
+fn install_chromium() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            std::process::Command::new("apt-get")
+        } else {
+            let mut sudo = std::process::Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprintln!("Chromium is missing: installing Debian's chromium package");
+    if !apt(&["install", "-y", "-qq", "chromium"]) {
+        apt(&["update", "-qq"]);
+        apt(&["install", "-y", "-qq", "chromium"]);
+    }
 }
 
 /// Installs the npm packages of the Node harness and of the example's page.

@@ -225,7 +225,7 @@ fn arguments_and_results_map_as_the_wire_carries_them() {
     has_line(&ts, "relay(greeter: RpcStub<Greeter>): RpcStub<Greeter>;");
     has_line(
         &ts,
-        "callback(f: RpcStub<(arg0: string, arg1?: number | null) => boolean>): RpcStub<() => undefined>;",
+        "callback(f: RpcStub<(arg0: string, arg1?: number | null) => boolean>): RpcStub<() => void>;",
     );
     has_line(&ts, "later(userId: number): string | null;");
     has_line(
@@ -273,7 +273,7 @@ export async function use(url: string): Promise<void> {
   const local = await shop.relay(new Local());
   const viaLocal: string = await local.greet("d");
   const back = await shop.callback((s: string, n?: number | null) => s.length > (n ?? 0));
-  const nothing: undefined = await back();
+  const nothing: void = await back();
   const count: number = await shop.count;
   await shop["odd-name"]();
   const renamed: string = await shop.newThing("e");
