@@ -48,3 +48,31 @@ impl JsonRpcCalcServer for JsonRpcServer {
         Ok(a + b)
     }
 }
+
+impl capwire::host::Entrypoint for Calc {
+    fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self {
+        Calc
+    }
+}
+
+/// A counter held by reference, for the memory-per-stub measurement.
+pub struct Counter(std::sync::atomic::AtomicI64);
+
+#[capwire::rpc_target]
+impl Counter {
+    /// Adds `n`; the new value.
+    pub fn add(&self, n: i64) -> i64 {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n
+    }
+}
+
+/// Hands out counters.
+pub struct Counters;
+
+#[capwire::entrypoint]
+impl Counters {
+    /// A new counter, by reference.
+    pub fn make(&self) -> Counter {
+        Counter(std::sync::atomic::AtomicI64::new(0))
+    }
+}
