@@ -73,6 +73,7 @@ mod error;
 mod eval;
 mod function;
 pub mod host;
+mod json;
 mod limits;
 mod map;
 mod object;

@@ -5,8 +5,9 @@
 //! (turning `["export", -1]` into a stub, say) is the session's job.
 
 use crate::error::ProtocolError;
+use crate::json::Json;
 use crate::limits::Limits;
-use serde_json::Value as Json;
+use std::borrow::Cow;
 
 /// One element of a property path: a property name or an array index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -185,14 +186,14 @@ pub enum Expr {
         /// The body expression, if any.
         body: Option<Box<Expr>>,
         /// The other properties of `init`, kept as plain JSON.
-        init: serde_json::Map<String, Json>,
+        init: serde_json::Map<String, serde_json::Value>,
     },
     /// `["response", body, init]`.
     Response {
         /// The body expression.
         body: Box<Expr>,
         /// `init`, kept as plain JSON.
-        init: serde_json::Map<String, Json>,
+        init: serde_json::Map<String, serde_json::Value>,
     },
     /// `["blob", type, readable]`.
     Blob {
@@ -275,7 +276,7 @@ fn json_nesting_exceeds(text: &str, cap: usize) -> bool {
 }
 
 /// Parses JSON text under the size and depth limits.
-fn parse_json(text: &str, limits: &Limits) -> Result<Json, ProtocolError> {
+fn parse_json<'a>(text: &'a str, limits: &Limits) -> Result<Json<'a>, ProtocolError> {
     if text.len() > limits.max_message_size {
         return Err(ProtocolError::MessageTooLarge {
             limit: limits.max_message_size,
@@ -289,11 +290,7 @@ fn parse_json(text: &str, limits: &Limits) -> Result<Json, ProtocolError> {
             limit: limits.max_depth,
         });
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.disable_recursion_limit();
-    serde::Deserialize::deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| ProtocolError::NotJson(e.to_string()))
+    Json::parse(text).map_err(ProtocolError::NotJson)
 }
 
 impl Message {
@@ -304,7 +301,7 @@ impl Message {
         {
             return Ok(write);
         }
-        Message::from_json(&parse_json(text, limits)?, limits)
+        Message::from_tree(&parse_json(text, limits)?, limits)
     }
 
     /// The text of `["stream",["pipeline",id,["write"],[["bytes",b64]]]]`, the message
@@ -325,7 +322,11 @@ impl Message {
     }
 
     /// Converts a parsed JSON value into a message.
-    pub fn from_json(json: &Json, limits: &Limits) -> Result<Message, ProtocolError> {
+    pub fn from_json(json: &serde_json::Value, limits: &Limits) -> Result<Message, ProtocolError> {
+        Message::from_tree(&Json::from_serde(json), limits)
+    }
+
+    fn from_tree(json: &Json<'_>, limits: &Limits) -> Result<Message, ProtocolError> {
         let arr = json.as_array().ok_or_else(|| bad(json))?;
         let kind = arr
             .first()
@@ -362,8 +363,8 @@ impl Message {
     }
 
     /// Encodes the message as capnweb does, as a JSON tree.
-    pub fn to_json(&self) -> Json {
-        serde_json::to_value(self).unwrap_or(Json::Null)
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
     /// Encodes the message as one line of JSON text, unless the text would be longer than
@@ -447,8 +448,8 @@ impl Parser<'_> {
         Ok(match json {
             Json::Null => Expr::Null,
             Json::Bool(b) => Expr::Bool(*b),
-            Json::Number(n) => Expr::Number(n.as_f64().unwrap_or(f64::NAN)),
-            Json::String(s) => Expr::String(s.clone()),
+            Json::Number(n, _) => Expr::Number(*n),
+            Json::String(s) => Expr::String(s.to_string()),
             Json::Object(map) => Expr::Object(self.object(map, depth)?),
             Json::Array(arr) => self.special(json, arr, depth)?,
         })
@@ -456,11 +457,11 @@ impl Parser<'_> {
 
     fn object(
         &self,
-        map: &serde_json::Map<String, Json>,
+        map: &[(Cow<'_, str>, Json<'_>)],
         depth: usize,
     ) -> Result<Vec<(String, Expr)>, ProtocolError> {
         map.iter()
-            .map(|(k, v)| Ok((k.clone(), self.expr(v, depth + 1)?)))
+            .map(|(k, v)| Ok((k.to_string(), self.expr(v, depth + 1)?)))
             .collect()
     }
 
@@ -472,11 +473,11 @@ impl Parser<'_> {
         json.as_array()?
             .iter()
             .map(|p| match p {
-                Json::String(s) => Some(PathKey::Name(s.clone())),
-                Json::Number(n) => n
-                    .as_u64()
+                Json::String(s) => Some(PathKey::Name(s.to_string())),
+                Json::Number(f, int) => int
+                    .and_then(|i| u64::try_from(i).ok())
                     .or_else(|| {
-                        n.as_f64()
+                        Some(*f)
                             .filter(|f| f.fract() == 0.0 && *f >= 0.0)
                             .map(|f| f as u64)
                     })
@@ -513,7 +514,7 @@ impl Parser<'_> {
             }
             ("date", 2) => match &arr[1] {
                 Json::Null => Expr::Date(None),
-                Json::Number(n) => Expr::Date(n.as_f64()),
+                Json::Number(n, _) => Expr::Date(Some(*n)),
                 _ => return Err(unknown()),
             },
             ("bytes", 2 | 3) => {
@@ -521,7 +522,7 @@ impl Parser<'_> {
                 let data = decode_base64(b64).ok_or_else(unknown)?;
                 let kind = match arr.get(2) {
                     None => None,
-                    Some(Json::String(k)) if BYTE_CONTAINER_TYPES.contains(&k.as_str()) => {
+                    Some(Json::String(k)) if BYTE_CONTAINER_TYPES.contains(&k.as_ref()) => {
                         if data.len() % element_size(k) != 0 {
                             return Err(ProtocolError::Invalid(format!(
                                 "Invalid byte length {} for {k}; expected a multiple of {}",
@@ -529,7 +530,7 @@ impl Parser<'_> {
                                 element_size(k)
                             )));
                         }
-                        Some(k.clone())
+                        Some(k.to_string())
                     }
                     Some(other) => {
                         return Err(ProtocolError::Invalid(format!(
@@ -621,18 +622,23 @@ impl Parser<'_> {
             }
             ("request", 3) => {
                 let url = str_at(1).ok_or_else(unknown)?.to_owned();
-                let mut init = arr[2].as_object().ok_or_else(unknown)?.clone();
-                let body = match init.remove("body") {
-                    None | Some(Json::Null) => None,
-                    Some(b) => Some(Box::new(self.expr(&b, depth + 1)?)),
+                let fields = arr[2].as_object().ok_or_else(unknown)?;
+                let body = match fields.iter().find(|(k, _)| k == "body") {
+                    None | Some((_, Json::Null)) => None,
+                    Some((_, b)) => Some(Box::new(self.expr(b, depth + 1)?)),
                 };
-                check_header_pairs(&init)?;
+                check_header_pairs(fields)?;
+                let init = init_map(fields);
                 Expr::Request { url, body, init }
             }
             ("response", 3) => {
                 let body = Box::new(self.expr(&arr[1], depth + 1)?);
-                let init = arr[2].as_object().ok_or_else(unknown)?.clone();
-                check_header_pairs(&init)?;
+                let fields = arr[2].as_object().ok_or_else(unknown)?;
+                check_header_pairs(fields)?;
+                let init = fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_serde()))
+                    .collect();
                 Expr::Response { body, init }
             }
             ("blob", 3) => Expr::Blob {
@@ -645,21 +651,30 @@ impl Parser<'_> {
     }
 }
 
-fn header_pair(p: &Json) -> Option<(String, String)> {
+fn header_pair(p: &Json<'_>) -> Option<(String, String)> {
     match p.as_array()?.as_slice() {
-        [Json::String(k), Json::String(v)] => Some((k.clone(), v.clone())),
+        [Json::String(k), Json::String(v)] => Some((k.to_string(), v.to_string())),
         _ => None,
     }
 }
 
-fn check_header_pairs(init: &serde_json::Map<String, Json>) -> Result<(), ProtocolError> {
-    match init.get("headers") {
+fn check_header_pairs(init: &[(Cow<'_, str>, Json<'_>)]) -> Result<(), ProtocolError> {
+    match init.iter().find(|(k, _)| k == "headers").map(|(_, v)| v) {
         None => Ok(()),
         Some(Json::Array(pairs)) if pairs.iter().all(|p| header_pair(p).is_some()) => Ok(()),
         Some(_) => Err(ProtocolError::Invalid(
             "Request headers must be serialized as an array of pairs.".into(),
         )),
     }
+}
+
+/// A request's init as kept in its expression: every field but the body.
+fn init_map(fields: &[(Cow<'_, str>, Json<'_>)]) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .filter(|(k, _)| k != "body")
+        .map(|(k, v)| (k.to_string(), v.to_serde()))
+        .collect()
 }
 
 /// The message that carries a chunk of a byte stream, in the exact form capnweb and
@@ -701,8 +716,8 @@ pub(crate) fn number_text(n: f64) -> String {
 
 impl Expr {
     /// Encodes the expression as capnweb does, as a JSON tree.
-    pub fn to_json(&self) -> Json {
-        serde_json::to_value(self).unwrap_or(Json::Null)
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -762,7 +777,10 @@ impl serde::Serialize for Fields<'_> {
 }
 
 /// `init` of a request, with its body expression put back.
-struct Init<'a>(&'a serde_json::Map<String, Json>, Option<&'a Expr>);
+struct Init<'a>(
+    &'a serde_json::Map<String, serde_json::Value>,
+    Option<&'a Expr>,
+);
 
 impl serde::Serialize for Init<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -880,8 +898,8 @@ mod tests {
         let limits = Limits::default();
         let msg = Message::parse(text, &limits).unwrap_or_else(|e| panic!("{text}: {e}"));
         let back = msg.to_text();
-        let a: Json = serde_json::from_str(text).unwrap();
-        let b: Json = serde_json::from_str(&back).unwrap();
+        let a: serde_json::Value = serde_json::from_str(text).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&back).unwrap();
         assert_eq!(a, b, "{text} re-encoded as {back}");
     }
 
@@ -967,7 +985,7 @@ mod tests {
                 });
                 assert_eq!(text, general.to_text());
                 assert_eq!(parse_stream_write(&text), Some(general.clone()));
-                let tree = Message::from_json(&parse_json(&text, &limits).unwrap(), &limits);
+                let tree = Message::from_tree(&parse_json(&text, &limits).unwrap(), &limits);
                 assert_eq!(tree.unwrap(), general);
             }
         }
