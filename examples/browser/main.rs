@@ -56,6 +56,6 @@ async fn main() -> std::io::Result<()> {
         println!("pages of {origin} may call it too");
     }
     std::io::stdout().flush()?;
-    let cors = capwire::CorsPolicy::allow_origins(origins);
+    let cors = capwire::CorsPolicy::allow_origins(origins).allow_same_origin(true);
     axum::serve(listener, browser::app(assets, Default::default(), cors)).await
 }

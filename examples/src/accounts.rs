@@ -118,6 +118,10 @@ async fn require_login(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // A CORS preflight never carries cookies: the route's CorsPolicy answers it.
+    if request.method() == http::Method::OPTIONS {
+        return next.run(request).await;
+    }
     let Some(user) = session_cookie(&request).and_then(|t| accounts.user_of(t)) else {
         return (http::StatusCode::UNAUTHORIZED, "log in first").into_response();
     };

@@ -167,6 +167,9 @@ async fn without_allowed_origins_any_page_may_call_and_read_the_answer() {
     assert!(preflight.header("access-control-max-age").is_some());
     let ws = upgrade(addr, "/", Some("http://elsewhere.example")).await;
     assert_eq!(ws.status, 101, "{ws:?}");
+    // Every batch answer carries it, with or without Origin.
+    let plain = batch(addr, None, &read_batch(&name)).await;
+    assert_eq!(plain.header("access-control-allow-origin"), Some("*"));
 }
 
 #[tokio::test]
@@ -197,6 +200,17 @@ async fn an_unlisted_origin_is_refused_before_any_call_runs() {
     let no_origin = batch(addr, None, &increment_batch(&name)).await;
     assert_eq!(no_origin.body, "[\"resolve\",2,2]");
     assert_eq!(no_origin.header("access-control-allow-origin"), None);
+    // A list names exactly who may call: the server's own origin is not on it.
+    let own = format!("http://{addr}");
+    assert_eq!(
+        batch(addr, Some(&own), &increment_batch(&name))
+            .await
+            .status,
+        403
+    );
+    // A GET without an upgrade is still 405, whatever its origin.
+    let get = send(addr, "GET", "/", &["origin: http://evil.example"], "").await;
+    assert_eq!(get.status, 405, "{get:?}");
     // WebSocket upgrades: refused for an unlisted origin, accepted for the listed one
     // and without Origin.
     assert_eq!(
@@ -396,6 +410,29 @@ async fn a_factory_that_reads_the_request_refuses_foreign_pages_by_default() {
     let own = format!("origin: http://{addr}");
     let same = send(addr, "POST", "/rpc", &[&cookie, &own], whoami).await;
     assert_eq!(same.body, "[\"resolve\",1,\"alice\"]");
+    // A preflight carries no cookie: the login middleware lets it through to the policy,
+    // which refuses the foreign page and admits the app's own.
+    let foreign_preflight = send(
+        addr,
+        "OPTIONS",
+        "/rpc",
+        &[
+            "origin: https://evil.example",
+            "access-control-request-method: POST",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(foreign_preflight.status, 403, "{foreign_preflight:?}");
+    let own_preflight = send(
+        addr,
+        "OPTIONS",
+        "/rpc",
+        &[&own, "access-control-request-method: POST"],
+        "",
+    )
+    .await;
+    assert_eq!(own_preflight.status, 204, "{own_preflight:?}");
 }
 
 #[tokio::test]

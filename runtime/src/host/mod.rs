@@ -679,7 +679,7 @@ impl HostInner {
         };
         let cors = worker.cors.as_ref().unwrap_or(&self.cors);
         // The policy guards the RPC paths: checked here for upgrades, below for batches.
-        let checked = entrypoint.map(|_| cors.check(request.headers()));
+        let checked = entrypoint.map(|_| cors.check(request.headers(), request.uri()));
         if let Some(e) = entrypoint
             && server::is_websocket_upgrade(&request)
         {
@@ -715,7 +715,7 @@ impl HostInner {
                 response
             }
             Some(_) if request.method() == http::Method::OPTIONS => {
-                cors.preflight(request.headers())
+                cors.preflight(request.headers(), request.uri())
             }
             Some(_) => server::not_rpc_method(),
             None => http::StatusCode::NOT_FOUND.into_response(),

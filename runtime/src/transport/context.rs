@@ -70,7 +70,9 @@ impl SessionContext {
 
     /// The peer's address, when the server recorded it ([`Server`](crate::Server),
     /// [`serve`](crate::serve) and the worker host do; with `axum::serve`, use
-    /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    /// `into_make_service_with_connect_info::<SocketAddr>()`). Behind a reverse proxy it
+    /// is the proxy's; do not authorize by it (a DNS-rebinding page reaches a local
+    /// server from the browser's own address).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.parts
             .extensions

@@ -28,8 +28,17 @@ use http::{HeaderMap, HeaderValue, header};
 /// | [`CorsPolicy::same_origin()`] | refused | none |
 /// | [`CorsPolicy::allow_origins`] | allowed when listed | the origin that asked, `Vary: Origin`, credentials if [`allow_credentials`](Self::allow_credentials) |
 ///
-/// A page on the server's own origin (its `Origin` names the request's `Host`) and a
-/// request without `Origin` are allowed by every policy.
+/// A request without `Origin` is allowed by every policy. A page on the server's own
+/// origin (its `Origin` names the request's `Host`) is allowed by the default and by
+/// [`same_origin`](Self::same_origin), and by a list only with
+/// [`allow_same_origin`](Self::allow_same_origin): a list means exactly what it names,
+/// which also keeps out a DNS-rebinding page whose host name points at the server.
+///
+/// **Where the credential is checked matters.** [`any`](Self::any), and the default for a
+/// factory that ignores the request, are safe only when nothing ambient picks the user:
+/// when a login middleware in front of the route checks a cookie, an authenticating proxy
+/// or a client certificate admits the browser, or the server trusts its network position
+/// (localhost, an intranet), list the origins of your pages instead.
 ///
 /// The default follows capnweb, whose servers answer `Access-Control-Allow-Origin: *`: that
 /// is safe while the session's main object is the same for everyone, because then a page
@@ -56,6 +65,8 @@ use http::{HeaderMap, HeaderValue, header};
 #[derive(Clone, Debug, Default)]
 pub struct CorsPolicy {
     origins: Origins,
+    /// Whether a list also admits the server's own origin.
+    own_origin: bool,
     credentials: bool,
     allow_headers: Option<Vec<HeaderValue>>,
     max_age: Option<Duration>,
@@ -94,23 +105,41 @@ impl CorsPolicy {
         }
     }
 
-    /// Pages of these origins (`scheme://host[:port]`, as browsers write them in `Origin`,
-    /// compared without regard to ASCII case) and of the server's own origin; any other is
-    /// refused with `403`, `Origin: null` included.
+    /// Pages of exactly these origins (`scheme://host[:port]`, as browsers write them in
+    /// `Origin`; compared without regard to ASCII case, a default port or a trailing `/`);
+    /// any other is refused with `403`, `Origin: null` included. Entries that can never
+    /// name a page's origin (`null`, `*`, an empty one, one with a path) are left out, with
+    /// a warning in the log.
     pub fn allow_origins<I, S>(origins: I) -> CorsPolicy
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let list = origins
+            .into_iter()
+            .filter_map(|o| {
+                let o = o.into();
+                let normal = normalize_origin(&o);
+                if normal.is_none() {
+                    tracing::warn!(
+                        origin = %o,
+                        "capwire: CorsPolicy::allow_origins ignores an entry that is no page's origin"
+                    );
+                }
+                normal
+            })
+            .collect();
         CorsPolicy {
-            origins: Origins::List(
-                origins
-                    .into_iter()
-                    .map(|o| o.into().trim_end_matches('/').to_ascii_lowercase())
-                    .collect(),
-            ),
+            origins: Origins::List(list),
             ..CorsPolicy::default()
         }
+    }
+
+    /// Whether a list (see [`allow_origins`](Self::allow_origins)) also admits pages of
+    /// the server's own origin, the one the request's `Host` names. Off by default.
+    pub fn allow_same_origin(mut self, allow: bool) -> CorsPolicy {
+        self.own_origin = allow;
+        self
     }
 
     /// Whether a listed origin's page may send cookies and read the answer
@@ -157,25 +186,39 @@ impl CorsPolicy {
         self
     }
 
-    /// Whether `headers` may be served; `Ok` carries the CORS headers for the answer.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<HeaderMap, Refused> {
+    /// Whether a request to `uri` with `headers` may be served; `Ok` carries the CORS
+    /// headers for the answer.
+    pub(crate) fn check(&self, headers: &HeaderMap, uri: &http::Uri) -> Result<HeaderMap, Refused> {
         let mut cors = HeaderMap::new();
-        let Some(origin) = headers.get(header::ORIGIN) else {
+        if matches!(self.origins, Origins::Any) {
+            cors.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            return Ok(cors);
+        }
+        // The answer depends on the request's Origin: caches must keep them apart.
+        cors.insert(header::VARY, HeaderValue::from_static("Origin"));
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = origins.next() else {
             return Ok(cors);
         };
-        let text = origin.to_str().unwrap_or("").trim_end_matches('/');
-        let same = same_origin(text, headers);
+        let raw = origin.to_str().unwrap_or("");
+        if origins.next().is_some() {
+            // No browser sends two: something between it and us is confused.
+            return Err(Refused(raw.to_owned()));
+        }
+        let text = raw.trim_end_matches('/');
+        let own = match &self.origins {
+            Origins::List(_) => self.own_origin,
+            _ => true,
+        };
+        let same = own && same_origin(text, headers, uri);
         match &self.origins {
-            Origins::Any | Origins::Auto => {
-                cors.insert(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                );
-            }
+            Origins::Any => {}
             _ if same => {}
-            Origins::List(list) if list.iter().any(|o| o.eq_ignore_ascii_case(text)) => {
+            Origins::List(list) if normalize_origin(text).is_some_and(|t| list.contains(&t)) => {
                 cors.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-                cors.insert(header::VARY, HeaderValue::from_static("Origin"));
                 if self.credentials {
                     cors.insert(
                         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -184,8 +227,8 @@ impl CorsPolicy {
                 }
             }
             _ => {
-                tracing::debug!(origin = text, "capwire: request refused by the CORS policy");
-                return Err(Refused(text.to_owned()));
+                tracing::debug!(origin = raw, "capwire: request refused by the CORS policy");
+                return Err(Refused(raw.to_owned()));
             }
         }
         Ok(cors)
@@ -194,8 +237,12 @@ impl CorsPolicy {
     /// The answer to an `OPTIONS` request: a preflight from an allowed origin gets `204`
     /// with what it may do, one from a refused origin `403`; a plain `OPTIONS` gets `204`
     /// with `Allow`.
-    pub(crate) fn preflight(&self, headers: &HeaderMap) -> axum::response::Response {
-        let mut cors = match self.check(headers) {
+    pub(crate) fn preflight(
+        &self,
+        headers: &HeaderMap,
+        uri: &http::Uri,
+    ) -> axum::response::Response {
+        let mut cors = match self.check(headers, uri) {
             Ok(cors) => cors,
             Err(refused) => return refused.into_response(),
         };
@@ -256,11 +303,32 @@ fn join(list: &[HeaderValue]) -> Option<HeaderValue> {
     HeaderValue::from_str(&text).ok().filter(|v| !v.is_empty())
 }
 
-/// Whether `origin` (`scheme://authority`) names the host the request was sent to. The
-/// scheme is not compared: behind a TLS-terminating proxy the server cannot know it, and a
-/// page cannot choose the `Host` its browser sends.
-fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+/// `scheme://host[:port]` in lowercase without a default port or a trailing `/`, or
+/// `None` for what cannot be a page's origin (`null`, `*`, no scheme, a path).
+fn normalize_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = origin.split_once("://")?;
+    if scheme.is_empty() || authority.is_empty() || authority.contains(['/', '?', '#', '*']) {
+        return None;
+    }
+    let authority = match scheme {
+        "http" => authority.strip_suffix(":80").unwrap_or(authority),
+        "https" => authority.strip_suffix(":443").unwrap_or(authority),
+        _ => authority,
+    };
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// Whether `origin` (`scheme://authority`) names the host the request was sent to (its
+/// `Host`, or for HTTP/2 the URI's authority). The scheme is not compared: behind a
+/// TLS-terminating proxy the server cannot know it, and a page cannot choose the `Host`
+/// its browser sends. A proxy in front must pass `Host` through.
+fn same_origin(origin: &str, headers: &HeaderMap, uri: &http::Uri) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let Some(host) = host else {
         return false;
     };
     let Some((scheme, authority)) = origin.split_once("://") else {
@@ -293,7 +361,12 @@ mod tests {
     }
 
     fn allowed(policy: &CorsPolicy, origin: Option<&str>) -> bool {
-        policy.check(&request(origin, "api.example:8787")).is_ok()
+        policy
+            .check(
+                &request(origin, "api.example:8787"),
+                &http::Uri::from_static("/"),
+            )
+            .is_ok()
     }
 
     #[test]
@@ -307,23 +380,59 @@ mod tests {
     }
 
     #[test]
-    fn a_list_allows_exactly_its_origins_and_the_servers_own() {
-        let policy = CorsPolicy::allow_origins(["https://App.example/"]).resolve(true);
+    fn a_list_allows_exactly_its_origins() {
+        let policy =
+            CorsPolicy::allow_origins(["https://App.example:443/", "null", "*", ""]).resolve(true);
         assert!(allowed(&policy, Some("https://app.example")));
         assert!(!allowed(&policy, Some("http://app.example")));
         assert!(!allowed(&policy, Some("https://app.example.evil")));
         assert!(!allowed(&policy, Some("null")));
-        assert!(allowed(&policy, Some("https://api.example:8787")));
+        assert!(!allowed(&policy, Some("")));
+        assert!(!allowed(&policy, Some("http://api.example:8787")));
         assert!(allowed(&policy, None));
+        let with_own = policy.allow_same_origin(true);
+        assert!(allowed(&with_own, Some("http://api.example:8787")));
+    }
+
+    #[test]
+    fn two_origin_headers_are_refused() {
+        let mut headers = request(Some("https://app.example"), "api.example");
+        headers.append(
+            header::ORIGIN,
+            HeaderValue::from_static("https://app.example"),
+        );
+        let policy = CorsPolicy::allow_origins(["https://app.example"]);
+        assert!(
+            policy
+                .check(&headers, &http::Uri::from_static("/"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn without_a_host_header_the_uri_authority_names_the_server() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://api.example"),
+        );
+        let uri = http::Uri::from_static("https://api.example/rpc");
+        assert!(CorsPolicy::same_origin().check(&headers, &uri).is_ok());
+        assert!(
+            CorsPolicy::same_origin()
+                .check(&headers, &http::Uri::from_static("/rpc"))
+                .is_err()
+        );
     }
 
     #[test]
     fn same_origin_ignores_default_ports_and_case() {
         let headers = request(None, "API.example");
-        assert!(same_origin("https://api.example:443", &headers));
-        assert!(same_origin("http://api.example", &headers));
-        assert!(!same_origin("http://api.example:8080", &headers));
-        assert!(!same_origin("null", &headers));
+        let uri = http::Uri::from_static("/");
+        assert!(same_origin("https://api.example:443", &headers, &uri));
+        assert!(same_origin("http://api.example", &headers, &uri));
+        assert!(!same_origin("http://api.example:8080", &headers, &uri));
+        assert!(!same_origin("null", &headers, &uri));
     }
 
     #[test]
@@ -332,7 +441,10 @@ mod tests {
             .allow_credentials(true)
             .resolve(true);
         let cors = listed
-            .check(&request(Some("https://app.example"), "api.example"))
+            .check(
+                &request(Some("https://app.example"), "api.example"),
+                &http::Uri::from_static("/"),
+            )
             .unwrap();
         assert_eq!(
             cors[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -341,7 +453,10 @@ mod tests {
         assert_eq!(cors[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
         let any = CorsPolicy::any().allow_credentials(true).resolve(true);
         let cors = any
-            .check(&request(Some("https://app.example"), "api.example"))
+            .check(
+                &request(Some("https://app.example"), "api.example"),
+                &http::Uri::from_static("/"),
+            )
             .unwrap();
         assert_eq!(cors[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(!cors.contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS));

@@ -208,19 +208,18 @@ impl RpcRoute {
         });
         let (for_post, for_options) = (endpoint.clone(), endpoint.clone());
         axum::routing::get(move |request: axum::extract::Request| async move {
-            if let Err(refused) = endpoint.cors.check(request.headers()) {
+            if !is_websocket_upgrade(&request) {
+                return not_rpc_method();
+            }
+            if let Err(refused) = endpoint.cors.check(request.headers(), request.uri()) {
                 return refused.into_response();
             }
-            if is_websocket_upgrade(&request) {
-                let factory = &endpoint.factory;
-                websocket_session_with(request, |c| factory(c), endpoint.limits, &endpoint.ctx)
-            } else {
-                not_rpc_method()
-            }
+            let factory = &endpoint.factory;
+            websocket_session_with(request, |c| factory(c), endpoint.limits, &endpoint.ctx)
         })
         .post(move |request: axum::extract::Request| async move {
             let endpoint = for_post;
-            let cors = match endpoint.cors.check(request.headers()) {
+            let cors = match endpoint.cors.check(request.headers(), request.uri()) {
                 Ok(cors) => cors,
                 Err(refused) => return refused.into_response(),
             };
@@ -231,7 +230,7 @@ impl RpcRoute {
             response
         })
         .options(move |request: axum::extract::Request| async move {
-            for_options.cors.preflight(request.headers())
+            for_options.cors.preflight(request.headers(), request.uri())
         })
     }
 }

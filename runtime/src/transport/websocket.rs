@@ -151,7 +151,9 @@ pub async fn connect_with(
 
 /// [`connect_with`], sending `headers` with the upgrade request (a cookie, an
 /// `Authorization`), which the server's session factory can read (see
-/// [`SessionContext`](crate::SessionContext)).
+/// [`SessionContext`](crate::SessionContext)). The handshake's own headers (`Host`,
+/// `Connection`, `Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version`) cannot be
+/// replaced.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), capwire::RpcError> {
@@ -171,7 +173,19 @@ pub async fn connect_with_headers(
     let mut request = url
         .into_client_request()
         .map_err(|e| RpcError::error(format!("bad WebSocket URL {url}: {e}")))?;
-    request.headers_mut().extend(headers);
+    // The handshake's own headers stay the handshake's.
+    let handshake = [
+        http::header::HOST,
+        http::header::CONNECTION,
+        http::header::UPGRADE,
+        http::header::SEC_WEBSOCKET_KEY,
+        http::header::SEC_WEBSOCKET_VERSION,
+    ];
+    for (name, value) in headers.iter() {
+        if !handshake.contains(name) {
+            request.headers_mut().append(name, value.clone());
+        }
+    }
     let config = ws_config(&limits);
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
