@@ -34,6 +34,9 @@ pub(crate) struct Import {
     pulled: AtomicBool,
     /// Its table entry is gone already (released when it settled): nothing to do on drop.
     released: AtomicBool,
+    /// Its call went as a `stream` (see [`SessionInner::send_as_stream`]): the peer answers
+    /// and releases it by itself, and its ID must not be referenced again.
+    sent_as_stream: AtomicBool,
     resolution: OnceLock<Result<Value, RpcError>>,
     resolved: Notify,
     /// Callbacks of `on_broken`, run when this settles.
@@ -83,6 +86,14 @@ impl Import {
         match self.resolution.get() {
             Some(Ok(v)) => value_op(v, path, args),
             Some(Err(e)) => Hook::Error(e.clone()),
+            // Its ID is the peer's to forget: wait for the result here, then apply.
+            None if self.sent_as_stream.load(Ordering::Acquire) => {
+                let (this, path) = (self.clone(), path.to_vec());
+                Hook::start(async move {
+                    let value = Import::resolve(&this).await?;
+                    value_op(&value, &path, args).resolve().await
+                })
+            }
             None => match self.session.send_call(self.id, path, args) {
                 Ok(import) => Hook::Import(import),
                 Err(e) => Hook::Error(e),
@@ -96,7 +107,7 @@ impl Import {
         self: &Arc<Self>,
         mapper: crate::eval::Mapper,
     ) -> Result<Hook, crate::eval::Mapper> {
-        if self.resolution.get().is_some() {
+        if self.resolution.get().is_some() || self.sent_as_stream.load(Ordering::Acquire) {
             return Err(mapper);
         }
         Ok(
@@ -151,6 +162,11 @@ impl Import {
                 hook: Hook::Import(this.clone()),
             })))
             .boxed();
+        }
+        // Awaited by its only holder with nothing pipelined on it yet: the call can still
+        // go as a `stream`, which the peer answers without a `pull` and releases by itself.
+        if Arc::strong_count(this) == 1 && !this.pulled.load(Ordering::Acquire) {
+            this.session.send_as_stream(this);
         }
         let this = this.clone();
         async move {
@@ -272,6 +288,8 @@ pub(crate) enum Event {
     },
     /// A charge found a memory budget full: the session must end.
     OverBudget,
+    /// A deferred call waits: queue it if its caller has not sent it yet.
+    FlushDeferred,
     Shutdown,
 }
 
@@ -328,6 +346,13 @@ pub(crate) struct SessionInner {
     unsent_drained: Notify,
     idle: Notify,
     ended: Notify,
+    /// Whether calls wait in [`Self::deferred`] (a WebSocket client's session).
+    pub(crate) defers_calls: AtomicBool,
+    /// The last call made, its `push` not yet queued: its import ID and text. Whatever is
+    /// queued next goes after it; until then, awaiting it may send it as a `stream`.
+    deferred: Mutex<Option<(i64, String)>>,
+    /// An [`Event::FlushDeferred`] is on its way to the session loop.
+    flush_requested: AtomicBool,
 }
 
 /// IDs at the top level of a message: entries of the session's tables.
@@ -411,6 +436,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl Pending {
+    /// Whether encoding made nothing that must start once the message is sent.
+    fn is_empty(&self) -> bool {
+        self.exported.is_empty() && self.promises.is_empty() && self.pumps.is_empty()
+    }
+}
+
 impl SessionInner {
     /// A session serving `main`; what it holds for its peer counts against
     /// `limits.max_session_memory` and, when given, the server's budget.
@@ -454,6 +486,9 @@ impl SessionInner {
             limits,
             idle: Notify::new(),
             ended: Notify::new(),
+            defers_calls: AtomicBool::new(false),
+            deferred: Mutex::new(None),
+            flush_requested: AtomicBool::new(false),
         });
         (inner, out_rx, ev_rx)
     }
@@ -471,6 +506,71 @@ impl SessionInner {
     /// results pile up for it passes its budget and is aborted. (A failed charge is
     /// remembered by the budget; the session loop ends the session.)
     fn queue(&self, text: String) -> Result<(), ()> {
+        // A deferred call goes first: the peer numbers pushes in the order they arrive.
+        let mut deferred = lock(&self.deferred);
+        if let Some((_, call)) = deferred.take() {
+            self.queue_now(call)?;
+        }
+        let queued = self.queue_now(text);
+        drop(deferred);
+        queued
+    }
+
+    /// Queues `call`, a `push` whose import is `id`, as the deferred call (queuing the one
+    /// before it), and asks the session loop to queue it soon if nothing else does.
+    fn defer(&self, id: i64, call: String) -> Result<(), ()> {
+        let mut deferred = lock(&self.deferred);
+        if let Some((_, before)) = deferred.replace((id, call)) {
+            self.queue_now(before)?;
+        }
+        drop(deferred);
+        if !self.flush_requested.swap(true, Ordering::AcqRel) {
+            let _ = self.events.send(Event::FlushDeferred);
+        }
+        Ok(())
+    }
+
+    /// Queues the deferred call, if any, as the `push` it is.
+    fn flush_deferred(&self) {
+        self.flush_requested.store(false, Ordering::Release);
+        let mut deferred = lock(&self.deferred);
+        if let Some((_, call)) = deferred.take() {
+            let _ = self.queue_now(call);
+        }
+    }
+
+    /// Sends the call of `import` as `["stream", expr]` instead of `["push", expr]`, if it
+    /// is still the deferred call: the peer then answers it without a `pull` and releases
+    /// it by itself ("The expression is automatically considered pulled … the export is
+    /// implicitly released"), so the call costs two messages instead of four. The caller
+    /// must not refer to its ID again, which [`Import::op`], [`Import::remap`] and
+    /// encoding respect.
+    fn send_as_stream(&self, import: &Import) {
+        let mut state = self.lock();
+        let mut deferred = lock(&self.deferred);
+        let Some((id, call)) = deferred.as_ref() else {
+            return;
+        };
+        if *id != import.id || state.broken.is_some() {
+            return;
+        }
+        let stream = call
+            .strip_prefix(r#"["push","#)
+            .map(|rest| format!(r#"["stream",{rest}"#))
+            .filter(|text| text.len() <= self.limits.max_message_size);
+        let (Some(stream), Some(slot)) = (stream, state.imports.get_mut(&import.id)) else {
+            return;
+        };
+        slot.remote_refcount = 0;
+        import.pulled.store(true, Ordering::Release);
+        import.sent_as_stream.store(true, Ordering::Release);
+        *deferred = None;
+        let _ = self.queue_now(stream);
+        drop(deferred);
+        drop(state);
+    }
+
+    fn queue_now(&self, text: String) -> Result<(), ()> {
         let len = text.len();
         if self.memory.try_add(len).is_err() {
             let _ = self.events.send(Event::OverBudget);
@@ -556,6 +656,7 @@ impl SessionInner {
             // The peer's promises, and stream calls, are answered without a `pull`.
             pulled: AtomicBool::new(promise && (id < 0 || stream)),
             released: AtomicBool::new(false),
+            sent_as_stream: AtomicBool::new(false),
             resolution: OnceLock::new(),
             resolved: Notify::new(),
             watchers: Mutex::default(),
@@ -584,13 +685,15 @@ impl SessionInner {
             Some(args) => Some(self.encode_all(&args, &mut pending)?),
             None => None,
         };
-        self.push(
+        let defer = self.defers_calls.load(Ordering::Relaxed) && pending.is_empty();
+        self.push_maybe_deferred(
             Expr::Pipeline {
                 id,
                 path: Some(path.to_vec()),
                 args,
             },
             pending,
+            defer,
         )
     }
 
@@ -612,6 +715,17 @@ impl SessionInner {
     /// Sends `["push", expr]`; `pending` is what encoding it made. The result is a new
     /// promise import.
     fn push(self: &Arc<Self>, expr: Expr, pending: Pending) -> Result<Arc<Import>, RpcError> {
+        self.push_maybe_deferred(expr, pending, false)
+    }
+
+    /// [`Self::push`]; with `defer` (a call that started nothing of its own), it waits
+    /// as the deferred call (see [`Self::send_as_stream`]).
+    fn push_maybe_deferred(
+        self: &Arc<Self>,
+        expr: Expr,
+        pending: Pending,
+        defer: bool,
+    ) -> Result<Arc<Import>, RpcError> {
         let text = match self.text_within_limit(&Message::Push(expr)) {
             Ok(text) => text,
             Err(e) => {
@@ -628,7 +742,11 @@ impl SessionInner {
         }
         let new_id = state.next_import;
         state.next_import += 1;
-        let _ = self.queue(text);
+        let _ = if defer {
+            self.defer(new_id, text)
+        } else {
+            self.queue(text)
+        };
         let import = self.new_import(&mut state, new_id, ImportKind::Promise, 1, None);
         drop(state);
         self.start_pending(pending);
@@ -928,6 +1046,7 @@ impl SessionInner {
         }
         if let Hook::Import(imp) = hook
             && Arc::ptr_eq(&imp.session, self)
+            && !(imp.sent_as_stream.load(Ordering::Acquire) && imp.resolution.get().is_none())
         {
             match imp.resolution.get() {
                 // A settled promise import was released: send what it settled to.
@@ -1379,6 +1498,10 @@ impl SessionInner {
                     false
                 }
             },
+            Event::FlushDeferred => {
+                self.flush_deferred();
+                true
+            }
             Event::Shutdown => false,
         }
     }

@@ -119,6 +119,24 @@ pub(crate) fn ws_config(
     config
 }
 
+/// A client's session over a WebSocket: an awaited call that nothing pipelines on goes as
+/// a `stream` (two messages instead of four; see `SessionInner::send_as_stream`).
+fn client_session<T>(transport: T, main: Option<RpcStub>, limits: Limits) -> Session
+where
+    T: futures::Stream<Item = Result<String, super::TransportError>>
+        + futures::Sink<String, Error = super::TransportError>
+        + Send
+        + Unpin
+        + 'static,
+{
+    let session = Session::start(transport, main, limits);
+    session
+        .inner
+        .defers_calls
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    session
+}
+
 /// Connects to a capwire or capnweb WebSocket server and returns a stub to its main
 /// object: an untyped [`RpcStub`] or a typed [`Stub<T>`](crate::Stub), as annotated. The session ends when every clone of that stub (and everything obtained
 /// through it) is dropped.
@@ -146,7 +164,7 @@ pub async fn connect_with(
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
+    Ok(client_session(WsTransport::new(ws, &limits), main, limits))
 }
 
 /// [`connect_with`], sending `headers` with the upgrade request (a cookie, an
@@ -190,7 +208,7 @@ pub async fn connect_with_headers(
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(Session::start(WsTransport::new(ws, &limits), main, limits))
+    Ok(client_session(WsTransport::new(ws, &limits), main, limits))
 }
 
 /// [`connect_with`] for a server that wants `Authorization: Bearer <token>` (a host's
