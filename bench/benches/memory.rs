@@ -86,36 +86,9 @@ async fn capwire_idle_sessions() -> f64 {
 }
 
 async fn tarpc_idle_connections() -> f64 {
-    use capwire_bench::{TarpcCalc, TarpcCalcClient};
-    use futures::StreamExt;
-    use tarpc::server::Channel;
-    let mut listener = tarpc::serde_transport::tcp::listen(
-        "127.0.0.1:0",
-        tarpc::tokio_serde::formats::Bincode::default,
-    )
-    .await
-    .unwrap();
-    let addr = listener.local_addr();
-    tokio::spawn(async move {
-        while let Some(Ok(transport)) = listener.next().await {
-            let channel = tarpc::server::BaseChannel::with_defaults(transport);
-            tokio::spawn(
-                channel
-                    .execute(capwire_bench::TarpcServer.serve())
-                    .for_each(|response| async move {
-                        tokio::spawn(response);
-                    }),
-            );
-        }
-    });
+    let addr = capwire_bench::tarpc_server().await;
     let connect = || async {
-        let transport = tarpc::serde_transport::tcp::connect(
-            addr,
-            tarpc::tokio_serde::formats::Bincode::default,
-        )
-        .await
-        .unwrap();
-        let client = TarpcCalcClient::new(tarpc::client::Config::default(), transport).spawn();
+        let client = capwire_bench::tarpc_client(addr).await;
         assert_eq!(
             client.add(tarpc::context::current(), 1, 2).await.unwrap(),
             3

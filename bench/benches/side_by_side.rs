@@ -12,7 +12,7 @@
 //! ```
 
 use capwire::Stub;
-use capwire_bench::{Calc, JsonRpcCalcClient, JsonRpcCalcServer, TarpcCalc, TarpcCalcClient};
+use capwire_bench::{Calc, JsonRpcCalcClient, JsonRpcCalcServer};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
@@ -101,32 +101,7 @@ async fn capwire_call() -> Call {
 }
 
 async fn tarpc_call() -> Call {
-    use tarpc::server::Channel;
-    let mut listener = tarpc::serde_transport::tcp::listen(
-        "127.0.0.1:0",
-        tarpc::tokio_serde::formats::Bincode::default,
-    )
-    .await
-    .unwrap();
-    let addr = listener.local_addr();
-    listener.config_mut().max_frame_length(usize::MAX);
-    tokio::spawn(async move {
-        while let Some(Ok(transport)) = listener.next().await {
-            let channel = tarpc::server::BaseChannel::with_defaults(transport);
-            tokio::spawn(
-                channel
-                    .execute(capwire_bench::TarpcServer.serve())
-                    .for_each(|response| async move {
-                        tokio::spawn(response);
-                    }),
-            );
-        }
-    });
-    let transport =
-        tarpc::serde_transport::tcp::connect(addr, tarpc::tokio_serde::formats::Bincode::default)
-            .await
-            .unwrap();
-    let client = TarpcCalcClient::new(tarpc::client::Config::default(), transport).spawn();
+    let client = capwire_bench::tarpc_client(capwire_bench::tarpc_server().await).await;
     Arc::new(move |a, b| {
         let client = client.clone();
         Box::pin(async move { client.add(tarpc::context::current(), a, b).await.unwrap() })

@@ -76,3 +76,40 @@ impl Counters {
         Counter(std::sync::atomic::AtomicI64::new(0))
     }
 }
+
+/// A tarpc server of [`TarpcCalc`] on a free loopback port (bincode over TCP, default
+/// configuration, each request spawned); its address.
+pub async fn tarpc_server() -> std::net::SocketAddr {
+    use futures::StreamExt;
+    use tarpc::server::Channel;
+    let mut listener = tarpc::serde_transport::tcp::listen(
+        "127.0.0.1:0",
+        tarpc::tokio_serde::formats::Bincode::default,
+    )
+    .await
+    .expect("bind a tarpc server");
+    let addr = listener.local_addr();
+    listener.config_mut().max_frame_length(usize::MAX);
+    tokio::spawn(async move {
+        while let Some(Ok(transport)) = listener.next().await {
+            let channel = tarpc::server::BaseChannel::with_defaults(transport);
+            tokio::spawn(
+                channel
+                    .execute(TarpcServer.serve())
+                    .for_each(|response| async move {
+                        tokio::spawn(response);
+                    }),
+            );
+        }
+    });
+    addr
+}
+
+/// A tarpc client of the server at `addr`, with the default configuration.
+pub async fn tarpc_client(addr: std::net::SocketAddr) -> TarpcCalcClient {
+    let transport =
+        tarpc::serde_transport::tcp::connect(addr, tarpc::tokio_serde::formats::Bincode::default)
+            .await
+            .expect("connect to the tarpc server");
+    TarpcCalcClient::new(tarpc::client::Config::default(), transport).spawn()
+}

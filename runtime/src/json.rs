@@ -299,8 +299,13 @@ impl<'a> Reader<'a> {
         let literal = &self.text[start..self.at];
         // Rust reads an out-of-range literal as an infinity (or 0), as JavaScript does,
         // in time linear in its length.
-        let value: f64 = literal.parse().map_err(|_| self.error("invalid number"))?;
-        let int = if integer { literal.parse().ok() } else { None };
+        let int: Option<i64> = integer.then(|| literal.parse().ok()).flatten();
+        // An integer's `f64` is the `i64`'s, rounded the same way; read the text once
+        // (but `-0` is the float `-0`).
+        let value = match int {
+            Some(i) if i != 0 => i as f64,
+            _ => literal.parse().map_err(|_| self.error("invalid number"))?,
+        };
         Ok(Json::Number(value, int))
     }
 
@@ -487,6 +492,8 @@ mod tests {
         let long = format!("1{}", "0".repeat(1_000_000));
         assert_eq!(Json::parse(&long).unwrap().as_f64(), Some(f64::INFINITY));
         assert_eq!(parse("9007199254740993").as_i64(), Some(9007199254740993));
+        assert_eq!(parse("9007199254740993").as_f64(), Some(9007199254740992.0));
+        assert!(parse("-0").as_f64().unwrap().is_sign_negative());
     }
 
     #[test]

@@ -506,6 +506,9 @@ impl SessionInner {
     /// results pile up for it passes its budget and is aborted. (A failed charge is
     /// remembered by the budget; the session loop ends the session.)
     fn queue(&self, text: String) -> Result<(), ()> {
+        if !self.defers_calls.load(Ordering::Relaxed) {
+            return self.queue_now(text);
+        }
         // A deferred call goes first: the peer numbers pushes in the order they arrive.
         let mut deferred = lock(&self.deferred);
         if let Some((_, call)) = deferred.take() {
@@ -566,8 +569,6 @@ impl SessionInner {
         import.sent_as_stream.store(true, Ordering::Release);
         *deferred = None;
         let _ = self.queue_now(stream);
-        drop(deferred);
-        drop(state);
     }
 
     fn queue_now(&self, text: String) -> Result<(), ()> {

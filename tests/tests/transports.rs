@@ -1,6 +1,8 @@
 //! The transports, Rust to Rust: RPC mounted in a user's own axum router, HTTP batch
 //! client against the Rust server, and the 405 for other methods.
 
+mod support;
+
 use capwire::{BatchClient, Stub};
 use capwire_examples::conformance::TestTarget;
 
@@ -75,26 +77,9 @@ async fn a_get_without_an_upgrade_answers_405_with_allow_on_every_rpc_path() {
     let server = capwire::Server::bind("127.0.0.1:0").await.unwrap();
     let served = server.local_addr().unwrap();
     tokio::spawn(server.serve(|| TestTarget));
-    struct Api;
-    impl capwire::host::Entrypoint for Api {
-        fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self {
-            Api
-        }
-    }
-    #[capwire::entrypoint]
-    impl Api {
-        pub fn ping(&self) -> String {
-            "pong".into()
-        }
-    }
-    let host = capwire::host::Host::builder()
-        .entrypoint::<Api>("Api")
-        .config_str(
-            "[[worker]]\nname = \"api\"\nmain = \"Api\"\nlisten = \"127.0.0.1:0\"",
-            "workers.toml",
-        )
-        .unwrap();
-    let serving = host.start().await.unwrap();
+    let serving =
+        support::ping_host("[[worker]]\nname = \"api\"\nmain = \"Ping\"\nlisten = \"127.0.0.1:0\"")
+            .await;
     let hosted = serving.addr("api").unwrap();
     for (addr, path) in [(mounted, "/rpc"), (served, "/"), (hosted, "/")] {
         let head = plain_get(addr, path).await;

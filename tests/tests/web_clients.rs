@@ -2,6 +2,8 @@
 //! on the conformance server, a mounted route and the host), and the session context (a
 //! login cookie picking the user).
 
+mod support;
+
 use capwire_examples::conformance;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -268,28 +270,12 @@ async fn credentials_are_allowed_only_when_the_policy_says_so() {
 
 #[tokio::test]
 async fn a_host_worker_takes_its_allowed_origins_from_the_config() {
-    struct Api;
-    impl capwire::host::Entrypoint for Api {
-        fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self {
-            Api
-        }
-    }
-    #[capwire::entrypoint]
-    impl Api {
-        pub fn ping(&self) -> String {
-            "pong".into()
-        }
-    }
-    let host = capwire::host::Host::builder()
-        .entrypoint::<Api>("Api")
-        .config_str(
-            "[[worker]]\nname = \"guarded\"\nmain = \"Api\"\nlisten = \"127.0.0.1:0\"\n\
+    let serving = support::ping_host(
+        "[[worker]]\nname = \"guarded\"\nmain = \"Ping\"\nlisten = \"127.0.0.1:0\"\n\
              allowed_origins = [\"https://app.example\"]\n\
-             [[worker]]\nname = \"open\"\nmain = \"Api\"\nlisten = \"127.0.0.1:0\"",
-            "workers.toml",
-        )
-        .unwrap();
-    let serving = host.start().await.unwrap();
+             [[worker]]\nname = \"open\"\nmain = \"Ping\"\nlisten = \"127.0.0.1:0\"",
+    )
+    .await;
     let (guarded, open) = (
         serving.addr("guarded").unwrap(),
         serving.addr("open").unwrap(),

@@ -677,15 +677,14 @@ impl HostInner {
             self.instantiate(worker, e)
                 .map_or_else(RpcStub::broken, RpcStub::from_arc)
         };
+        // The policy guards the RPC paths (upgrades, batches, preflights), not `fetch`.
         let cors = worker.cors.as_ref().unwrap_or(&self.cors);
-        // The policy guards the RPC paths: checked here for upgrades, below for batches.
-        let checked = entrypoint.map(|_| cors.check(request.headers(), request.uri()));
         if let Some(e) = entrypoint
             && server::is_websocket_upgrade(&request)
         {
-            return match checked {
-                Some(Err(refused)) => refused.into_response(),
-                _ => server::websocket_session(request, rpc_main(e), limits, ctx),
+            return match cors.check(request.headers(), request.uri()) {
+                Err(refused) => refused.into_response(),
+                Ok(_) => server::websocket_session(request, rpc_main(e), limits, ctx),
             };
         }
         let default = match self.instantiate(worker, None) {
@@ -701,10 +700,9 @@ impl HostInner {
                 }
             },
             Some(e) if request.method() == http::Method::POST => {
-                let cors_headers = match checked {
-                    Some(Err(refused)) => return refused.into_response(),
-                    Some(Ok(headers)) => headers,
-                    None => http::HeaderMap::new(),
+                let cors_headers = match cors.check(request.headers(), request.uri()) {
+                    Err(refused) => return refused.into_response(),
+                    Ok(headers) => headers,
                 };
                 let main = match e {
                     None => RpcStub::from_arc(default),

@@ -259,3 +259,31 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::task::yield_now().await;
     }
 }
+
+/// A host worker's entrypoint whose `ping()` answers `"pong"`.
+pub struct Ping;
+
+impl capwire::host::Entrypoint for Ping {
+    fn new(_: capwire::host::Env, _: capwire::host::Ctx) -> Self {
+        Ping
+    }
+}
+
+#[capwire::entrypoint]
+impl Ping {
+    /// `"pong"`.
+    pub fn ping(&self) -> String {
+        "pong".into()
+    }
+}
+
+/// A host serving `config` (a `workers.toml` whose workers' `main` is `"Ping"`), started.
+pub async fn ping_host(config: &str) -> capwire::host::Serving {
+    capwire::host::Host::builder()
+        .entrypoint::<Ping>("Ping")
+        .config_str(config, "workers.toml")
+        .expect("a valid config")
+        .start()
+        .await
+        .expect("the host starts")
+}
