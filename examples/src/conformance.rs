@@ -473,6 +473,46 @@ pub async fn bind(addr: &str) -> std::io::Result<(capwire::Server, std::net::Soc
     Ok((server, local))
 }
 
+/// The conformance server's command line (see `examples/conformance-server`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    /// `--listen HOST:PORT` (default `127.0.0.1:8787`).
+    pub listen: Option<String>,
+    /// `--data-dir DIR`: where `durableCounter` objects keep their storage.
+    pub data_dir: Option<String>,
+    /// Each `--allowed-origin ORIGIN`, in order.
+    pub allowed_origins: Vec<String>,
+    /// `--typescript`: print the declarations and exit.
+    pub typescript: bool,
+}
+
+impl Args {
+    /// Reads the arguments (without the program's name); a problem says what to write.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+        let mut out = Args::default();
+        let mut args = args.into_iter();
+        while let Some(a) = args.next() {
+            let mut value = |example: &str| {
+                args.next()
+                    .ok_or_else(|| format!("{a} needs a value, e.g. {example}"))
+            };
+            match a.as_str() {
+                "--listen" => out.listen = Some(value("127.0.0.1:0")?),
+                "--data-dir" => out.data_dir = Some(value("./conformance-data")?),
+                "--allowed-origin" => out.allowed_origins.push(value("http://localhost:5173")?),
+                "--typescript" => out.typescript = true,
+                other => {
+                    return Err(format!(
+                        "unknown argument {other}; usage: --listen HOST:PORT [--data-dir DIR] \
+                         [--allowed-origin ORIGIN]... | --typescript"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The conformance server's policy: without `--allowed-origin`, any origin
 /// (`Access-Control-Allow-Origin: *`); with it, only the origins listed.
 pub fn cors_policy(allowed_origins: Vec<String>) -> capwire::CorsPolicy {

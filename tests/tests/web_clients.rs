@@ -174,6 +174,33 @@ async fn without_allowed_origins_any_page_may_call_and_read_the_answer() {
     assert_eq!(plain.header("access-control-allow-origin"), Some("*"));
 }
 
+#[test]
+fn the_conformance_servers_flags_name_its_origins() {
+    let args = |list: &[&str]| conformance::Args::parse(list.iter().map(|a| a.to_string()));
+    let parsed = args(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--allowed-origin",
+        "http://a.example",
+        "--allowed-origin",
+        "http://b.example:5173",
+    ])
+    .unwrap();
+    assert_eq!(parsed.listen.as_deref(), Some("127.0.0.1:0"));
+    assert_eq!(
+        parsed.allowed_origins,
+        ["http://a.example", "http://b.example:5173"]
+    );
+    assert!(!parsed.typescript);
+    assert!(args(&["--typescript"]).unwrap().typescript);
+    assert!(
+        args(&["--allowed-origin"])
+            .unwrap_err()
+            .contains("needs a value")
+    );
+    assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+}
+
 #[tokio::test]
 async fn an_unlisted_origin_is_refused_before_any_call_runs() {
     let allowed = "http://app.example:5173";
