@@ -65,42 +65,33 @@
 
 #![warn(missing_docs)]
 
-mod budget;
-mod codec;
-mod de;
+// The layers, lowest first: each may use the ones above it in this list, never the ones
+// below (`value` and `stub` are one layer: a value can hold a stub, a stub's call takes
+// values).
 pub mod durable;
 mod error;
-mod eval;
-mod function;
 pub mod host;
-mod json;
 mod limits;
-mod map;
-mod object;
-mod ser;
 mod session;
 pub mod stream;
 mod stub;
 pub mod transport;
-mod typed;
 #[cfg(feature = "typescript")]
 pub mod typescript;
 mod value;
-mod web;
 pub mod wire;
 
 pub use capwire_macros::{entrypoint, rpc_target};
-pub use codec::{deserialize, serialize};
-pub use de::from_value;
 pub use error::{ProtocolError, RpcError};
-pub use function::{FnOutput, Function, IntoFunction};
 /// The `http` crate, whose `Request` and `Response` an entrypoint's `fetch` takes and returns.
 pub use http;
 pub use limits::{Limits, ServerLimits};
-pub use object::{Body, CallFuture, FetchFuture, RpcObject, arg};
-pub use ser::to_value;
 pub use session::SessionStats;
+pub use session::codec::{deserialize, serialize};
 pub use stream::{ReadableStream, WritableStream};
+pub use stub::function::{FnOutput, Function, IntoFunction};
+pub use stub::object::{Body, CallFuture, FetchFuture, RpcObject, arg};
+pub use stub::typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
 pub use transport::context::SessionContext;
@@ -110,9 +101,10 @@ pub use transport::server::{
 };
 pub use transport::websocket::{connect, connect_with, connect_with_headers};
 pub use transport::{Session, TransportError};
-pub use typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
+pub use value::de::from_value;
+pub use value::ser::to_value;
+pub use value::web::{Blob, Headers, Request, Response, Url};
 pub use value::{BigInt, Bytes, Date, Object, Value};
-pub use web::{Blob, Headers, Request, Response, Url};
 pub use wire::PathKey;
 
 /// The names most programs need.
@@ -123,7 +115,7 @@ pub mod prelude {
 }
 
 #[doc(hidden)]
-pub use typed::private as __private;
+pub use stub::typed::private as __private;
 
 /// Emits its input when the `typescript` feature is on, nothing otherwise: the macros wrap
 /// the TypeScript side of their output in it, so that it follows this crate's feature.

@@ -46,8 +46,8 @@ pub(crate) use remote::{NamespaceService, PATH as REMOTE_PATH, authorized};
 pub use storage::{ListOptions, Sql, SqliteBackend, Storage, StorageBackend, Transaction};
 
 use crate::error::RpcError;
-use crate::object::{CallFuture, FetchFuture, RpcObject};
-use crate::typed::{RpcTarget, Stub};
+use crate::stub::object::{CallFuture, FetchFuture, RpcObject};
+use crate::stub::typed::{RpcTarget, Stub};
 use crate::value::Value;
 use gate::{Gate, Gated};
 use std::collections::HashMap;

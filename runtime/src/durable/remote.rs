@@ -10,7 +10,7 @@
 
 use super::{DurableObjectId, Handle, NamespaceInner};
 use crate::error::RpcError;
-use crate::object::{CallFuture, RpcObject};
+use crate::stub::object::{CallFuture, RpcObject};
 use crate::stub::{RpcPromise, RpcStub};
 use crate::value::Value;
 use std::sync::Arc;

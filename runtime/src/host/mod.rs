@@ -57,9 +57,9 @@ mod config;
 pub use config::{Config, ConfigError, DurableObjectBinding, ServiceBinding, WorkerConfig};
 
 use crate::error::RpcError;
+use crate::stub::typed::{RpcTarget, Stub};
 use crate::stub::{RpcPromise, RpcStub};
 use crate::transport::server::{self, ServerCtx};
-use crate::typed::{RpcTarget, Stub};
 use crate::value::Value;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -44,7 +44,7 @@ mod remote;
 pub(crate) use remote::{RemoteWriter, pump};
 
 use crate::error::RpcError;
-use crate::object::{CallFuture, RpcObject};
+use crate::stub::object::{CallFuture, RpcObject};
 use crate::value::Value;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -231,7 +231,7 @@ impl From<ReadableStream> for crate::Body {
 
 impl<'de> serde::Deserialize<'de> for ReadableStream {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match crate::de::deserialize_value(deserializer)? {
+        match crate::value::de::deserialize_value(deserializer)? {
             Value::Readable(r) => Ok(r),
             Value::Bytes(b) => Ok(ReadableStream::from_bytes(b.data)),
             Value::String(s) => Ok(ReadableStream::from_bytes(s)),
@@ -258,7 +258,7 @@ pub(crate) enum Command {
 
 type Ack = oneshot::Sender<Result<(), RpcError>>;
 
-pub(crate) use crate::budget::{Budget, Charge};
+pub(crate) use crate::limits::budget::{Budget, Charge};
 
 /// The writable end of a pipe, and what a peer's calls on a writable reach: it forwards
 /// `write`, `close` and `abort` in order to the consumer, and acknowledges each when the

@@ -1,8 +1,8 @@
 //! HTTP batch: one `POST` carries a whole session, newline-delimited messages each way.
 
-use crate::budget::Budget;
 use crate::error::RpcError;
 use crate::limits::Limits;
+use crate::limits::budget::Budget;
 use crate::session::SessionInner;
 use crate::stub::RpcStub;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 
 use super::TransportError;
 use super::websocket::WsTransport;
-use crate::budget::Budget;
+use crate::limits::budget::Budget;
 use crate::limits::{Limits, ServerLimits};
 use crate::session::SessionInner;
 use futures::{Sink, Stream};

@@ -95,7 +95,7 @@ impl Session {
         transport: T,
         main: Option<RpcStub>,
         limits: Limits,
-        server: Option<Arc<crate::budget::Budget>>,
+        server: Option<Arc<crate::limits::budget::Budget>>,
     ) -> Session
     where
         T: Stream<Item = Result<String, TransportError>>

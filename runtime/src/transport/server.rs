@@ -5,7 +5,7 @@ use super::context::SessionContext;
 use super::cors::CorsPolicy;
 use super::guard::{GuardedWs, WsIo};
 use super::websocket::ws_config;
-use crate::budget::{Budget, Charge};
+use crate::limits::budget::{Budget, Charge};
 use crate::limits::{Limits, ServerLimits};
 use crate::stub::RpcStub;
 use axum::response::IntoResponse;

@@ -2,9 +2,9 @@
 //! run the closure where it lives.
 
 use crate::error::RpcError;
-use crate::object::{CallFuture, RpcObject, arg};
+use crate::stub::object::{CallFuture, RpcObject, arg};
+use crate::stub::typed::{IntoReturn, Remote};
 use crate::stub::{RpcPromise, RpcStub};
-use crate::typed::{IntoReturn, Remote};
 use crate::value::Value;
 use crate::wire::PathKey;
 use serde::de::DeserializeOwned;

@@ -48,7 +48,7 @@ pub(crate) fn serialize_special<S: ser::Serializer>(
         PARKED.with(|p| *p.borrow_mut() = Some(value.clone()));
         serializer.serialize_newtype_struct(MAGIC, &())
     } else {
-        match crate::codec::encode_detached(value) {
+        match crate::session::codec::encode_detached(value) {
             Ok(json) => json.serialize(serializer),
             Err(e) => Err(ser::Error::custom(e)),
         }
@@ -377,5 +377,5 @@ serialize_via_value!(
     Bytes => Bytes,
     crate::stream::ReadableStream => Readable,
     crate::stream::WritableStream => Writable,
-    crate::web::Blob => Blob
+    crate::value::web::Blob => Blob
 );

@@ -1,9 +1,22 @@
 //! The dynamic [`Value`]: anything Cap'n Web can carry, capabilities included.
+//!
+//! It owns the value model and its bridges to the rest of Rust: `ser` ([`to_value`]: any
+//! `Serialize` type to a [`Value`]), `de` ([`from_value`]: a [`Value`] to any
+//! `Deserialize` type) and `web` (the web platform types a value can be: `Blob`,
+//! `Headers`, `Request`, `Response`, `URL`). A value can hold stubs and streams, so it
+//! names [`crate::stub`] and [`crate::stream`]; it knows nothing of sessions or the wire.
+//!
+//! [`to_value`]: crate::to_value
+//! [`from_value`]: crate::from_value
+
+pub(crate) mod de;
+pub(crate) mod ser;
+pub(crate) mod web;
 
 use crate::error::RpcError;
 use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::{RpcPromise, RpcStub};
-use crate::web::{Blob, Request, Response};
+use crate::value::web::{Blob, Request, Response};
 use std::fmt;
 
 /// A JavaScript object's own properties, in insertion order.

@@ -190,11 +190,11 @@ impl<T: ?Sized + RpcTarget> FromStub for Stub<T> {
 #[doc(hidden)]
 pub mod private {
     use super::*;
-    use crate::object::CallFuture;
+    use crate::stub::object::CallFuture;
     use std::future::Future;
 
     pub use crate::__capwire_typescript as typescript;
-    pub use crate::object::arg;
+    pub use crate::stub::object::arg;
     #[cfg(feature = "typescript")]
     pub use crate::typescript::private as ts;
     pub use futures::future::BoxFuture;
@@ -254,7 +254,9 @@ pub mod private {
         target: std::sync::Arc<T>,
         name: &'static str,
     ) -> CallFuture {
-        ready(Ok(Value::Stub(crate::function::bound_method(target, name))))
+        ready(Ok(Value::Stub(crate::stub::function::bound_method(
+            target, name,
+        ))))
     }
 
     pub fn not_a_function(method: &str) -> CallFuture {

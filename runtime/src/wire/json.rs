@@ -166,10 +166,11 @@ impl fmt::Display for Json<'_> {
     }
 }
 
-struct Reader<'a> {
-    text: &'a str,
-    bytes: &'a [u8],
-    at: usize,
+/// A cursor over JSON text; [`super::direct`] reads with it too.
+pub(super) struct Reader<'a> {
+    pub(super) text: &'a str,
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -177,13 +178,13 @@ impl<'a> Reader<'a> {
         format!("{what} at byte {}", self.at)
     }
 
-    fn skip_space(&mut self) {
+    pub(super) fn skip_space(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
         }
     }
 
-    fn expect(&mut self, literal: &str) -> Result<(), String> {
+    pub(super) fn expect(&mut self, literal: &str) -> Result<(), String> {
         if self.bytes[self.at..].starts_with(literal.as_bytes()) {
             self.at += literal.len();
             Ok(())
@@ -261,7 +262,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Json<'a>, String> {
+    pub(super) fn number(&mut self) -> Result<Json<'a>, String> {
         let start = self.at;
         let digits = |r: &mut Reader<'a>| {
             let from = r.at;
@@ -310,7 +311,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string, its opening quote at `self.at`.
-    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    pub(super) fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.at += 1;
         let start = self.at;
         // The common case: no escapes, borrowed.
@@ -415,12 +416,12 @@ impl<'a> Reader<'a> {
 /// An object's fields with repeated keys merged as `JSON.parse` does: the last value, in
 /// the first key's place. Linear in the number of fields (a small object is scanned, a
 /// large one indexed).
-fn last_wins<'a>(fields: Vec<(Cow<'a, str>, Json<'a>)>) -> Vec<(Cow<'a, str>, Json<'a>)> {
+pub(super) fn last_wins<K: Eq + std::hash::Hash + Clone, V>(fields: Vec<(K, V)>) -> Vec<(K, V)> {
     let n = fields.len();
     if n < 2 {
         return fields;
     }
-    let mut out: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(n);
+    let mut out: Vec<(K, V)> = Vec::with_capacity(n);
     if n <= 8 {
         for (k, v) in fields {
             match out.iter_mut().find(|(seen, _)| *seen == k) {
@@ -430,7 +431,7 @@ fn last_wins<'a>(fields: Vec<(Cow<'a, str>, Json<'a>)>) -> Vec<(Cow<'a, str>, Js
         }
         return out;
     }
-    let mut index: std::collections::HashMap<Cow<'a, str>, usize> =
+    let mut index: std::collections::HashMap<K, usize> =
         std::collections::HashMap::with_capacity(n);
     for (k, v) in fields {
         match index.get(&k) {

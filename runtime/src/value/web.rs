@@ -456,12 +456,12 @@ macro_rules! via_value {
     ($($t:ty => $variant:ident $(($wrap:expr, $unwrap:expr))?, $what:literal);* $(;)?) => {$(
         impl serde::Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                crate::ser::serialize_special(&via_value!(@wrap self $(, $wrap)?; $variant), serializer)
+                crate::value::ser::serialize_special(&via_value!(@wrap self $(, $wrap)?; $variant), serializer)
             }
         }
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                match crate::de::deserialize_value(deserializer)? {
+                match crate::value::de::deserialize_value(deserializer)? {
                     Value::$variant(x) => via_value!(@unwrap x $(, $unwrap)?),
                     other => Err(serde::de::Error::custom(format!(
                         concat!("expected ", $what, ", found {}"),

@@ -1,5 +1,8 @@
 //! Limits on what a peer may make a session hold ([`Limits`]), and on what all peers
-//! together may make a server hold ([`ServerLimits`]).
+//! together may make a server hold ([`ServerLimits`]); `budget` keeps the running count
+//! of bytes held against them.
+
+pub(crate) mod budget;
 
 use std::time::Duration;
 

@@ -59,7 +59,10 @@ pub fn serialize(value: &Value) -> Result<String, RpcError> {
 /// ```
 pub fn deserialize(text: &str) -> Result<Value, RpcError> {
     let expr = Expr::parse(text, &Limits::default())?;
-    Ok(crate::eval::evaluate(expr, &mut crate::eval::Detached)?)
+    Ok(crate::session::eval::evaluate(
+        expr,
+        &mut crate::session::eval::Detached,
+    )?)
 }
 
 /// Encodes `value` as an expression; `export` is asked to export each capability. A value

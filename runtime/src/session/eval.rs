@@ -139,15 +139,19 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
         Expr::Writable(id) => Value::Writable(scope.writable(id)?),
         Expr::Blob { mime, content } => {
             let limit = scope.max_blob_size();
-            crate::web::received_blob(mime, evaluate(*content, scope)?, limit)?
+            crate::value::web::received_blob(mime, evaluate(*content, scope)?, limit)?
         }
         Expr::Request { url, body, init } => {
             let body = body.map(|b| evaluate(*b, scope)).transpose()?;
-            Value::Request(Box::new(crate::web::Request::from_wire(url, body, &init)?))
+            Value::Request(Box::new(crate::value::web::Request::from_wire(
+                url, body, &init,
+            )?))
         }
         Expr::Response { body, init } => {
             let body = evaluate(*body, scope)?;
-            Value::Response(Box::new(crate::web::Response::from_wire(body, &init)?))
+            Value::Response(Box::new(crate::value::web::Response::from_wire(
+                body, &init,
+            )?))
         }
     })
 }
@@ -295,7 +299,7 @@ impl MapperScope<'_> {
     fn measure(&self, value: &Value) -> Result<usize, RpcError> {
         count_nodes(value, *self.work, self.mapper.max_depth).map_err(|e| match e {
             Overrun::Nodes => too_much_work(self.mapper.max_work),
-            Overrun::Depth => crate::codec::too_deep(self.mapper.max_depth),
+            Overrun::Depth => crate::session::codec::too_deep(self.mapper.max_depth),
         })
     }
 

@@ -1,8 +1,18 @@
 //! Stubs and promises: the handles users hold on objects and results that live elsewhere.
+//!
+//! It owns [`RpcStub`], [`RpcPromise`] and the `Hook` behind both (local object, import
+//! of a session, settled value, error), and the two ends of a call in user code: `object`
+//! ([`RpcObject`], what a local target implements), `function` (closures as targets) and
+//! `typed` (the typed [`Stub`](crate::Stub) and [`RpcTarget`](crate::RpcTarget) that the
+//! macros generate code against).
+
+pub(crate) mod function;
+pub(crate) mod object;
+pub(crate) mod typed;
 
 use crate::error::RpcError;
-use crate::object::{CallFuture, RpcObject};
 use crate::session::{BrokenCallback, Import};
+use crate::stub::object::{CallFuture, RpcObject};
 use crate::value::Value;
 use crate::wire::PathKey;
 use futures::FutureExt;
@@ -69,7 +79,7 @@ impl Turns {
 
     fn settle(&self, result: &Result<Value, RpcError>) {
         let size = match result {
-            Ok(v) => crate::budget::value_size(v, usize::MAX),
+            Ok(v) => crate::limits::budget::value_size(v, usize::MAX),
             Err(_) => 0,
         };
         let previous = std::mem::replace(&mut *lock_plain(&self.settled), Settled::Done(size));
@@ -276,7 +286,9 @@ pub(crate) fn resolve_promises(value: Value) -> BoxFuture<'static, Result<Value,
 fn resolve_within(value: Value, room: usize) -> BoxFuture<'static, Result<Value, RpcError>> {
     async move {
         if room == 0 {
-            return Err(crate::codec::too_deep(crate::Limits::default().max_depth));
+            return Err(crate::session::codec::too_deep(
+                crate::Limits::default().max_depth,
+            ));
         }
         Ok(match value {
             Value::Promise(p) => resolve_within(p.hook.resolve().await?, room).await?,
@@ -369,12 +381,12 @@ impl Hook {
 
     /// A call (`args` is `Some`) or a property read at `path`.
     pub(crate) fn op(&self, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
-        let args = match crate::map::intercept(self, path, args) {
+        let args = match crate::session::map::intercept(self, path, args) {
             Ok(recorded) => return recorded,
             Err(args) => args,
         };
         match self {
-            Hook::Recorded(_) => Hook::Error(crate::map::placeholder_error()),
+            Hook::Recorded(_) => Hook::Error(crate::session::map::placeholder_error()),
             Hook::Error(e) => Hook::Error(e.clone()),
             Hook::Local(obj) => local_op(obj, path, args),
             Hook::Import(imp) => imp.op(path, args),
@@ -414,7 +426,7 @@ impl Hook {
             Hook::Ready(v) => futures::future::ready(Ok(Value::clone(v))).boxed(),
             Hook::Error(e) => futures::future::ready(Err(e.clone())).boxed(),
             Hook::Recorded(_) => {
-                futures::future::ready(Err(crate::map::placeholder_error())).boxed()
+                futures::future::ready(Err(crate::session::map::placeholder_error())).boxed()
             }
         }
     }
@@ -696,13 +708,13 @@ impl fmt::Debug for RpcStub {
 
 impl serde::Serialize for RpcStub {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::ser::serialize_special(&Value::Stub(self.clone()), serializer)
+        crate::value::ser::serialize_special(&Value::Stub(self.clone()), serializer)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for RpcStub {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match crate::de::deserialize_value(deserializer)? {
+        match crate::value::de::deserialize_value(deserializer)? {
             Value::Stub(s) => Ok(s),
             Value::Promise(p) => Ok(RpcStub { hook: p.hook }),
             other => Err(serde::de::Error::custom(format!(
@@ -855,13 +867,13 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
 
 impl<T> serde::Serialize for RpcPromise<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::ser::serialize_special(&Value::Promise(self.untyped()), serializer)
+        crate::value::ser::serialize_special(&Value::Promise(self.untyped()), serializer)
     }
 }
 
 impl<'de, T> serde::Deserialize<'de> for RpcPromise<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match crate::de::deserialize_value(deserializer)? {
+        Ok(match crate::value::de::deserialize_value(deserializer)? {
             Value::Promise(p) => p.typed(),
             Value::Stub(s) => RpcPromise::from_hook(s.hook),
             other => RpcPromise::resolved(other),

@@ -2,9 +2,9 @@
 //! makes are recorded as instructions and sent to the peer in one `remap`, which runs them
 //! for each element where the value lives: one round trip for the whole map.
 
-use crate::codec::{Capability, encode};
 use crate::error::RpcError;
-use crate::eval::{Mapper, map};
+use crate::session::codec::{Capability, encode};
+use crate::session::eval::{Mapper, map};
 use crate::stub::{Hook, RpcPromise};
 use crate::value::Value;
 use crate::wire::{Expr, PathKey};

@@ -1,7 +1,7 @@
 //! [`Value`] to serde types: [`from_value`].
 
 use crate::error::RpcError;
-use crate::ser::MAGIC;
+use crate::value::ser::MAGIC;
 use crate::value::{BigInt, Bytes, Date, Object, Value};
 use serde::de::{self, Deserialize, DeserializeOwned, IntoDeserializer, Visitor};
 use std::cell::RefCell;
@@ -351,7 +351,7 @@ deserialize_via_value!(
     Date => Date, "a date";
     RpcError => Error, "an error";
     crate::stream::WritableStream => Writable, "a WritableStream";
-    crate::web::Blob => Blob, "a Blob"
+    crate::value::web::Blob => Blob, "a Blob"
 );
 
 impl<'de> Deserialize<'de> for BigInt {

@@ -1,0 +1,201 @@
+//! The import table's entries: what this side references of the peer's, shared by every
+//! stub and promise that refers to it.
+
+use super::*;
+
+/// An entry of the import table, shared by every stub or promise that refers to it. When
+/// the last one is dropped, the session sends `release`.
+pub(crate) struct Import {
+    pub(super) session: Arc<SessionInner>,
+    pub(super) id: i64,
+    pub(super) generation: u64,
+    pub(super) promise: bool,
+    /// The result of a `stream` call: an acknowledgement the peer sends by itself.
+    pub(super) stream: bool,
+    pub(super) pulled: AtomicBool,
+    /// Its table entry is gone already (released when it settled): nothing to do on drop.
+    pub(super) released: AtomicBool,
+    /// Its call went as a `stream` (see [`SessionInner::send_as_stream`]): the peer answers
+    /// and releases it by itself, and its ID must not be referenced again.
+    pub(super) sent_as_stream: AtomicBool,
+    pub(super) resolution: OnceLock<Result<Value, RpcError>>,
+    pub(super) resolved: Notify,
+    /// Callbacks of `on_broken`, run when this settles.
+    pub(super) watchers: Mutex<Vec<BrokenCallback>>,
+}
+
+/// What `on_broken` runs.
+pub(crate) type BrokenCallback = Box<dyn FnOnce(RpcError) + Send>;
+
+impl Import {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub(super) fn settle(&self, result: Result<Value, RpcError>) {
+        if self.resolution.set(result).is_ok() {
+            self.resolved.notify_waiters();
+            // Taken after the resolution is set: a watcher added meanwhile sees it.
+            let watchers = std::mem::take(&mut *lock(&self.watchers));
+            if let Some(result) = self.resolution.get() {
+                for watcher in watchers {
+                    crate::stub::notify_broken(result, watcher);
+                }
+            }
+        }
+    }
+
+    /// Runs `callback` when this import breaks: its session ends, or (a promise) it
+    /// rejects or resolves to something that breaks.
+    pub(crate) fn on_broken(&self, callback: BrokenCallback) {
+        let mut watchers = lock(&self.watchers);
+        match self.resolution.get() {
+            None => {
+                watchers.push(callback);
+                drop(watchers);
+                // Whether a promise rejects is known only once its result is asked for.
+                self.pull();
+            }
+            Some(result) => {
+                drop(watchers);
+                crate::stub::notify_broken(result, callback);
+            }
+        }
+    }
+
+    pub(crate) fn op(self: &Arc<Self>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
+        match self.resolution.get() {
+            Some(Ok(v)) => value_op(v, path, args),
+            Some(Err(e)) => Hook::Error(e.clone()),
+            // Its ID is the peer's to forget: wait for the result here, then apply.
+            None if self.sent_as_stream.load(Ordering::Acquire) => {
+                let (this, path) = (self.clone(), path.to_vec());
+                Hook::start(async move {
+                    let value = Import::resolve(&this).await?;
+                    value_op(&value, &path, args).resolve().await
+                })
+            }
+            None => match self.session.send_call(self.id, path, args) {
+                Ok(import) => Hook::Import(import),
+                Err(e) => Hook::Error(e),
+            },
+        }
+    }
+
+    /// Sends a recorded mapper to the peer if the value is still theirs (not settled);
+    /// gives it back otherwise, to be replayed here.
+    pub(crate) fn remap(
+        self: &Arc<Self>,
+        mapper: crate::session::eval::Mapper,
+    ) -> Result<Hook, crate::session::eval::Mapper> {
+        if self.resolution.get().is_some() || self.sent_as_stream.load(Ordering::Acquire) {
+            return Err(mapper);
+        }
+        Ok(
+            match self
+                .session
+                .send_remap(self.id, &mapper.captures, mapper.instructions)
+            {
+                Ok(import) => Hook::Import(import),
+                Err(e) => Hook::Error(e),
+            },
+        )
+    }
+
+    /// Sends a `stream` call of `method` on this import (a writable): auto-pulled, never
+    /// released by us. Returns the import of its result and the message's size.
+    pub(crate) fn stream_call(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<(Arc<Import>, usize), RpcError> {
+        self.session.send_stream(self.id, method, args)
+    }
+
+    /// [`Import::stream_call`] of `write` with one chunk of bytes, written directly.
+    pub(crate) fn stream_write(&self, chunk: &[u8]) -> Result<(Arc<Import>, usize), RpcError> {
+        let text = Message::stream_write_text(self.id, chunk);
+        self.session.send_stream_text(text, Pending::default())
+    }
+
+    /// Completes when this import's session has ended.
+    pub(crate) async fn session_closed(&self) {
+        self.session.closed().await;
+    }
+
+    /// Waits until the session's queue of stream writes has room.
+    pub(crate) async fn stream_queue_room(&self) {
+        self.session.stream_queue_room().await;
+    }
+
+    pub(crate) fn pull(&self) {
+        if self.promise
+            && self.resolution.get().is_none()
+            && !self.pulled.swap(true, Ordering::AcqRel)
+        {
+            self.session.send(&Message::Pull(self.id));
+        }
+    }
+
+    pub(crate) fn resolve(this: &Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
+        if !this.promise {
+            return futures::future::ready(Ok(Value::Stub(RpcStub {
+                hook: Hook::Import(this.clone()),
+            })))
+            .boxed();
+        }
+        // Awaited by its only holder with nothing pipelined on it yet: the call can still
+        // go as a `stream`, which the peer answers without a `pull` and releases by itself.
+        if Arc::strong_count(this) == 1 && !this.pulled.load(Ordering::Acquire) {
+            this.session.send_as_stream(this);
+        }
+        let this = this.clone();
+        async move {
+            loop {
+                let notified = this.resolved.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(r) = this.resolution.get() {
+                    return r.clone();
+                }
+                this.pull();
+                notified.await;
+            }
+        }
+        .boxed()
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        if self.released.load(Ordering::Acquire) {
+            return;
+        }
+        // Never lock here: a drop can happen anywhere, including under the session lock.
+        let _ = self.session.events.send(Event::Dropped {
+            id: self.id,
+            generation: self.generation,
+        });
+    }
+}
+
+/// What an import refers to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ImportKind {
+    /// An object.
+    Stub,
+    /// A result to come.
+    Promise,
+    /// The acknowledgement of a `stream` call (a promise the peer answers unasked, and
+    /// releases by itself).
+    StreamCall,
+}
+
+pub(super) struct ImportSlot {
+    /// The entry, counted against the session's memory when the peer made it.
+    pub(super) charge: Option<Charge>,
+    pub(super) import: Weak<Import>,
+    pub(super) generation: u64,
+    /// Times the peer introduced this ID to us: what a `release` must report.
+    pub(super) remote_refcount: u64,
+}

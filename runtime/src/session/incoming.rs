@@ -1,0 +1,323 @@
+//! What the peer sends: each message parsed, checked against the budgets, and applied to
+//! the tables; the session's end.
+
+use super::*;
+
+impl SessionInner {
+    /// Evaluates an expression from the peer into a value.
+    pub(crate) fn evaluate(self: &Arc<Self>, expr: Expr) -> Result<Value, ProtocolError> {
+        crate::session::eval::evaluate(expr, &mut SessionScope(self))
+    }
+
+    /// The error a `reject` or `abort` carries (a non-error value is described as one).
+    pub(super) fn evaluate_error(self: &Arc<Self>, expr: Expr) -> RpcError {
+        match self.evaluate(expr) {
+            Ok(Value::Error(e)) => e,
+            Ok(other) => RpcError::error(format!("{other:?}")),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Handles one incoming message. An error ends the session.
+    pub(crate) fn handle_text(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
+        self.handle_message(text)?;
+        self.check_budgets()
+    }
+
+    /// Ends the session if its peer made it hold more than a budget allows: its stream
+    /// buffer (a peer that writes more than its readers take ignores flow control), its
+    /// memory, or the server's.
+    pub(crate) fn check_budgets(&self) -> Result<(), ProtocolError> {
+        match self
+            .stream_buffer
+            .exceeded_budget()
+            .or_else(|| self.memory.exceeded_budget())
+        {
+            None => Ok(()),
+            Some(e) if e.name == "max_stream_buffer" => {
+                Err(ProtocolError::StreamBufferExceeded { limit: e.limit })
+            }
+            Some(e) => Err(ProtocolError::OverBudget {
+                name: e.name,
+                limit: e.limit,
+            }),
+        }
+    }
+
+    pub(super) fn handle_message(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
+        if let Some(e) = self.broken() {
+            return Err(ProtocolError::Session(e));
+        }
+        match Message::parse(text, &self.limits)? {
+            Message::Push(expr) => {
+                self.handle_push(expr, false, text.len())?;
+            }
+            Message::Stream(expr) => {
+                self.handle_push(expr, true, text.len())?;
+            }
+            Message::Pipe => {
+                let (writer, reader) = crate::stream::pipe_ends(Some(self.stream_buffer.clone()));
+                let mut entry = ExportEntry::new(Hook::Local(writer.clone()));
+                entry.charge = Some(self.charge_entry(0)?);
+                entry.kind = ExportKind::Pipe {
+                    writer,
+                    readable: Some(reader),
+                };
+                let mut state = self.lock();
+                let id = state.next_peer_push;
+                state.next_peer_push += 1;
+                state.exports.insert(id, entry);
+            }
+            Message::Pull(id) => {
+                if !self.lock().exports.contains_key(&id) {
+                    return Err(ProtocolError::NoSuchExport(id));
+                }
+                self.resolve_export(id, false);
+            }
+            Message::Resolve(id, expr) => {
+                let value = self.evaluate(expr);
+                self.settle_import(id, value.map_err(RpcError::from));
+            }
+            Message::Reject(id, expr) => {
+                let error = self.evaluate_error(expr);
+                self.settle_import(id, Err(error));
+            }
+            Message::Release(id, count) => {
+                let released = {
+                    let mut state = self.lock();
+                    self.release_locked(&mut state, id, count)?
+                };
+                drop(released);
+            }
+            Message::Abort(expr) => {
+                return Err(ProtocolError::PeerAborted(self.evaluate_error(expr)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a new table entry, made by a message of `size` bytes, against the session's
+    /// memory.
+    pub(super) fn charge_entry(&self, size: usize) -> Result<Charge, ProtocolError> {
+        self.memory
+            .charge(ENTRY_COST.saturating_add(size))
+            .ok_or_else(|| self.over_budget())
+    }
+
+    /// Counts `size` more bytes for export `id` (its result, now known and held until the
+    /// peer releases it); a session that passes its budget so is ended.
+    pub(super) fn charge_result(&self, id: i64, size: usize) {
+        let mut state = self.lock();
+        let Some(entry) = state.exports.get_mut(&id) else {
+            return;
+        };
+        let full = match &mut entry.charge {
+            Some(charge) => !charge.grow(size),
+            None => false,
+        };
+        drop(state);
+        if full {
+            let _ = self.events.send(Event::OverBudget);
+        }
+    }
+
+    /// The error for a charge the session's memory (or the server's) refused.
+    pub(super) fn over_budget(&self) -> ProtocolError {
+        let full = self.memory.exceeded_budget();
+        ProtocolError::OverBudget {
+            name: full.map_or(self.memory.name(), |e| e.name),
+            limit: full.map_or(self.memory.limit(), |e| e.limit),
+        }
+    }
+
+    /// A `push` (or a `stream` call) of `size` bytes: a new export for its result, counted
+    /// against the session's memory with what it holds (the message's size stands for its
+    /// arguments; a result known at once is measured).
+    pub(super) fn handle_push(
+        self: &Arc<Self>,
+        expr: Expr,
+        stream: bool,
+        size: usize,
+    ) -> Result<(), ProtocolError> {
+        let id = {
+            let mut state = self.lock();
+            let id = state.next_peer_push;
+            state.next_peer_push += 1;
+            id
+        };
+        // A stream write's bytes are counted by the stream buffer.
+        let mut charge = self.charge_entry(if stream { 0 } else { size })?;
+        let hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        // (A value shared with another entry, a pipelined reference to an earlier result,
+        // is counted there.)
+        if let Hook::Ready(v) = &hook
+            && Arc::strong_count(v) == 1
+        {
+            let held = crate::limits::budget::value_size(v, self.memory.limit());
+            if !charge.grow(held) {
+                return Err(self.over_budget());
+            }
+        }
+        // A result still to come is counted when it comes, if the entry is still there.
+        if let Hook::Pending(_, turns) = &hook {
+            let session = Arc::downgrade(self);
+            turns.on_settled(Box::new(move |size| {
+                if let Some(session) = session.upgrade() {
+                    session.charge_result(id, size);
+                }
+            }));
+        }
+        let mut entry = ExportEntry::new(hook);
+        entry.charge = Some(charge);
+        if stream {
+            entry.kind = ExportKind::StreamCall;
+        }
+        let mut state = self.lock();
+        state.exports.insert(id, entry);
+        drop(state);
+        if stream {
+            self.resolve_export(id, true);
+        }
+        Ok(())
+    }
+
+    pub(super) fn settle_import(&self, id: i64, result: Result<Value, RpcError>) {
+        let import = {
+            let mut state = self.lock();
+            let Some(slot) = state.imports.get(&id) else {
+                // Released already (a race capnweb tolerates too): drop the value.
+                return;
+            };
+            let import = slot.import.upgrade();
+            if let Some(import) = &import {
+                // We keep the resolution locally; the peer can let go of its export.
+                import.released.store(true, Ordering::Release);
+                let slot = state.imports.remove(&id).expect("present above");
+                if slot.remote_refcount > 0 && state.broken.is_none() {
+                    let _ = self.queue(Message::Release(id, slot.remote_refcount).to_text());
+                }
+            }
+            import
+        };
+        if let Some(import) = import {
+            import.settle(result);
+        }
+    }
+
+    /// A local reference went away: release the import if nothing re-introduced it.
+    pub(crate) fn handle_event(self: &Arc<Self>, event: Event) -> bool {
+        match event {
+            Event::Dropped { id, generation } => {
+                let mut state = self.lock();
+                let current = state
+                    .imports
+                    .get(&id)
+                    .is_some_and(|s| s.generation == generation && s.import.strong_count() == 0);
+                if current {
+                    let slot = state.imports.remove(&id).expect("present above");
+                    if slot.remote_refcount > 0 && state.broken.is_none() {
+                        let _ = self.queue(Message::Release(id, slot.remote_refcount).to_text());
+                    }
+                }
+                // A client-only session ends once its main stub and every other reference
+                // (imports, exports, results on their way) are gone.
+                let done = state.main_taken
+                    && !state.serves_main
+                    && state.imports.is_empty()
+                    && state.exports.len() == 1
+                    && state.resolving == 0;
+                drop(state);
+                if done {
+                    self.shutdown(
+                        RpcError::error("RPC session was shut down by disposing the main stub"),
+                        false,
+                    );
+                    return false;
+                }
+                true
+            }
+            Event::OverBudget => match self.check_budgets() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!("capwire: ending session: {e}");
+                    self.shutdown(RpcError::from(e), true);
+                    false
+                }
+            },
+            Event::FlushDeferred => {
+                self.flush_deferred();
+                true
+            }
+            Event::Shutdown => false,
+        }
+    }
+
+    /// Ends the session: optionally sends `abort`, fails every pending import, and frees
+    /// every table entry.
+    pub(crate) fn shutdown(self: &Arc<Self>, error: RpcError, send_abort: bool) {
+        let (imports, exports) = {
+            let mut state = self.lock();
+            if state.broken.is_some() {
+                return;
+            }
+            if send_abort {
+                let expr = error_expr(&error);
+                // Sent whatever the budget: it says why the session ends.
+                let text = Message::Abort(expr).to_text();
+                self.memory.force_add(text.len());
+                self.unsent_bytes.fetch_add(text.len(), Ordering::AcqRel);
+                let _ = self.out.send(text);
+            }
+            state.broken = Some(error.clone());
+            state.resolving = 0;
+            (
+                std::mem::take(&mut state.imports),
+                std::mem::take(&mut state.exports),
+            )
+        };
+        let _ = self.events.send(Event::Shutdown);
+        for slot in imports.into_values() {
+            if let Some(import) = slot.import.upgrade() {
+                import.settle(Err(error.clone()));
+            }
+        }
+        drop(exports);
+        self.idle.notify_waiters();
+        self.ended.notify_waiters();
+    }
+
+    /// The peer will send nothing more: every result still expected from it fails with
+    /// `error`, and so does every later call to it.
+    pub(crate) fn peer_done(&self, error: RpcError) {
+        let (pending, unread, pipes) = {
+            let mut state = self.lock();
+            state.deaf = Some(error.clone());
+            let pending: Vec<Arc<Import>> = state
+                .imports
+                .values()
+                .filter_map(|slot| slot.import.upgrade())
+                .collect();
+            let mut unread: Vec<ReadableStream> = Vec::new();
+            let mut pipes = Vec::new();
+            for entry in state.exports.values_mut() {
+                if let ExportKind::Pipe { writer, readable } = &mut entry.kind {
+                    unread.extend(readable.take());
+                    pipes.push(writer.clone());
+                }
+            }
+            (pending, unread, pipes)
+        };
+        // No message can claim a pipe or write to it any more: unclaimed pipes are
+        // dropped (failing writes that wait for a reader), unfinished ones are aborted.
+        drop(unread);
+        for pipe in pipes {
+            pipe.abort_unfinished(error.clone());
+        }
+        self.streams_one_way();
+        for import in pending {
+            if import.promise && !import.stream {
+                import.settle(Err(error.clone()));
+            }
+        }
+    }
+}
