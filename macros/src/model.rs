@@ -248,6 +248,9 @@ fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     }
 }
 
+/// The most arguments a method may take: the typed client's `__private::call16`.
+const MAX_ARGS: usize = 16;
+
 /// Checks one method's signature and builds its model. `Ok(None)`: not part of the RPC
 /// surface (no receiver).
 fn method(
@@ -312,6 +315,12 @@ fn method(
             ident,
             ty: (*pt.ty).clone(),
         });
+    }
+    if args.len() > MAX_ARGS {
+        errors.at(
+            &sig.inputs,
+            format!("an RPC method takes at most {MAX_ARGS} arguments besides `&self` (as many as serde encodes in a tuple); group them in a struct"),
+        );
     }
     let ret = match &sig.output {
         ReturnType::Default => Ret::Unit,
