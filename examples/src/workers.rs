@@ -237,9 +237,9 @@ pub async fn scenarios(
     );
     line(
         "greet(\"Ada\") with GREETING from [vars]",
-        a.greet("Ada".into()).await?,
+        a.greet("Ada").await?,
     );
-    let reply = a.signup("ada".into()).await?;
+    let reply = a.signup("ada").await?;
     host.drain().await;
     line(
         "signup(\"ada\") answers, then wait_until records it",
@@ -276,10 +276,7 @@ pub async fn scenarios(
     line("foo().bar.baz()", format!("{qux:?}"));
     line(
         "the durable counter \"alice\" (a Durable Object: higher on every run)",
-        counters
-            .durable_increment("alice".into())
-            .await?
-            .to_string(),
+        counters.durable_increment("alice").await?.to_string(),
     );
     let introducer: Stub<Introducer> = host.service("introducer", None)?;
     line(
@@ -297,8 +294,8 @@ pub async fn scenarios(
         format!("{ids:?}"),
     );
     let user: Stub<UserEntrypoint> = host.service("todo", Some("UserEntrypoint"))?;
-    user.create_task(ids[0], "write the docs".into()).await?;
-    user.create_task(ids[0], "ship it".into()).await?;
+    user.create_task(ids[0], "write the docs").await?;
+    user.create_task(ids[0], "ship it").await?;
     let titles: Vec<String> = user
         .get_tasks(ids[0])
         .await?

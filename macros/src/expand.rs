@@ -73,13 +73,16 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 
 /// Converts a method's result into `Result<Value, RpcError>`.
 fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
-    let into = |span: Span| {
+    // Bounded by `__private::Returned`, spanned at the type, as the check at the start of
+    // the body is: an unmet bound is reported once, by the check.
+    let into = |ty: &Type| {
+        let span = ty.span();
         let k = respan(krate.to_token_stream(), span);
-        quote_spanned!(span=> #k::IntoReturn::into_return)
+        quote_spanned!(span=> #k::__private::into_return::<#ty>)
     };
     match &m.ret {
         Ret::Result(ok, err) => {
-            let into = into(ok.span());
+            let into = into(ok);
             let err_span = err.as_ref().map_or(m.span, Spanned::span);
             let k = respan(krate.to_token_stream(), err_span);
             let into_error = quote_spanned!(err_span=> #k::__private::into_error(e));
@@ -91,14 +94,39 @@ fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
             }
         }
         Ret::Value(ty) => {
-            let into = into(ty.span());
+            let into = into(ty);
             quote!(#into(#value))
         }
         Ret::Unit => {
-            let into = into(m.span);
-            quote!(#into(#value))
+            let k = respan(krate.to_token_stream(), m.span);
+            quote_spanned!(m.span=> #k::__private::into_return::<()>(#value))
         }
     }
+}
+
+/// The type of a method's result that travels (`T` of `Result<T, E>`), if any.
+fn result_type(m: &Method) -> Option<&Type> {
+    match &m.ret {
+        Ret::Unit => None,
+        Ret::Value(ty) | Ret::Result(ty, _) => Some(ty),
+    }
+}
+
+/// A check of each argument's type and of the result's, spanned at the type, for the start
+/// of a body that uses them: an argument or result that is not serde gives the custom
+/// message of `__private::Argument` or `Returned` there, and rustc leaves out the raw
+/// trait-bound errors of the later uses at the same type.
+fn checks(m: &Method, krate: &Path) -> TokenStream {
+    let args = m.args.iter().map(|a| {
+        let ty = &a.ty;
+        let k = respan(krate.to_token_stream(), ty.span());
+        quote_spanned!(ty.span()=> #k::__private::argument::<#ty>();)
+    });
+    let ret = result_type(m).map(|ty| {
+        let k = respan(krate.to_token_stream(), ty.span());
+        quote_spanned!(ty.span()=> #k::__private::returned::<#ty>();)
+    });
+    quote!(#(#args)* #ret)
 }
 
 /// One `match` arm per method: decode the arguments, call, convert the result. `callee`
@@ -114,6 +142,7 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
             let ident = &m.ident;
             let cfgs = &m.cfgs;
             let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__arg{}", i)).collect();
+            let checks = checks(m, krate);
             let decode = m.args.iter().zip(&vars).enumerate().map(|(i, (a, var))| {
                 let (ty, name) = (&a.ty, &a.name);
                 let k = respan(krate.to_token_stream(), ty.span());
@@ -133,7 +162,7 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
                 let c = convert(m, krate, call);
                 quote!(#k::__private::ready(#c))
             };
-            quote!(#(#cfgs)* #wire => { #(#decode)* #body })
+            quote!(#(#cfgs)* #wire => { #checks #(#decode)* #body })
         })
         .collect()
 }
@@ -208,18 +237,27 @@ fn client(t: &Target) -> TokenStream {
             .enumerate()
             .map(|(i, a)| param_name(a, i))
             .collect();
+        // A `String` parameter takes anything `Into<String>` (a `&str` literal); other types
+        // stay as written, so that integer and float literals infer as the parameter's type.
         let params = m.args.iter().zip(&names).map(|(a, p)| {
             let ty = &a.ty;
-            quote!(#p: #ty)
+            if is_string(ty) {
+                quote!(#p: impl ::core::convert::Into<#ty>)
+            } else {
+                quote!(#p: #ty)
+            }
         });
-        let checks = m.args.iter().map(|a| {
-            let ty = &a.ty;
-            let k = respan(krate.to_token_stream(), ty.span());
-            quote_spanned!(ty.span()=> #k::__private::check_arg::<#ty>();)
+        let values = m.args.iter().zip(&names).map(|(a, p)| {
+            if is_string(&a.ty) {
+                quote!(::core::convert::Into::into(#p))
+            } else {
+                p.to_token_stream()
+            }
         });
-        let output = match &m.ret {
-            Ret::Unit => quote!(#krate::RpcPromise<()>),
-            Ret::Value(ty) | Ret::Result(ty, _) => {
+        let checks = checks(m, krate);
+        let output = match result_type(m) {
+            None => quote!(#krate::RpcPromise<()>),
+            Some(ty) => {
                 let k = respan(krate.to_token_stream(), ty.span());
                 quote_spanned!(ty.span()=> #k::RpcPromise<<#ty as #k::Remote>::Output>)
             }
@@ -227,18 +265,35 @@ fn client(t: &Target) -> TokenStream {
         let body = if m.getter {
             quote!(#krate::__private::get(&self.stub, #wire))
         } else {
-            quote!(#krate::__private::call(&self.stub, #wire, (#(#names,)*)))
+            let call = format_ident!("call{}", m.args.len());
+            let types = m.args.iter().map(|a| &a.ty);
+            quote!(#krate::__private::#call::<_, #(#types),*>(&self.stub, #wire, #(#values),*))
         };
         quote! {
             #(#cfgs)*
             #(#docs)*
             pub fn #ident(&self, #(#params),*) -> #output {
-                #(#checks)*
+                #checks
                 #body
             }
         }
     });
+    // The client's signatures name `<R as Remote>::Output`, whose error for a result that
+    // is not serde is rustc's own and would come before any error of a body: a check of
+    // each result in an array length, which rustc evaluates while checking this item's
+    // type (before the signatures after it), puts the custom message first.
+    let result_checks = t.methods.iter().filter(|m| m.dispatched).filter_map(|m| {
+        let ty = result_type(m)?;
+        let cfgs = &m.cfgs;
+        let k = respan(krate.to_token_stream(), ty.span());
+        Some(quote_spanned! {ty.span()=>
+            #(#cfgs)*
+            const _: [(); { #k::__private::returned::<#ty>(); 0 }] = [];
+        })
+    });
     quote! {
+        #(#result_checks)*
+
         #[doc = #doc]
         #[derive(Clone)]
         #[allow(dead_code)]
@@ -258,10 +313,28 @@ fn client(t: &Target) -> TokenStream {
             }
         }
 
-        #[allow(dead_code, private_interfaces, clippy::unused_self)]
+        #[allow(
+            dead_code,
+            private_interfaces,
+            clippy::unused_self,
+            clippy::too_many_arguments
+        )]
         impl #name {
             #(#methods)*
         }
+    }
+}
+
+/// Whether a parameter is a `String` (by its last path segment: `String`,
+/// `std::string::String`), which the client takes as `impl Into<String>`.
+fn is_string(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "String" && s.arguments.is_empty()),
+        _ => false,
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The work is split as serde_derive splits it: `model` parses the input into a typed
 //! model and collects every error (each on its own tokens), `expand` generates code from
-//! a valid model. Generated code reaches the runtime only through `::capwire::…` (or the
-//! path given with `crate = "…"`) and its `#[doc(hidden)] __private` module. `typescript`
+//! a valid model. Generated code reaches the runtime only through `::capwire::…` (under the
+//! name the crate's `Cargo.toml` gives the `capwire` dependency, or the path given with
+//! `crate = "…"`) and its `#[doc(hidden)] __private` module. `typescript`
 //! generates the TypeScript description of a target (kept only with capwire's
 //! `typescript` feature).
 
@@ -28,8 +29,12 @@ mod typescript;
 /// methods of the trait become methods returning a boxed future, as with async-trait.
 ///
 /// Method attributes: `#[rpc(getter)]` (a property read on the wire), `#[rpc(name = "x")]`
-/// (the wire name; lowerCamelCase of the Rust name by default). Attribute argument:
-/// `crate = "path"` when the `capwire` dependency is renamed.
+/// (the wire name; lowerCamelCase of the Rust name by default).
+///
+/// The generated code names the runtime as the crate's `Cargo.toml` names its `capwire`
+/// dependency, so `rpc = { package = "capwire", .. }` works as it is. Attribute argument:
+/// `crate = "path"` when the runtime is reached another way (re-exported by another crate,
+/// say `crate = "my_framework::capwire"`).
 ///
 /// See the `capwire` crate's documentation for examples.
 #[proc_macro_attribute]

@@ -105,9 +105,10 @@ pub enum Ret {
     Result(Box<Type>, Option<Box<Type>>),
 }
 
-/// Arguments of the attribute itself: `#[rpc_target(crate = "path")]`.
+/// Arguments of the attribute itself: `#[rpc_target(crate = "path")]`. Without `crate`,
+/// the path is the name the crate being compiled gives its `capwire` dependency.
 pub fn parse_attr_args(args: TokenStream, errors: &mut Errors) -> Path {
-    let mut krate: Path = syn::parse_quote!(::capwire);
+    let mut krate: Option<Path> = None;
     let mut seen_crate = false;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
@@ -116,12 +117,12 @@ pub fn parse_attr_args(args: TokenStream, errors: &mut Errors) -> Path {
             }
             seen_crate = true;
             let lit: LitStr = meta.value()?.parse()?;
-            krate = lit.parse().map_err(|_| {
+            krate = Some(lit.parse().map_err(|_| {
                 syn::Error::new(
                     lit.span(),
                     "`crate` must name a path, such as `\"capwire\"` or `\"my_crate::capwire\"`",
                 )
-            })?;
+            })?);
             Ok(())
         } else {
             Err(meta.error(format!(
@@ -133,7 +134,27 @@ pub fn parse_attr_args(args: TokenStream, errors: &mut Errors) -> Path {
     if let Err(e) = syn::parse::Parser::parse2(parser, args) {
         errors.push(e);
     }
-    krate
+    krate.unwrap_or_else(runtime_path)
+}
+
+/// `::name` for the name the crate being compiled gives its `capwire` dependency in its
+/// `Cargo.toml` (`rpc = { package = "capwire", .. }` gives `::rpc`), found with
+/// `proc-macro-crate`.
+///
+/// `::capwire` when the crate is the `capwire` package itself (its doc tests, examples and
+/// benches see the library as the extern crate `capwire`; the library does not use its own
+/// macros), and when the manifest cannot be read or names no `capwire` (a crate depending
+/// on `capwire-macros` directly, a build outside Cargo): then `crate = "..."` says where the
+/// runtime is.
+fn runtime_path() -> Path {
+    use proc_macro_crate::FoundCrate;
+    match proc_macro_crate::crate_name("capwire") {
+        Ok(FoundCrate::Name(name)) => match syn::parse_str::<Ident>(&name) {
+            Ok(ident) => syn::parse_quote!(::#ident),
+            Err(_) => syn::parse_quote!(::capwire),
+        },
+        Ok(FoundCrate::Itself) | Err(_) => syn::parse_quote!(::capwire),
+    }
 }
 
 /// The method attribute: `#[rpc(getter)]`, `#[rpc(name = "...")]`.
@@ -227,6 +248,9 @@ fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     }
 }
 
+/// The most arguments a method may take: the typed client's `__private::call16`.
+const MAX_ARGS: usize = 16;
+
 /// Checks one method's signature and builds its model. `Ok(None)`: not part of the RPC
 /// surface (no receiver).
 fn method(
@@ -291,6 +315,12 @@ fn method(
             ident,
             ty: (*pt.ty).clone(),
         });
+    }
+    if args.len() > MAX_ARGS {
+        errors.at(
+            &sig.inputs,
+            format!("an RPC method takes at most {MAX_ARGS} arguments besides `&self` (as many as serde encodes in a tuple); group them in a struct"),
+        );
     }
     let ret = match &sig.output {
         ReturnType::Default => Ret::Unit,

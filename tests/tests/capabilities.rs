@@ -294,7 +294,7 @@ async fn a_forwarded_stub_is_proxied_through_its_holder_and_breaks_cleanly() {
     let counter = a.make_counter(5).await.unwrap();
     // B uses a stub it got from the holder, which got it from A.
     assert_eq!(b.keep(counter.raw().clone()).await.unwrap(), 1);
-    let seven = b.call_kept(0, "increment".into()).await.unwrap();
+    let seven = b.call_kept(0, "increment").await.unwrap();
     assert_eq!(seven.as_f64(), Some(6.0));
     assert_eq!(
         counter.value().await.unwrap(),
@@ -306,7 +306,7 @@ async fn a_forwarded_stub_is_proxied_through_its_holder_and_breaks_cleanly() {
     // A goes away: B's calls on the forwarded stub fail with the reason, nothing hangs.
     t.a_server.close();
     let why = t.holder_to_a.closed().await;
-    let e = b.call_kept(0, "increment".into()).await.unwrap_err();
+    let e = b.call_kept(0, "increment").await.unwrap_err();
     assert_eq!(e.message(), why.message(), "{e}");
     assert!(before.0.imports >= 2);
 

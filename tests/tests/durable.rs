@@ -341,7 +341,7 @@ async fn two_hundred_concurrent_read_then_write_increments_lose_nothing() {
         let stub = match k % 3 {
             0 => here.get_by_name("shared"),
             1 => there.get_by_name("shared"),
-            _ => api.counter("shared".into()).await.unwrap(),
+            _ => api.counter("shared").await.unwrap(),
         };
         calls.push(tokio::spawn(async move { stub.increment(None).await }));
     }
@@ -357,13 +357,10 @@ async fn an_object_that_calls_another_that_calls_it_back_does_not_deadlock() {
     let dir = DataDir::new("reentry");
     let host = host(&dir, &Made::default(), Duration::from_secs(60));
     let ns = host.durable_object::<Pinger>("app", "PINGER").unwrap();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        ns.get_by_name("a").ping_via("b".into()),
-    )
-    .await
-    .expect("A→B→A completes")
-    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ns.get_by_name("a").ping_via("b"))
+        .await
+        .expect("A→B→A completes")
+        .unwrap();
     assert_eq!(answer, "pong after hello");
 }
 
@@ -514,7 +511,7 @@ async fn fetch_reaches_a_durable_object_through_its_stub_here_and_over_a_session
     let _server = capwire::Session::start(b, Some(api.into_raw()), Default::default());
     let client = capwire::Session::start(a, None, Default::default());
     let remote: Stub<Api> = Stub::from_raw(client.main());
-    let response = remote.page("home".into()).fetch(request()).await.unwrap();
+    let response = remote.page("home").fetch(request()).await.unwrap();
     let body = response.body.expect("a body").read_all().await.unwrap();
     assert_eq!(&body[..], b"visit 2 of GET https://example.com/a");
 }
@@ -572,10 +569,7 @@ async fn another_host_reaches_the_objects_through_the_owner_with_the_host_secret
     }
     // Through the edge worker's own method, and seen from the owner: the same object.
     let api = edge.service::<Api>("edge", None).unwrap();
-    assert_eq!(
-        api.counter("alice".into()).increment(None).await.unwrap(),
-        4
-    );
+    assert_eq!(api.counter("alice").increment(None).await.unwrap(), 4);
     assert_eq!(here.get_by_name("alice").value().await.unwrap(), 4);
     assert_eq!(
         made.0.load(Ordering::SeqCst),

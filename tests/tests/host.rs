@@ -238,10 +238,10 @@ async fn bindings_give_the_same_answers_in_process_and_remote() {
         assert_eq!(a.add_by_name(1, 2).await.unwrap().as_f64(), Some(3.0));
         assert_eq!(a.stream_through(40).await.unwrap(), 40 << 16);
         assert_eq!(
-            a.proxy("/hello?x=1".into(), "ping".into()).await.unwrap(),
+            a.proxy("/hello?x=1", "ping").await.unwrap(),
             "POST /hello ping"
         );
-        assert_eq!(a.greet("Ada".into()).await.unwrap(), "Hello, Ada!");
+        assert_eq!(a.greet("Ada").await.unwrap(), "Hello, Ada!");
         assert_eq!(
             a.limits().await.unwrap(),
             serde_json::json!({ "max": 3, "names": ["a", "b"] })
@@ -266,7 +266,7 @@ async fn wait_until_work_runs_after_the_result_and_shutdown_waits_for_it() {
     let host = builder().config_str(&all_local(), "a.toml").unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
     // The call returns while its recorded event is still waiting on the gate.
-    assert_eq!(a.signup("drained".into()).await.unwrap(), "welcome");
+    assert_eq!(a.signup("drained").await.unwrap(), "welcome");
     assert_eq!(
         gate.1.load(Ordering::SeqCst),
         0,
@@ -292,7 +292,7 @@ async fn a_shutdown_waits_no_longer_than_its_grace_period() {
         .config_str(&all_local(), "a.toml")
         .unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
-    a.signup("never".into()).await.unwrap(); // its work waits for a gate never opened
+    a.signup("never").await.unwrap(); // its work waits for a gate never opened
     assert!(
         !host.drain().await,
         "the drain gave up after the grace period"
@@ -405,9 +405,7 @@ async fn wait_until_errors_are_logged() {
     let logs = captured_logs();
     let host = builder().config_str(&all_local(), "a.toml").unwrap();
     let a: Stub<WorkerA> = host.service("worker-a", None).unwrap();
-    a.fail_later("disk full (marker 7f3a)".into())
-        .await
-        .unwrap();
+    a.fail_later("disk full (marker 7f3a)").await.unwrap();
     assert!(host.drain().await);
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let line = text

@@ -71,7 +71,7 @@ async fn the_pedantic_targets_work() {
     let tally = service.tally();
     assert_eq!(tally.add(Some(2)).await.unwrap(), 2);
     assert_eq!(tally.total().await.unwrap(), 2);
-    assert_eq!(service.fail("no".into()).await.unwrap_err().message(), "no");
+    assert_eq!(service.fail("no").await.unwrap_err().message(), "no");
     let named: Stub<dyn Named> = Stub::from_raw(Stub::local(Thing).into_raw());
     assert_eq!(named.name().await.unwrap(), "thing");
 }

@@ -111,7 +111,7 @@ const HIDDEN: &[&str] = &[
 #[tokio::test]
 async fn nothing_of_a_vault_but_its_rpc_methods_is_reachable() {
     let api = rust_server().await;
-    let vault = api.make_vault("s3cret".into()).await.unwrap();
+    let vault = api.make_vault("s3cret").await.unwrap();
     let raw: &RpcStub = vault.raw();
     for name in HIDDEN {
         match raw.call(*name, ()).await {
@@ -138,8 +138,8 @@ async fn nothing_of_a_vault_but_its_rpc_methods_is_reachable() {
         "'opens' is not a function."
     );
     // The session survived every probe, and the vault still works.
-    assert!(!vault.open("wrong".into()).await.unwrap());
-    assert!(vault.open("s3cret".into()).await.unwrap());
+    assert!(!vault.open("wrong").await.unwrap());
+    assert!(vault.open("s3cret").await.unwrap());
     assert_eq!(vault.opens().await.unwrap(), 2);
 }
 
@@ -333,12 +333,70 @@ impl Tricky {
 #[tokio::test]
 async fn the_users_methods_win_over_same_named_methods_of_arc_and_traits() {
     let t: Stub<Tricky> = Stub::local(Tricky);
-    assert_eq!(t.get("k".into()).await.unwrap(), "got k");
+    assert_eq!(t.get("k").await.unwrap(), "got k");
     assert_eq!(t.call().await.unwrap(), "called");
     // `Stub`'s own `Clone` answers `t.clone()`; the client's method is one deref away.
     assert_eq!((*t).clone().await.unwrap(), "cloned");
     assert_eq!(t.to_string().await.unwrap(), "from the method");
-    assert_eq!(t.kind("x".into()).await.unwrap(), "x");
+    assert_eq!(t.kind("x").await.unwrap(), "x");
     assert_eq!(t.search().await.unwrap(), SearchResult { hits: vec![1, 2] });
     assert!(t.raw().call("hidden", ()).await.is_err());
+}
+
+/// Arguments of every primitive number type, and strings.
+struct Literals;
+
+#[rpc_target]
+impl Literals {
+    #[allow(clippy::too_many_arguments)]
+    pub fn integers(
+        &self,
+        a: i8,
+        b: i16,
+        c: i32,
+        d: i64,
+        e: i128,
+        f: isize,
+        g: u8,
+        h: u16,
+        i: u32,
+        j: u64,
+        k: u128,
+        l: usize,
+    ) -> String {
+        format!("{a} {b} {c} {d} {e} {f} {g} {h} {i} {j} {k} {l}")
+    }
+
+    pub fn floats(&self, a: f32, b: f64) -> String {
+        format!("{a} {b}")
+    }
+
+    pub fn greet(&self, greeting: String, times: u8, name: std::string::String) -> String {
+        format!("{greeting} {name}").repeat(usize::from(times))
+    }
+}
+
+#[tokio::test]
+async fn number_arguments_take_literals_of_every_primitive_type() {
+    let api: Stub<Literals> = Stub::local(Literals);
+    // Each literal infers as the parameter's type: the client keeps number parameters as
+    // written (an `impl Into<i8>` would not compile here).
+    let ints = api.integers(-8, -16, -32, -64, -128, -1, 8, 16, 32, 64, 128, 1);
+    assert_eq!(
+        ints.await.unwrap(),
+        "-8 -16 -32 -64 -128 -1 8 16 32 64 128 1"
+    );
+    assert_eq!(api.floats(1.5, -2.25).await.unwrap(), "1.5 -2.25");
+}
+
+#[tokio::test]
+async fn string_arguments_take_a_str_or_a_string() {
+    let api: Stub<Literals> = Stub::local(Literals);
+    assert_eq!(api.greet("hi", 1, "ann").await.unwrap(), "hi ann");
+    let name = String::from("bob");
+    assert_eq!(api.greet("yo", 2, &name).await.unwrap(), "yo bobyo bob");
+    assert_eq!(
+        api.greet(String::from("hey"), 1, name).await.unwrap(),
+        "hey bob"
+    );
 }

@@ -1,5 +1,6 @@
 // Arguments are decoded on the callee's side: an argument type that is `Serialize` but not
-// `Deserialize` is an error at the argument's type.
+// `Deserialize` is an error at the argument's type, which names the type and says what an
+// argument must be.
 use capwire::rpc_target;
 use serde::Serialize;
 

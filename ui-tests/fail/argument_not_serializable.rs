@@ -1,5 +1,6 @@
 // The generated client encodes arguments: an argument type that is `Deserialize` but not
-// `Serialize` is an error, which should point at the argument's type.
+// `Serialize` is an error at the argument's type, which names the type and says what an
+// argument must be.
 use capwire::rpc_target;
 use serde::Deserialize;
 

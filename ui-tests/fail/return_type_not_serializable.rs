@@ -1,8 +1,6 @@
 // A returned value is encoded on the callee's side: a return type that is neither a
-// target nor `Serialize` is an error, which should point at the return type.
-// The error names the type and says what a result must be; its label points at the
-// return type. (The primary span is the attribute: rustc reports the unmet bound where
-// the generated impl is.)
+// target nor `Serialize` is an error at the return type, which names the type and says
+// what a result must be.
 use capwire::rpc_target;
 use serde::Deserialize;
 

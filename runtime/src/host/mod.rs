@@ -48,7 +48,7 @@
 //!     .config_str(config, "workers.toml")?;
 //! let a = host.service::<WorkerA>("worker-a", None)?;
 //! assert_eq!(a.compute().await?, 3);
-//! assert_eq!(a.greet("Ada".into()).await?, "Hello, Ada!");
+//! assert_eq!(a.greet("Ada").await?, "Hello, Ada!");
 //! # Ok(()) }
 //! ```
 
@@ -905,8 +905,8 @@ impl Env {
     /// #         durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
     /// #     "#, "workers.toml")?;
     /// # let api = host.service::<Api>("w", None)?;
-    /// # let first = api.count("alice".into()).await?;
-    /// # assert_eq!(api.count("alice".into()).await?, first + 1);
+    /// # let first = api.count("alice").await?;
+    /// # assert_eq!(api.count("alice").await?, first + 1);
     /// # let _ = std::fs::remove_dir_all(&dir);
     /// # Ok(()) }
     /// ```

@@ -199,8 +199,40 @@ pub mod private {
     pub use crate::typescript::private as ts;
     pub use futures::future::BoxFuture;
 
-    /// A compile-time check that an argument can be sent, spanned at its type.
-    pub fn check_arg<T: serde::Serialize>() {}
+    /// What an argument of an RPC method must be: data, encoded by the caller and decoded
+    /// by the callee.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument of an RPC method",
+        label = "not data that is `Serialize` and `Deserialize`",
+        note = "an argument must be data that is `serde::Serialize` and `serde::Deserialize`; to pass a `#[rpc_target]` type by reference, take a `Stub<T>`"
+    )]
+    pub trait Argument: serde::Serialize + DeserializeOwned {}
+
+    impl<T: serde::Serialize + DeserializeOwned> Argument for T {}
+
+    /// What a result of an RPC method must be: data, or a target returned by reference.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the result of an RPC method",
+        label = "not data that is `Serialize` and `Deserialize`, and not a `#[rpc_target]` type",
+        note = "a result must be data that is `serde::Serialize` and `serde::Deserialize`, or a `#[rpc_target]` type (returned by reference, received as a `Stub`)"
+    )]
+    pub trait Returned: IntoReturn + Remote {}
+
+    impl<T: IntoReturn + Remote> Returned for T {}
+
+    /// Checks an argument's type. Generated code calls it, spanned at the type, before any
+    /// other use of the type in the same body: its error is the one a user reads, and rustc
+    /// leaves out the same unmet bound met again at the same place (in that body, or as an
+    /// identical error from another).
+    pub const fn argument<T: Argument>() {}
+
+    /// Checks a result's type, as [`argument`] does.
+    pub const fn returned<T: Returned>() {}
+
+    /// A method's result, sent to the caller.
+    pub fn into_return<T: Returned>(value: T) -> Result<Value, RpcError> {
+        value.into_return()
+    }
 
     /// A stub to a local target, for `IntoReturn` impls.
     pub fn by_reference<T: crate::RpcObject>(target: T) -> Result<Value, RpcError> {
@@ -274,9 +306,40 @@ pub mod private {
         ready(Ok(Value::Undefined))
     }
 
-    /// A typed call, for generated clients.
-    pub fn call<R, A: serde::Serialize>(stub: &RpcStub, method: &str, args: A) -> RpcPromise<R> {
-        stub.call(method, args).typed()
+    /// Typed calls for generated clients, one per number of arguments (up to serde's 16
+    /// for a tuple): each argument has its own type parameter, bounded by [`Argument`], so
+    /// that an unmet bound is reported at that argument's type rather than at a tuple.
+    macro_rules! calls {
+        ($($call:ident($($arg:ident: $ty:ident),*);)*) => {$(
+            #[allow(clippy::too_many_arguments)]
+            pub fn $call<R, $($ty: Argument),*>(
+                stub: &RpcStub,
+                method: &str,
+                $($arg: $ty),*
+            ) -> RpcPromise<R> {
+                stub.call(method, ($($arg,)*)).typed()
+            }
+        )*};
+    }
+
+    calls! {
+        call0();
+        call1(a0: A0);
+        call2(a0: A0, a1: A1);
+        call3(a0: A0, a1: A1, a2: A2);
+        call4(a0: A0, a1: A1, a2: A2, a3: A3);
+        call5(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4);
+        call6(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5);
+        call7(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6);
+        call8(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7);
+        call9(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8);
+        call10(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9);
+        call11(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10);
+        call12(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11);
+        call13(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11, a12: A12);
+        call14(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11, a12: A12, a13: A13);
+        call15(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11, a12: A12, a13: A13, a14: A14);
+        call16(a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11, a12: A12, a13: A13, a14: A14, a15: A15);
     }
 
     /// A typed property read, for generated clients.
