@@ -37,7 +37,6 @@ use crate::wire::{Capture, Expr, Message, PathKey};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::{Notify, mpsc};
@@ -54,12 +53,17 @@ pub(crate) enum Event {
     Shutdown,
 }
 
+/// A table of the session, by ID. Its keys come from the peer too (the IDs of the
+/// peer's exports), so it keeps a seeded hasher; foldhash's costs a few nanoseconds where
+/// SipHash's costs tens, and a call looks several up.
+type Table<V> = std::collections::HashMap<i64, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
-    imports: HashMap<i64, ImportSlot>,
+    imports: Table<ImportSlot>,
     next_import: i64,
     next_generation: u64,
-    exports: HashMap<i64, ExportEntry>,
+    exports: Table<ExportEntry>,
     next_export: i64,
     next_peer_push: i64,
     resolving: usize,
