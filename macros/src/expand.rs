@@ -147,7 +147,7 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
                 let (ty, name) = (&a.ty, &a.name);
                 let k = respan(krate.to_token_stream(), ty.span());
                 quote_spanned! {ty.span()=>
-                    let #var: #ty = match #k::__private::arg::<#ty>(&args, #i, #wire, #name) {
+                    let #var: #ty = match #k::__private::take_arg::<#ty>(&mut __capwire_args, #i, #wire, #name) {
                         ::core::result::Result::Ok(v) => v,
                         ::core::result::Result::Err(e) => return #k::__private::ready(::core::result::Result::Err(e)),
                     };
@@ -162,7 +162,10 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
                 let c = convert(m, krate, call);
                 quote!(#k::__private::ready(#c))
             };
-            quote!(#(#cfgs)* #wire => { #checks #(#decode)* #body })
+            // The arguments are moved out of the call's own vector, not copied: a large
+            // argument is held once.
+            let take = (!m.args.is_empty()).then(|| quote!(let mut __capwire_args = args;));
+            quote!(#(#cfgs)* #wire => { #checks #take #(#decode)* #body })
         })
         .collect()
 }

@@ -157,7 +157,7 @@ pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
             Value::Bytes(b) => total = total.saturating_add(b.data.len()),
             Value::Array(a) => stack.extend(a.iter()),
             Value::Object(o) => {
-                for (k, v) in o {
+                for (k, v) in o.iter() {
                     total = total.saturating_add(k.len() + 2 * std::mem::size_of::<usize>());
                     stack.push(v);
                 }

@@ -142,12 +142,12 @@ impl Encoder<'_, '_> {
                 .filter_map(|(k, v)| self.encode(v, depth + 1).ok().map(|x| (k.clone(), x)))
                 .collect::<Vec<_>>()
         });
-        Expr::Error {
+        Expr::Error(Box::new(crate::wire::ErrorExpr {
             name: e.name().to_owned(),
             message: e.message().to_owned(),
             stack: e.stack().map(str::to_owned),
             props: props.filter(|p| !p.is_empty()),
-        }
+        }))
     }
 }
 
@@ -267,7 +267,7 @@ impl serde::Serialize for Direct<'_, '_, '_> {
             }
             Value::Object(o) => {
                 let mut map = s.serialize_map(Some(o.len()))?;
-                for (k, v) in o {
+                for (k, v) in o.iter() {
                     map.serialize_entry(k, &self.child(v))?;
                 }
                 map.end()

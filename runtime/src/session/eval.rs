@@ -11,7 +11,7 @@ use crate::stream::{ReadableStream, WritableStream};
 use crate::stub::{Hook, RpcPromise, RpcStub, is_prototype_name, resolve_promises};
 use crate::value::{BigInt, Bytes, Date, Object, Value};
 use crate::value::{Overrun, count_nodes};
-use crate::wire::{Capture, Expr, PathKey};
+use crate::wire::{Capture, ErrorExpr, Expr, PathKey, RemapExpr};
 use std::sync::Arc;
 
 /// What the IDs of an expression refer to.
@@ -65,7 +65,7 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
                 .map(|e| evaluate(e, scope))
                 .collect::<Result<_, _>>()?,
         ),
-        Expr::Object(fields) => Value::Object(evaluate_fields(fields, &[], scope)?),
+        Expr::Object(fields) => Value::Object(Box::new(evaluate_fields(fields, &[], scope)?)),
         Expr::Undefined => Value::Undefined,
         Expr::Inf => Value::Number(f64::INFINITY),
         Expr::NegInf => Value::Number(f64::NEG_INFINITY),
@@ -78,12 +78,13 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
             data: data.into(),
             kind: kind.filter(|k| k != "Uint8Array"),
         }),
-        Expr::Error {
-            name,
-            message,
-            stack,
-            props,
-        } => {
+        Expr::Error(e) => {
+            let ErrorExpr {
+                name,
+                message,
+                stack,
+                props,
+            } = *e;
             let props = match props {
                 Some(fields) => Some(evaluate_fields(
                     fields,
@@ -106,15 +107,18 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
         Expr::Export(id) => Value::Stub(RpcStub {
             hook: scope.introduce(id, false)?,
         }),
-        Expr::Promise(id) => Value::Promise(RpcPromise::from_hook(scope.introduce(id, true)?)),
+        Expr::Promise(id) => {
+            Value::Promise(Box::new(RpcPromise::from_hook(scope.introduce(id, true)?)))
+        }
         Expr::Url(u) => Value::Url(u),
         Expr::Headers(h) => Value::Headers(h),
-        Expr::Remap {
-            id,
-            path,
-            captures,
-            instructions,
-        } => {
+        Expr::Remap(r) => {
+            let RemapExpr {
+                id,
+                path,
+                captures,
+                instructions,
+            } = *r;
             let subject = scope.hook(id)?;
             let captures = captures
                 .into_iter()
@@ -124,7 +128,7 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
                 })
                 .collect::<Result<_, _>>()?;
             let limits = scope.limits();
-            Value::Promise(RpcPromise::from_hook(map(
+            Value::from(RpcPromise::<Value>::from_hook(map(
                 subject,
                 path,
                 Arc::new(Mapper {
@@ -204,7 +208,7 @@ pub(crate) fn reference_value(
         (path, args, false) => Value::Stub(RpcStub {
             hook: hook.op(&path.unwrap_or_default(), args),
         }),
-        (path, args, true) => Value::Promise(RpcPromise::from_hook(
+        (path, args, true) => Value::from(RpcPromise::<Value>::from_hook(
             hook.op(&path.unwrap_or_default(), args),
         )),
     }

@@ -257,12 +257,12 @@ impl SessionInner {
             }
         };
         self.push(
-            Expr::Remap {
+            Expr::Remap(Box::new(crate::wire::RemapExpr {
                 id,
                 path: Vec::new(),
                 captures,
                 instructions,
-            },
+            })),
             pending,
         )
     }

@@ -301,10 +301,10 @@ fn resolve_within(value: Value, room: usize) -> BoxFuture<'static, Result<Value,
             }
             Value::Object(o) => {
                 let mut out = crate::value::Object::with_capacity(o.len());
-                for (k, v) in o {
+                for (k, v) in *o {
                     out.insert(k, resolve_within(v, room - 1).await?);
                 }
-                Value::Object(out)
+                Value::Object(Box::new(out))
             }
             other => other,
         })
@@ -867,7 +867,7 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
 
 impl<T> serde::Serialize for RpcPromise<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::value::ser::serialize_special(&Value::Promise(self.untyped()), serializer)
+        crate::value::ser::serialize_special(&Value::Promise(Box::new(self.untyped())), serializer)
     }
 }
 

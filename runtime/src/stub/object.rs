@@ -117,10 +117,13 @@ pub fn arg<T: DeserializeOwned>(
     name: &str,
 ) -> Result<T, RpcError> {
     let value = args.get(index).cloned().unwrap_or(Value::Undefined);
-    crate::from_value(value).map_err(|e| {
-        RpcError::type_error(format!(
-            "{method}: argument {index} ({name}): {}",
-            e.message()
-        ))
-    })
+    crate::from_value(value).map_err(|e| arg_error(method, index, name, &e))
+}
+
+/// The error of an argument that does not decode as its type.
+pub(crate) fn arg_error(method: &str, index: usize, name: &str, e: &RpcError) -> RpcError {
+    RpcError::type_error(format!(
+        "{method}: argument {index} ({name}): {}",
+        e.message()
+    ))
 }

@@ -91,7 +91,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
             }
             Value::String(s) | Value::Url(s) => visitor.visit_string(s),
             Value::Array(a) => visitor.visit_seq(SeqAccess(a.into_iter())),
-            Value::Object(o) => visitor.visit_map(MapAccess(o.into_iter(), None)),
+            Value::Object(o) => visitor.visit_map(MapAccess((*o).into_iter(), None)),
             Value::Date(d) => visitor.visit_f64(d.millis()),
             Value::Bytes(b) => visitor.visit_byte_buf(b.data.to_vec()),
             Value::Headers(h) => visitor.visit_seq(SeqAccess(
@@ -159,7 +159,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         match self.0 {
             Value::String(s) => visitor.visit_enum(s.into_deserializer()),
             Value::Object(o) if o.len() == 1 => {
-                let (k, v) = o.into_iter().next().expect("length checked");
+                let (k, v) = (*o).into_iter().next().expect("length checked");
                 visitor.visit_enum(EnumAccess(k, v))
             }
             other => Err(de::Error::invalid_type(unexpected(&other), &"an enum")),
@@ -320,7 +320,7 @@ pub(crate) fn deserialize_value<'de, D: de::Deserializer<'de>>(
             while let Some((k, v)) = map.next_entry::<String, Value>()? {
                 out.insert(k, v);
             }
-            Ok(Value::Object(out))
+            Ok(Value::Object(Box::new(out)))
         }
     }
     deserializer.deserialize_newtype_struct(MAGIC, V)

@@ -52,8 +52,9 @@ pub enum Value {
     String(String),
     /// An array.
     Array(Vec<Value>),
-    /// A plain object.
-    Object(Object),
+    /// A plain object (boxed: a value is the size of its largest kind, and an array of a
+    /// million numbers should not pay for a map's inline size in each).
+    Object(Box<Object>),
     /// A `Date`.
     Date(Date),
     /// A byte container (`Uint8Array` unless another type is named).
@@ -66,8 +67,8 @@ pub enum Value {
     Headers(Vec<(String, String)>),
     /// A stub: a reference to an object that lives elsewhere (or here).
     Stub(RpcStub),
-    /// A promise: a reference to a value not yet known.
-    Promise(RpcPromise),
+    /// A promise: a reference to a value not yet known (boxed, as [`Value::Object`] is).
+    Promise(Box<RpcPromise>),
     /// A `ReadableStream` of bytes (moved when sent).
     Readable(ReadableStream),
     /// A `WritableStream` of bytes (moved when sent).
@@ -161,7 +162,9 @@ impl Value {
     /// assert_eq!(v.get("id"), Some(&capwire::Value::from(3)));
     /// ```
     pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
-        Value::Object(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        Value::Object(Box::new(
+            pairs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        ))
     }
 
     /// `true` if the value holds a stub or promise anywhere inside.
@@ -226,7 +229,7 @@ impl fmt::Debug for Value {
             Value::BigInt(b) => write!(f, "{}n", b.0),
             Value::String(s) => write!(f, "{s:?}"),
             Value::Array(a) => f.debug_list().entries(a).finish(),
-            Value::Object(o) => f.debug_map().entries(o).finish(),
+            Value::Object(o) => f.debug_map().entries(o.iter()).finish(),
             Value::Date(d) => write!(f, "Date({})", d.0),
             Value::Bytes(b) => write!(f, "Bytes({:?}, {:?})", b.data, b.kind),
             Value::Error(e) => write!(f, "Error({e})"),
@@ -495,7 +498,7 @@ impl<T: Into<Value>> From<Vec<T>> for Value {
 
 impl From<Object> for Value {
     fn from(v: Object) -> Self {
-        Value::Object(v)
+        Value::Object(Box::new(v))
     }
 }
 
@@ -531,7 +534,7 @@ impl From<RpcStub> for Value {
 
 impl<T> From<RpcPromise<T>> for Value {
     fn from(v: RpcPromise<T>) -> Self {
-        Value::Promise(v.untyped())
+        Value::Promise(Box::new(v.untyped()))
     }
 }
 
@@ -547,9 +550,9 @@ impl From<serde_json::Value> for Value {
             },
             serde_json::Value::String(s) => Value::String(s),
             serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
-            serde_json::Value::Object(o) => {
-                Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
-            }
+            serde_json::Value::Object(o) => Value::Object(Box::new(
+                o.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
+            )),
         }
     }
 }

@@ -188,7 +188,7 @@ impl ser::Serializer for ValueSerializer {
     ) -> Result<Value, SerError> {
         let mut o = Object::new();
         o.insert(variant.to_owned(), value.serialize(ValueSerializer)?);
-        Ok(Value::Object(o))
+        Ok(Value::Object(Box::new(o)))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqSer, SerError> {
         Ok(SeqSer(Vec::with_capacity(len.unwrap_or(0))))
@@ -282,7 +282,7 @@ impl ser::SerializeMap for MapSer {
         Ok(())
     }
     fn end(self) -> Result<Value, SerError> {
-        Ok(Value::Object(self.0))
+        Ok(Value::Object(Box::new(self.0)))
     }
 }
 
@@ -299,7 +299,7 @@ impl ser::SerializeStruct for MapSer {
         Ok(())
     }
     fn end(self) -> Result<Value, SerError> {
-        Ok(Value::Object(self.0))
+        Ok(Value::Object(Box::new(self.0)))
     }
 }
 
@@ -314,7 +314,7 @@ impl ser::SerializeTupleVariant for VariantSer<SeqSer> {
     fn end(self) -> Result<Value, SerError> {
         let mut o = Object::new();
         o.insert(self.0.to_owned(), Value::Array(self.1.0));
-        Ok(Value::Object(o))
+        Ok(Value::Object(Box::new(o)))
     }
 }
 
@@ -330,8 +330,8 @@ impl ser::SerializeStructVariant for VariantSer<MapSer> {
     }
     fn end(self) -> Result<Value, SerError> {
         let mut o = Object::new();
-        o.insert(self.0.to_owned(), Value::Object(self.1.0));
-        Ok(Value::Object(o))
+        o.insert(self.0.to_owned(), Value::Object(Box::new(self.1.0)));
+        Ok(Value::Object(Box::new(o)))
     }
 }
 
@@ -352,7 +352,7 @@ impl Serialize for Value {
             }
             Value::Object(o) if DEPTH.with(Cell::get) > 0 => {
                 let mut map = serializer.serialize_map(Some(o.len()))?;
-                for (k, v) in o {
+                for (k, v) in o.iter() {
                     map.serialize_entry(k, v)?;
                 }
                 map.end()

@@ -341,7 +341,7 @@ impl Request {
         Ok(Expr::Request {
             url: self.url.clone(),
             body,
-            init,
+            init: Box::new(init),
         })
     }
 
@@ -385,7 +385,7 @@ impl Response {
         };
         Ok(Expr::Response {
             body: Box::new(body),
-            init,
+            init: Box::new(init),
         })
     }
 
@@ -423,8 +423,8 @@ pub(crate) fn received_blob(
 ) -> Result<Value, ProtocolError> {
     use futures::StreamExt;
     match content {
-        Value::Readable(mut stream) => {
-            Ok(Value::Promise(crate::RpcPromise::from_future(async move {
+        Value::Readable(mut stream) => Ok(Value::from(crate::RpcPromise::<Value>::from_future(
+            async move {
                 let mut data = bytes::BytesMut::new();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
@@ -439,8 +439,8 @@ pub(crate) fn received_blob(
                     data: data.freeze(),
                     mime,
                 }))
-            })))
-        }
+            },
+        ))),
         Value::Bytes(b) if b.data.len() > limit => Err(ProtocolError::Invalid(format!(
             "a Blob larger than {limit} bytes was refused (limit max_blob_size)"
         ))),

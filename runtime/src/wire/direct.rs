@@ -28,6 +28,21 @@ pub(super) fn message(text: &str, limits: &Limits) -> Option<Message> {
     (r.reader.at == text.len()).then_some(message)
 }
 
+/// Reads `text` as one expression, or `None`, as [`message`] does.
+pub(super) fn expr(text: &str, limits: &Limits) -> Option<Expr> {
+    let mut r = Direct {
+        reader: Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        },
+        limits,
+    };
+    let expr = r.expr(0)?;
+    r.reader.skip_space();
+    (r.reader.at == text.len()).then_some(expr)
+}
+
 struct Direct<'a, 'l> {
     reader: Reader<'a>,
     limits: &'l Limits,

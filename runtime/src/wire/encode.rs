@@ -176,17 +176,12 @@ impl serde::Serialize for Expr {
                 data,
                 kind: Some(k),
             } => json_array!(s; "bytes", encode_base64(data), k),
-            Expr::Error {
-                name,
-                message,
-                stack,
-                props,
-            } => match (stack, props) {
+            Expr::Error(e) => match (&e.stack, &e.props) {
                 (stack, Some(props)) => {
-                    json_array!(s; "error", name, message, stack, Fields(props))
+                    json_array!(s; "error", e.name, e.message, stack, Fields(props))
                 }
-                (Some(stack), None) => json_array!(s; "error", name, message, stack),
-                (None, None) => json_array!(s; "error", name, message),
+                (Some(stack), None) => json_array!(s; "error", e.name, e.message, stack),
+                (None, None) => json_array!(s; "error", e.name, e.message),
             },
             Expr::Import { id, path, args } => {
                 reference(s, "import", *id, path.as_deref(), args.as_deref())
@@ -196,12 +191,7 @@ impl serde::Serialize for Expr {
             }
             Expr::Export(id) => json_array!(s; "export", id),
             Expr::Promise(id) => json_array!(s; "promise", id),
-            Expr::Remap {
-                id,
-                path,
-                captures,
-                instructions,
-            } => json_array!(s; "remap", id, path, captures, instructions),
+            Expr::Remap(r) => json_array!(s; "remap", r.id, r.path, r.captures, r.instructions),
             Expr::Readable(id) => json_array!(s; "readable", id),
             Expr::Writable(id) => json_array!(s; "writable", id),
             Expr::Url(href) => json_array!(s; "url", href),

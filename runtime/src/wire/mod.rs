@@ -142,16 +142,7 @@ pub enum Expr {
         kind: Option<String>,
     },
     /// `["error", type, message, stack?, props?]`.
-    Error {
-        /// The error class name, e.g. `TypeError`.
-        name: String,
-        /// The message.
-        message: String,
-        /// The stack, when the sender included one.
-        stack: Option<String>,
-        /// Extra properties.
-        props: Option<Vec<(String, Expr)>>,
-    },
+    Error(Box<ErrorExpr>),
     /// `["import", id, path?, args?]`.
     Import {
         /// The sender's import ID.
@@ -175,16 +166,7 @@ pub enum Expr {
     /// `["promise", id]`.
     Promise(i64),
     /// `["remap", id, path, captures, instructions]`.
-    Remap {
-        /// The sender's import ID.
-        id: i64,
-        /// Property path.
-        path: Vec<PathKey>,
-        /// Captured stubs.
-        captures: Vec<Capture>,
-        /// Mapper instructions.
-        instructions: Vec<Expr>,
-    },
+    Remap(Box<RemapExpr>),
     /// `["readable", id]`.
     Readable(i64),
     /// `["writable", id]`.
@@ -200,14 +182,14 @@ pub enum Expr {
         /// The body expression, if any.
         body: Option<Box<Expr>>,
         /// The other properties of `init`, kept as plain JSON.
-        init: serde_json::Map<String, serde_json::Value>,
+        init: Box<serde_json::Map<String, serde_json::Value>>,
     },
     /// `["response", body, init]`.
     Response {
         /// The body expression.
         body: Box<Expr>,
         /// `init`, kept as plain JSON.
-        init: serde_json::Map<String, serde_json::Value>,
+        init: Box<serde_json::Map<String, serde_json::Value>>,
     },
     /// `["blob", type, readable]`.
     Blob {
@@ -216,6 +198,33 @@ pub enum Expr {
         /// The expression of the content stream.
         content: Box<Expr>,
     },
+}
+
+/// The parts of an `["error", ...]` expression, kept out of line: errors are rare, and
+/// every expression is the size of the largest kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorExpr {
+    /// The error class name, e.g. `TypeError`.
+    pub name: String,
+    /// The message.
+    pub message: String,
+    /// The stack, when the sender included one.
+    pub stack: Option<String>,
+    /// Extra properties.
+    pub props: Option<Vec<(String, Expr)>>,
+}
+
+/// The parts of a `["remap", ...]` expression, kept out of line as [`ErrorExpr`] is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemapExpr {
+    /// The sender's import ID.
+    pub id: i64,
+    /// Property path.
+    pub path: Vec<PathKey>,
+    /// Captured stubs.
+    pub captures: Vec<Capture>,
+    /// Mapper instructions.
+    pub instructions: Vec<Expr>,
 }
 
 /// A top-level Cap'n Web message.
@@ -257,6 +266,32 @@ mod tests {
         let a: serde_json::Value = serde_json::from_str(text).unwrap();
         let b: serde_json::Value = serde_json::from_str(&back).unwrap();
         assert_eq!(a, b, "{text} re-encoded as {back}");
+    }
+
+    #[test]
+    fn an_expression_is_small() {
+        // A received array holds one `Expr` per element while it is evaluated: the rare,
+        // large kinds are boxed so that the common ones do not pay for them.
+        assert!(
+            std::mem::size_of::<Expr>() <= 64,
+            "{}",
+            std::mem::size_of::<Expr>()
+        );
+        // No larger than an `Expr` (with the same alignment), a `Value` is evaluated into
+        // the array's own buffer (`Vec`'s in-place `collect`): the two are not held side
+        // by side.
+        let value = std::mem::size_of::<crate::Value>();
+        assert!(value <= std::mem::size_of::<Expr>(), "{value}");
+        assert_eq!(
+            std::mem::align_of::<crate::Value>(),
+            std::mem::align_of::<Expr>()
+        );
+        let exprs: Vec<Expr> = (0..1000).map(|i| Expr::Number(f64::from(i))).collect();
+        let buffer = exprs.as_ptr() as usize;
+        let value =
+            crate::session::eval::evaluate(Expr::Array(exprs), &mut crate::session::eval::Detached)
+                .unwrap();
+        assert_eq!(value.as_array().map(|a| a.as_ptr() as usize), Some(buffer));
     }
 
     #[test]

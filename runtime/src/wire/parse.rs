@@ -4,7 +4,8 @@
 
 use super::json::Json;
 use super::{
-    BYTE_CONTAINER_TYPES, Capture, Expr, MAX_SAFE_INTEGER, Message, PathKey, element_size,
+    BYTE_CONTAINER_TYPES, Capture, ErrorExpr, Expr, MAX_SAFE_INTEGER, Message, PathKey, RemapExpr,
+    element_size,
 };
 use crate::error::ProtocolError;
 use crate::limits::Limits;
@@ -151,6 +152,11 @@ impl Message {
 impl Expr {
     /// Parses one expression from JSON text, enforcing `limits`.
     pub fn parse(text: &str, limits: &Limits) -> Result<Expr, ProtocolError> {
+        if text.len() <= limits.max_message_size
+            && let Some(expr) = super::direct::expr(text, limits)
+        {
+            return Ok(expr);
+        }
         Parser { limits }.expr(&parse_json(text, limits)?, 0)
     }
 }
@@ -284,12 +290,12 @@ impl Parser<'_> {
                     Some(Json::Object(map)) => Some(self.object(map, depth)?),
                     Some(_) => return Err(unknown()),
                 };
-                Expr::Error {
+                Expr::Error(Box::new(ErrorExpr {
                     name: name.to_owned(),
                     message: message.to_owned(),
                     stack,
                     props,
-                }
+                }))
             }
             ("import" | "pipeline", 2..=4) => {
                 let id = id_at(1).ok_or_else(unknown)?;
@@ -333,12 +339,12 @@ impl Parser<'_> {
                     Json::Array(items) => self.elements(items, depth)?,
                     _ => return Err(unknown()),
                 };
-                Expr::Remap {
+                Expr::Remap(Box::new(RemapExpr {
                     id,
                     path,
                     captures,
                     instructions,
-                }
+                }))
             }
             ("readable", 2) => Expr::Readable(id_at(1).ok_or_else(unknown)?),
             ("writable", 2) => Expr::Writable(id_at(1).ok_or_else(unknown)?),
@@ -361,17 +367,19 @@ impl Parser<'_> {
                     Some((_, b)) => Some(Box::new(self.expr(b, depth + 1)?)),
                 };
                 check_header_pairs(fields)?;
-                let init = init_map(fields);
+                let init = Box::new(init_map(fields));
                 Expr::Request { url, body, init }
             }
             ("response", 3) => {
                 let body = Box::new(self.expr(&arr[1], depth + 1)?);
                 let fields = arr[2].as_object().ok_or_else(unknown)?;
                 check_header_pairs(fields)?;
-                let init = fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_serde()))
-                    .collect();
+                let init = Box::new(
+                    fields
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_serde()))
+                        .collect(),
+                );
                 Expr::Response { body, init }
             }
             ("blob", 3) => Expr::Blob {
