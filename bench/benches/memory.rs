@@ -1,5 +1,7 @@
 //! Memory per idle session and per held stub (capwire, with tarpc's idle connection as
-//! the baseline), and the in-process service-binding call against a direct async call.
+//! the baseline), the peak memory of receiving a million small integers (against the size
+//! of the message that carries them), and the in-process service-binding call against a
+//! direct async call.
 //! Memory is what the process's allocator holds (a counting global allocator), so it
 //! covers both ends of each connection; `N` sessions or stubs are opened, the live bytes
 //! measured once they are all up, and the difference divided by `N`.
@@ -18,12 +20,23 @@ use std::time::{Duration, Instant};
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The most `LIVE` has been since [`reset_peak`].
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn reset_peak() {
+    PEAK.store(live(), Ordering::Relaxed);
+}
 
 // SAFETY: every call is forwarded to the system allocator unchanged; the counter is a
 // side effect.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        grew(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -31,10 +44,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        grew(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -124,6 +134,83 @@ async fn capwire_held_stubs() -> f64 {
     (after - before) as f64 / STUBS as f64
 }
 
+const ELEMENTS: usize = 1_000_000;
+
+/// Peak heap per element while a capwire server receives an array of `ELEMENTS` small
+/// integers (`i % 1000`) as a call's argument and answers, and the encoded message's
+/// bytes per element. The caller is a raw WebSocket client that sends prepared text, so
+/// the peak is the server's, plus the client's write and read buffers (about one message).
+async fn capwire_received_array() -> (f64, f64) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = capwire::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|| Calc));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let numbers: Vec<String> = (0..ELEMENTS).map(|i| (i % 1000).to_string()).collect();
+    let expected: i64 = (0..ELEMENTS as i64).map(|i| i % 1000).sum();
+    let call = |n: usize| {
+        format!(
+            r#"["push",["pipeline",0,["count"],[[[{}]]]]]"#,
+            numbers[..n].join(",")
+        )
+    };
+    let mut id = 0;
+    let mut exchange = async |text: String| {
+        id += 1;
+        ws.send(Message::text(text)).await.unwrap();
+        ws.send(Message::text(format!(r#"["pull",{id}]"#)))
+            .await
+            .unwrap();
+        let answer = ws.next().await.unwrap().unwrap().into_text().unwrap();
+        let release = format!(r#"["release",{id},1]"#);
+        ws.send(Message::text(release)).await.unwrap();
+        answer.to_string()
+    };
+    // A small call first, so that one-time allocations are not counted.
+    assert_eq!(exchange(call(3)).await, r#"["resolve",1,[[3,3]]]"#);
+    let text = call(ELEMENTS);
+    let size = text.len();
+    let before = settled().await;
+    reset_peak();
+    let answer = exchange(text).await;
+    assert_eq!(
+        answer,
+        format!(r#"["resolve",2,[[{ELEMENTS},{expected}]]]"#)
+    );
+    let peak = PEAK.load(Ordering::Relaxed);
+    (
+        (peak - before) as f64 / ELEMENTS as f64,
+        size as f64 / ELEMENTS as f64,
+    )
+}
+
+/// Peak heap per element of the server's steps alone, for the same array: reading the
+/// message (`Message::parse`), and reading plus evaluating it into a `Value`
+/// (`capwire::deserialize`, the same reader and evaluator without a session).
+fn array_steps() -> (f64, f64) {
+    let numbers: Vec<String> = (0..ELEMENTS).map(|i| (i % 1000).to_string()).collect();
+    let message = format!(r#"["resolve",1,[[{}]]]"#, numbers.join(","));
+    let value = format!("[[{}]]", numbers.join(","));
+    let limits = capwire::Limits::default();
+    let before = live();
+    reset_peak();
+    let parsed = capwire::wire::Message::parse(&message, &limits).unwrap();
+    let parse_peak = PEAK.load(Ordering::Relaxed) - before;
+    drop(parsed);
+    let before = live();
+    reset_peak();
+    let evaluated = capwire::deserialize(&value).unwrap();
+    assert_eq!(evaluated.as_array().map(<[_]>::len), Some(ELEMENTS));
+    let evaluate_peak = PEAK.load(Ordering::Relaxed) - before;
+    (
+        parse_peak as f64 / ELEMENTS as f64,
+        evaluate_peak as f64 / ELEMENTS as f64,
+    )
+}
+
 /// Calls per second of `call`, `CALLS` of them one after another.
 async fn rate<F, Fut>(mut call: F) -> f64
 where
@@ -170,6 +257,8 @@ fn main() {
         let tarpc_connection = tarpc_idle_connections().await;
         let stub = capwire_held_stubs().await;
         let (binding, direct) = binding_against_direct().await;
+        let (array_peak, array_encoded) = capwire_received_array().await;
+        let (parse_peak, evaluate_peak) = array_steps();
         println!("| measure | capwire | baseline | ratio |");
         println!("|---|---|---|---|");
         println!(
@@ -180,6 +269,16 @@ fn main() {
         );
         println!(
             "| heap per held stub, both ends ({STUBS} stubs on one session) | {stub:.0} B | – | – |"
+        );
+        println!(
+            "| peak heap per element receiving {ELEMENTS} small integers | {array_peak:.1} B | encoded message: {array_encoded:.2} B | {:.1}x |",
+            array_peak / array_encoded
+        );
+        println!(
+            "| of which reading the message (`Message::parse`) | {parse_peak:.1} B | – | – |"
+        );
+        println!(
+            "| of which reading and evaluating it into a `Value` (`capwire::deserialize`) | {evaluate_peak:.1} B | – | – |"
         );
         println!(
             "| in-process binding call, 1 in flight ({CALLS} calls) | {:.0} calls/s ({:.2} µs) | direct async call: {:.0} calls/s ({:.3} µs) | {:.0}x slower |",

@@ -13,6 +13,12 @@ impl Calc {
     pub fn add(&self, a: f64, b: f64) -> f64 {
         a + b
     }
+
+    /// How many numbers `values` holds, and their sum (the memory benchmark's job: it
+    /// sends a million of them).
+    pub fn count(&self, values: Vec<i64>) -> (usize, i64) {
+        (values.len(), values.iter().sum())
+    }
 }
 
 /// The tarpc service.
