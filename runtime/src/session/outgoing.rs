@@ -71,7 +71,12 @@ impl SessionInner {
         import.pulled.store(true, Ordering::Release);
         import.sent_as_stream.store(true, Ordering::Release);
         *deferred = None;
-        let _ = self.queue_now(stream);
+        // Counted as the transport counts it when taken: every `stream` message is.
+        let size = stream.len();
+        self.unsent_stream_bytes.fetch_add(size, Ordering::AcqRel);
+        if self.queue_now(stream).is_err() {
+            self.stream_bytes_sent(size);
+        }
     }
 
     pub(super) fn queue_now(&self, text: String) -> Result<(), ()> {
@@ -463,7 +468,8 @@ impl SessionInner {
         Ok((import, size))
     }
 
-    /// The size `text` counts for in [`Self::stream_bytes_sent`]: a stream write's length,
+    /// The size `text` counts for in [`Self::stream_bytes_sent`]: the length of a `stream`
+    /// message (a stream write, or a call sent as a stream, which both count when queued),
     /// or 0 for any other message.
     pub(crate) fn outgoing_stream_size(&self, text: &str) -> usize {
         if text.starts_with(r#"["stream","#) {
@@ -499,5 +505,28 @@ impl SessionInner {
             }
             drained.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn a_call_sent_as_a_stream_counts_as_the_transport_counts_it() {
+        let (inner, mut out_rx, _events) = SessionInner::new(None, Limits::default(), None);
+        inner.defers_calls.store(true, Ordering::Release);
+        // A stream write of 100 bytes waits for the transport.
+        inner.unsent_stream_bytes.fetch_add(100, Ordering::AcqRel);
+        let call = inner.main_stub().call("add", (1, 2));
+        // Its first poll sends the awaited call as `["stream", ...]`.
+        assert!(call.now_or_never().is_none());
+        let text = out_rx.try_recv().expect("the call was queued");
+        assert!(text.starts_with(r#"["stream","#), "{text}");
+        // The transport takes it, as `feed_all` does.
+        inner.unqueued(text.len());
+        inner.stream_bytes_sent(inner.outgoing_stream_size(&text));
+        assert_eq!(inner.unsent_stream_bytes.load(Ordering::Acquire), 100);
     }
 }
