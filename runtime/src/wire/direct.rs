@@ -15,32 +15,12 @@ use crate::limits::Limits;
 
 /// Reads `text` as one message, or `None` (see the module's documentation).
 pub(super) fn message(text: &str, limits: &Limits) -> Option<Message> {
-    let mut r = Direct {
-        reader: Reader {
-            text,
-            bytes: text.as_bytes(),
-            at: 0,
-        },
-        limits,
-    };
-    let message = r.message()?;
-    r.reader.skip_space();
-    (r.reader.at == text.len()).then_some(message)
+    Direct::new(text, limits).whole(Direct::message)
 }
 
 /// Reads `text` as one expression, or `None`, as [`message`] does.
 pub(super) fn expr(text: &str, limits: &Limits) -> Option<Expr> {
-    let mut r = Direct {
-        reader: Reader {
-            text,
-            bytes: text.as_bytes(),
-            at: 0,
-        },
-        limits,
-    };
-    let expr = r.expr(0)?;
-    r.reader.skip_space();
-    (r.reader.at == text.len()).then_some(expr)
+    Direct::new(text, limits).whole(|r| r.expr(0))
 }
 
 struct Direct<'a, 'l> {
@@ -48,7 +28,25 @@ struct Direct<'a, 'l> {
     limits: &'l Limits,
 }
 
-impl Direct<'_, '_> {
+impl<'a, 'l> Direct<'a, 'l> {
+    fn new(text: &'a str, limits: &'l Limits) -> Self {
+        Direct {
+            reader: Reader {
+                text,
+                bytes: text.as_bytes(),
+                at: 0,
+            },
+            limits,
+        }
+    }
+
+    /// What `read` reads, if it is the whole text but whitespace.
+    fn whole<T>(mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        let value = read(&mut self)?;
+        self.reader.skip_space();
+        (self.reader.at == self.reader.bytes.len()).then_some(value)
+    }
+
     /// The next byte after any whitespace, not taken.
     fn peek(&mut self) -> Option<u8> {
         self.reader.skip_space();
