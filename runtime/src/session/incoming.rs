@@ -276,12 +276,21 @@ impl SessionInner {
             )
         };
         let _ = self.events.send(Event::Shutdown);
-        for slot in imports.into_values() {
-            if let Some(import) = slot.import.upgrade() {
-                import.settle(Err(error.clone()));
-            }
+        // Every import fails, and every `on_broken` callback runs, before anything awaiting
+        // an import (or the session's end) may see it: whatever the table's order.
+        let imports: Vec<Arc<Import>> = imports
+            .into_values()
+            .filter_map(|slot| slot.import.upgrade())
+            .collect();
+        for import in &imports {
+            import.settle_quietly(Err(error.clone()));
         }
+        for import in &imports {
+            import.announce();
+        }
+        drop(imports);
         drop(exports);
+        self.lock().ended = true;
         self.idle.notify_waiters();
         self.ended.notify_waiters();
     }
@@ -314,10 +323,16 @@ impl SessionInner {
             pipe.abort_unfinished(error.clone());
         }
         self.streams_one_way();
-        for import in pending {
-            if import.promise && !import.stream {
-                import.settle(Err(error.clone()));
-            }
+        // As at the session's end: every callback runs before any awaiter wakes.
+        let pending: Vec<Arc<Import>> = pending
+            .into_iter()
+            .filter(|import| import.promise && !import.stream)
+            .collect();
+        for import in &pending {
+            import.settle_quietly(Err(error.clone()));
+        }
+        for import in &pending {
+            import.announce();
         }
     }
 }

@@ -674,6 +674,11 @@ impl RpcStub {
     /// unrun when the last clone of this stub (or promise) is dropped first: keep the stub
     /// while you want to hear of it (a dropped promise is a cancelled call).
     ///
+    /// When a session ends (closed, aborted, or its peer gone, whatever state its calls
+    /// are in: not yet sent, running on the peer, or awaited), every callback registered
+    /// on its stubs and pending promises runs before any awaited call of the session
+    /// rejects and before [`Session::closed`](crate::Session::closed) returns.
+    ///
     /// ```
     /// # use capwire::{RpcError, RpcStub};
     /// let (tx, rx) = std::sync::mpsc::channel();
