@@ -85,6 +85,15 @@ impl Import {
         }
     }
 
+    /// Lets go of `this` (a promise that timed out): settled with `error` first, running
+    /// its `on_broken` callbacks, if nothing else holds it; dropping it then releases it,
+    /// which cancels the call on the peer.
+    pub(crate) fn give_up(this: Arc<Self>, error: RpcError) {
+        if Arc::strong_count(&this) == 1 {
+            this.settle(Err(error));
+        }
+    }
+
     pub(crate) fn op(self: &Arc<Self>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
         match self.resolution.get() {
             Some(Ok(v)) => value_op(v, path, args),
@@ -161,9 +170,9 @@ impl Import {
 
     pub(crate) fn resolve(this: &Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
         if !this.promise {
-            return futures::future::ready(Ok(Value::Stub(RpcStub {
-                hook: Hook::Import(this.clone()),
-            })))
+            return futures::future::ready(Ok(Value::Stub(RpcStub::from_hook(Hook::Import(
+                this.clone(),
+            )))))
             .boxed();
         }
         // Awaited by its only holder with nothing pipelined on it yet: the call can still

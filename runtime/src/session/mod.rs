@@ -286,9 +286,7 @@ impl SessionInner {
                 self.new_import(&mut state, 0, ImportKind::Stub, 0, None)
             }
         };
-        RpcStub {
-            hook: Hook::Import(import),
-        }
+        RpcStub::from_hook(Hook::Import(import))
     }
 
     pub(crate) fn stats(&self) -> SessionStats {
