@@ -1,8 +1,9 @@
 //! Timeouts and cancellation: a call's own deadline (`RpcPromise::with_timeout`), a stub's
-//! default (`RpcStub::with_timeout`, `Stub::with_timeout`), each rejecting with a
-//! `TimeoutError` and dropping the method's future on the server. The deadlines are short,
-//! real ones; a check that one passed allows for a loaded machine, and a call meant to
-//! finish in time is given a deadline far longer than it takes.
+//! default (`RpcStub::with_timeout`, `Stub::with_timeout`) and the server's limit on a
+//! call's duration (`Limits::max_call_duration`), each rejecting with a `TimeoutError` and
+//! dropping the method's future on the server. The deadlines are short, real ones; a check
+//! that one passed allows for a loaded machine, and a call meant to finish in time is
+//! given a deadline far longer than it takes.
 
 use capwire::transport::memory::channel;
 use capwire::{Limits, RpcError, RpcPromise, RpcStub, Session, Stub};
@@ -192,4 +193,46 @@ async fn a_typed_stub_with_a_timeout_times_out_its_methods_and_keeps_the_users_n
     // A typed promise takes a deadline of its own.
     let call = RpcPromise::with_timeout(slow.never(), SHORT);
     assert!(guarded("the call", call).await.unwrap_err().is_timeout());
+}
+
+#[tokio::test]
+async fn the_servers_max_call_duration_stops_a_call_that_runs_longer() {
+    let limits = Limits {
+        max_call_duration: Some(SHORT),
+        ..Limits::default()
+    };
+    let (client, server, cancelled) = serve(limits);
+    let api = client.main();
+    let started = tokio::time::Instant::now();
+    let error = guarded("the call", api.call("never", ()))
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        error.message().contains("limit max_call_duration"),
+        "{error}"
+    );
+    assert_elapsed(started, SHORT);
+    eventually("the server drops the method's future", || {
+        cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Calls within the limit are answered, and the session goes on.
+    assert_eq!(
+        guarded("a call within", api.call("after", (1,)))
+            .await
+            .unwrap()
+            .as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(api.call("quick", (1,)).await.unwrap().as_f64(), Some(1.0));
+    eventually("the server released the calls", || {
+        server.stats().exports == 1
+    })
+    .await;
+}
+
+#[test]
+fn there_is_no_limit_on_a_calls_duration_by_default() {
+    assert_eq!(Limits::default().max_call_duration, None);
 }

@@ -147,7 +147,10 @@ impl SessionInner {
         };
         // A stream write's bytes are counted by the stream buffer.
         let mut charge = self.charge_entry(if stream { 0 } else { size })?;
-        let hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        let mut hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        if let (Hook::Pending(..), Some(limit)) = (&hook, self.limits.max_call_duration) {
+            hook = within_duration(hook, limit);
+        }
         // (A value shared with another entry, a pipelined reference to an earlier result,
         // is counted there.)
         if let Hook::Ready(v) = &hook
@@ -335,4 +338,25 @@ impl SessionInner {
             import.announce();
         }
     }
+}
+
+/// `hook`, a call of the peer's still running, stopped after `limit`
+/// ([`Limits::max_call_duration`]): its future is dropped, and it rejects naming the limit.
+fn within_duration(hook: Hook, limit: std::time::Duration) -> Hook {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return hook;
+    }
+    Hook::start(async move {
+        let result = hook.resolve();
+        // The call's own hook goes with the timer: nothing else holds its task, which is
+        // cancelled.
+        drop(hook);
+        tokio::time::timeout(limit, result)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::timeout(format!(
+                    "the call ran longer than {limit:?} (limit max_call_duration)"
+                )))
+            })
+    })
 }
