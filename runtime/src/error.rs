@@ -17,6 +17,10 @@ use std::fmt;
 #[derive(Clone, PartialEq)]
 pub struct RpcError(Box<ErrorInner>);
 
+/// The name of the error a call that timed out rejects with (the name JavaScript gives
+/// the error of `AbortSignal.timeout()`).
+const TIMEOUT_ERROR: &str = "TimeoutError";
+
 /// Boxed so that `Result<T, RpcError>` stays small on the success path.
 #[derive(Debug, Clone, PartialEq)]
 struct ErrorInner {
@@ -56,6 +60,34 @@ impl RpcError {
     /// A `RangeError`.
     pub fn range(message: impl Into<String>) -> Self {
         Self::new("RangeError", message)
+    }
+
+    /// A `TimeoutError`: what a call that did not settle in time rejects with (see
+    /// [`RpcPromise::with_timeout`](crate::RpcPromise::with_timeout) and
+    /// [`Limits::max_call_duration`](crate::Limits::max_call_duration)).
+    ///
+    /// ```
+    /// let e = capwire::RpcError::timeout("too slow");
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.to_string(), "TimeoutError: too slow");
+    /// ```
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(TIMEOUT_ERROR, message)
+    }
+
+    /// `true` for a `TimeoutError`: a call of this side that timed out
+    /// ([`RpcPromise::with_timeout`](crate::RpcPromise::with_timeout),
+    /// [`RpcStub::with_timeout`](crate::RpcStub::with_timeout)), a call the peer stopped
+    /// because it ran longer than its
+    /// [`Limits::max_call_duration`](crate::Limits::max_call_duration), or any error a
+    /// peer sent under that name (a JavaScript `AbortSignal.timeout()`'s, say).
+    ///
+    /// ```
+    /// assert!(capwire::RpcError::new("TimeoutError", "late").is_timeout());
+    /// assert!(!capwire::RpcError::error("late").is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.0.name == TIMEOUT_ERROR
     }
 
     /// The error class name.

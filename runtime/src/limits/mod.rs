@@ -42,6 +42,22 @@ pub struct Limits {
     /// Longest the peer may leave our messages untaken (its socket without room for them)
     /// before the session ends as stalled, and its memory is freed (default 30 s).
     pub send_timeout: Duration,
+    /// Longest a call from the peer may run here (default: no limit). A call still
+    /// running after it is stopped: its future is dropped (so the method is cancelled at
+    /// its next `.await`) and the call rejects with a `TimeoutError` naming the limit
+    /// ([`RpcError::is_timeout`](crate::RpcError::is_timeout)); the session goes on.
+    /// It bounds what a caller can make the server hold with calls that never finish.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let limits = capwire::Limits {
+    ///     max_call_duration: Some(Duration::from_secs(30)),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(capwire::Limits::default().max_call_duration, None);
+    /// # let _ = limits;
+    /// ```
+    pub max_call_duration: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -55,6 +71,7 @@ impl Default for Limits {
             max_session_memory: 256 * 1024 * 1024,
             max_map_work: 1_000_000,
             send_timeout: Duration::from_secs(30),
+            max_call_duration: None,
         }
     }
 }

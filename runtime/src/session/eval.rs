@@ -104,9 +104,7 @@ pub(crate) fn evaluate(expr: Expr, scope: &mut dyn Scope) -> Result<Value, Proto
             let args = evaluate_args(args, scope)?;
             scope.reference(id, path, args, true)?
         }
-        Expr::Export(id) => Value::Stub(RpcStub {
-            hook: scope.introduce(id, false)?,
-        }),
+        Expr::Export(id) => Value::Stub(RpcStub::from_hook(scope.introduce(id, false)?)),
         Expr::Promise(id) => {
             Value::Promise(Box::new(RpcPromise::from_hook(scope.introduce(id, true)?)))
         }
@@ -204,10 +202,10 @@ pub(crate) fn reference_value(
     pipeline: bool,
 ) -> Value {
     match (path, args, pipeline) {
-        (None, None, false) => Value::Stub(RpcStub { hook: hook.clone() }),
-        (path, args, false) => Value::Stub(RpcStub {
-            hook: hook.op(&path.unwrap_or_default(), args),
-        }),
+        (None, None, false) => Value::Stub(RpcStub::from_hook(hook.clone())),
+        (path, args, false) => {
+            Value::Stub(RpcStub::from_hook(hook.op(&path.unwrap_or_default(), args)))
+        }
         (path, args, true) => Value::from(RpcPromise::<Value>::from_hook(
             hook.op(&path.unwrap_or_default(), args),
         )),

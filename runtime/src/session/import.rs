@@ -19,6 +19,8 @@ pub(crate) struct Import {
     /// and releases it by itself, and its ID must not be referenced again.
     pub(super) sent_as_stream: AtomicBool,
     pub(super) resolution: OnceLock<Result<Value, RpcError>>,
+    /// The resolution is set and its `on_broken` callbacks have run: awaiting it may end.
+    pub(super) announced: AtomicBool,
     pub(super) resolved: Notify,
     /// Callbacks of `on_broken`, run when this settles.
     pub(super) watchers: Mutex<Vec<BrokenCallback>>,
@@ -32,17 +34,37 @@ impl Import {
         self.id
     }
 
+    /// Sets the result (the first one set wins), runs the `on_broken` callbacks, then
+    /// wakes whoever awaits it: code that awaits a call sees it fail only after its
+    /// callbacks ran.
     pub(super) fn settle(&self, result: Result<Value, RpcError>) {
-        if self.resolution.set(result).is_ok() {
-            self.resolved.notify_waiters();
-            // Taken after the resolution is set: a watcher added meanwhile sees it.
-            let watchers = std::mem::take(&mut *lock(&self.watchers));
-            if let Some(result) = self.resolution.get() {
-                for watcher in watchers {
-                    crate::stub::notify_broken(result, watcher);
-                }
+        if self.settle_quietly(result) {
+            self.announce();
+        }
+    }
+
+    /// [`Import::settle`] without waking its awaiters ([`Import::announce`] does): a
+    /// session that ends settles every import first, so that no code awaiting one sees
+    /// the end before every callback of every import ran. `false` if it was settled
+    /// already.
+    pub(super) fn settle_quietly(&self, result: Result<Value, RpcError>) -> bool {
+        if self.resolution.set(result).is_err() {
+            return false;
+        }
+        // Taken after the resolution is set: a watcher added meanwhile sees it.
+        let watchers = std::mem::take(&mut *lock(&self.watchers));
+        if let Some(result) = self.resolution.get() {
+            for watcher in watchers {
+                crate::stub::notify_broken(result, watcher);
             }
         }
+        true
+    }
+
+    /// Lets whoever awaits the result (settled already) have it.
+    pub(super) fn announce(&self) {
+        self.announced.store(true, Ordering::Release);
+        self.resolved.notify_waiters();
     }
 
     /// Runs `callback` when this import breaks: its session ends, or (a promise) it
@@ -60,6 +82,15 @@ impl Import {
                 drop(watchers);
                 crate::stub::notify_broken(result, callback);
             }
+        }
+    }
+
+    /// Lets go of `this` (a promise that timed out): settled with `error` first, running
+    /// its `on_broken` callbacks, if nothing else holds it; dropping it then releases it,
+    /// which cancels the call on the peer.
+    pub(crate) fn give_up(this: Arc<Self>, error: RpcError) {
+        if Arc::strong_count(&this) == 1 {
+            this.settle(Err(error));
         }
     }
 
@@ -139,9 +170,9 @@ impl Import {
 
     pub(crate) fn resolve(this: &Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
         if !this.promise {
-            return futures::future::ready(Ok(Value::Stub(RpcStub {
-                hook: Hook::Import(this.clone()),
-            })))
+            return futures::future::ready(Ok(Value::Stub(RpcStub::from_hook(Hook::Import(
+                this.clone(),
+            )))))
             .boxed();
         }
         // Awaited by its only holder with nothing pipelined on it yet: the call can still
@@ -155,7 +186,9 @@ impl Import {
                 let notified = this.resolved.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(r) = this.resolution.get() {
+                if this.announced.load(Ordering::Acquire)
+                    && let Some(r) = this.resolution.get()
+                {
                     return r.clone();
                 }
                 this.pull();

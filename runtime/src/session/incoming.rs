@@ -147,7 +147,10 @@ impl SessionInner {
         };
         // A stream write's bytes are counted by the stream buffer.
         let mut charge = self.charge_entry(if stream { 0 } else { size })?;
-        let hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        let mut hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        if let (Hook::Pending(..), Some(limit)) = (&hook, self.limits.max_call_duration) {
+            hook = within_duration(hook, limit);
+        }
         // (A value shared with another entry, a pipelined reference to an earlier result,
         // is counted there.)
         if let Hook::Ready(v) = &hook
@@ -276,12 +279,21 @@ impl SessionInner {
             )
         };
         let _ = self.events.send(Event::Shutdown);
-        for slot in imports.into_values() {
-            if let Some(import) = slot.import.upgrade() {
-                import.settle(Err(error.clone()));
-            }
+        // Every import fails, and every `on_broken` callback runs, before anything awaiting
+        // an import (or the session's end) may see it: whatever the table's order.
+        let imports: Vec<Arc<Import>> = imports
+            .into_values()
+            .filter_map(|slot| slot.import.upgrade())
+            .collect();
+        for import in &imports {
+            import.settle_quietly(Err(error.clone()));
         }
+        for import in &imports {
+            import.announce();
+        }
+        drop(imports);
         drop(exports);
+        self.lock().ended = true;
         self.idle.notify_waiters();
         self.ended.notify_waiters();
     }
@@ -314,10 +326,37 @@ impl SessionInner {
             pipe.abort_unfinished(error.clone());
         }
         self.streams_one_way();
-        for import in pending {
-            if import.promise && !import.stream {
-                import.settle(Err(error.clone()));
-            }
+        // As at the session's end: every callback runs before any awaiter wakes.
+        let pending: Vec<Arc<Import>> = pending
+            .into_iter()
+            .filter(|import| import.promise && !import.stream)
+            .collect();
+        for import in &pending {
+            import.settle_quietly(Err(error.clone()));
+        }
+        for import in &pending {
+            import.announce();
         }
     }
+}
+
+/// `hook`, a call of the peer's still running, stopped after `limit`
+/// ([`Limits::max_call_duration`]): its future is dropped, and it rejects naming the limit.
+fn within_duration(hook: Hook, limit: std::time::Duration) -> Hook {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return hook;
+    }
+    Hook::start(async move {
+        let result = hook.resolve();
+        // The call's own hook goes with the timer: nothing else holds its task, which is
+        // cancelled.
+        drop(hook);
+        tokio::time::timeout(limit, result)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::timeout(format!(
+                    "the call ran longer than {limit:?} (limit max_call_duration)"
+                )))
+            })
+    })
 }

@@ -70,6 +70,9 @@ struct State {
     /// Streams being pumped to the peer that have not sent their end yet.
     pumping: usize,
     broken: Option<RpcError>,
+    /// The session has ended and every import has failed (their `on_broken` callbacks
+    /// run): [`SessionInner::closed`] may return.
+    ended: bool,
     /// The peer can send nothing more (an HTTP batch's request body is used up): calls to
     /// it could never be answered, so they fail with this error.
     deaf: Option<RpcError>,
@@ -270,6 +273,11 @@ impl SessionInner {
     /// exported) ends a client session, as disposing the main stub does in capnweb.
     pub(crate) fn main_stub(self: &Arc<Self>) -> RpcStub {
         let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            // The session has ended (its table emptied, never to be failed again): a new
+            // import would never break, and its `on_broken` callbacks never run.
+            return RpcStub::broken(e.clone());
+        }
         let slot = state.imports.get(&0).and_then(|s| s.import.upgrade());
         let import = match slot {
             Some(i) => i,
@@ -278,9 +286,7 @@ impl SessionInner {
                 self.new_import(&mut state, 0, ImportKind::Stub, 0, None)
             }
         };
-        RpcStub {
-            hook: Hook::Import(import),
-        }
+        RpcStub::from_hook(Hook::Import(import))
     }
 
     pub(crate) fn stats(&self) -> SessionStats {
@@ -354,8 +360,13 @@ impl SessionInner {
             let notified = self.ended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(e) = self.broken() {
-                return e;
+            {
+                let state = self.lock();
+                if state.ended
+                    && let Some(e) = &state.broken
+                {
+                    return e.clone();
+                }
             }
             notified.await;
         }

@@ -137,6 +137,7 @@ impl SessionInner {
             released: AtomicBool::new(false),
             sent_as_stream: AtomicBool::new(false),
             resolution: OnceLock::new(),
+            announced: AtomicBool::new(false),
             resolved: Notify::new(),
             watchers: Mutex::default(),
         });

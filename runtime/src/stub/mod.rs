@@ -24,6 +24,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 type SharedResult = Shared<BoxFuture<'static, Result<Value, RpcError>>>;
 
@@ -419,7 +420,7 @@ impl Hook {
     pub(crate) fn resolve(&self) -> BoxFuture<'static, Result<Value, RpcError>> {
         match self {
             Hook::Local(_) => {
-                futures::future::ready(Ok(Value::Stub(RpcStub { hook: self.clone() }))).boxed()
+                futures::future::ready(Ok(Value::Stub(RpcStub::from_hook(self.clone())))).boxed()
             }
             Hook::Import(imp) => Import::resolve(imp),
             Hook::Pending(shared, _) => shared.clone().boxed(),
@@ -519,9 +520,9 @@ impl<T> Drop for AbortOnDrop<T> {
 
 fn local_op(obj: &Arc<dyn RpcObject>, path: &[PathKey], args: Option<Vec<Value>>) -> Hook {
     match (path, args) {
-        ([], None) => Hook::ready(Ok(Value::Stub(RpcStub {
-            hook: Hook::Local(obj.clone()),
-        }))),
+        ([], None) => Hook::ready(Ok(Value::Stub(RpcStub::from_hook(Hook::Local(
+            obj.clone(),
+        ))))),
         (_, Some(args)) if args.iter().any(Value::has_promises) => {
             // Promises among the arguments are replaced by their results before delivery.
             let obj = obj.clone();
@@ -627,28 +628,61 @@ fn args_of<A: serde::Serialize>(args: &A) -> Result<Vec<Value>, RpcError> {
 #[derive(Clone)]
 pub struct RpcStub {
     pub(crate) hook: Hook,
+    /// The timeout of each call made through it ([`RpcStub::with_timeout`]); boxed, so
+    /// that a stub (and a [`Value`] holding one) stays as small as its hook.
+    timeout: Option<Box<Duration>>,
 }
 
 impl RpcStub {
     /// A stub to a local object; pass it in a value to hand the object out by reference.
     pub fn new(object: impl RpcObject) -> RpcStub {
-        RpcStub {
-            hook: Hook::Local(Arc::new(object)),
-        }
+        RpcStub::from_hook(Hook::Local(Arc::new(object)))
     }
 
     /// A stub to a local object already in an `Arc`.
     pub fn from_arc(object: Arc<dyn RpcObject>) -> RpcStub {
-        RpcStub {
-            hook: Hook::Local(object),
-        }
+        RpcStub::from_hook(Hook::Local(object))
     }
 
     /// A stub whose every call fails with `error`.
     pub fn broken(error: RpcError) -> RpcStub {
+        RpcStub::from_hook(Hook::Error(error))
+    }
+
+    pub(crate) fn from_hook(hook: Hook) -> RpcStub {
         RpcStub {
-            hook: Hook::Error(error),
+            hook,
+            timeout: None,
         }
+    }
+
+    /// The same stub, each call made through it (and each call pipelined on such a call's
+    /// promise) timing out `timeout` after it is made: awaiting it then rejects with a
+    /// `TimeoutError` ([`RpcError::is_timeout`]), and the call is released, which cancels
+    /// it on the peer (see [`RpcPromise::with_timeout`]). `None` removes the default.
+    /// Only calls through this stub and its clones have the default: stubs received in
+    /// results do not inherit it.
+    ///
+    /// ```
+    /// # use capwire::RpcStub;
+    /// # use std::time::Duration;
+    /// # async fn demo(api: RpcStub) -> Result<(), capwire::RpcError> {
+    /// let api = api.with_timeout(Duration::from_secs(5));
+    /// match api.call("slowReport", ()).await {
+    ///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s"),
+    ///     other => println!("{:?}", other?),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(&self, timeout: impl Into<Option<Duration>>) -> RpcStub {
+        RpcStub {
+            hook: self.hook.clone(),
+            timeout: timeout.into().map(Box::new),
+        }
+    }
+
+    fn call_timeout(&self) -> Option<Duration> {
+        self.timeout.as_deref().copied()
     }
 
     /// Calls the method at `path` with `args`, a tuple or list of serializable values.
@@ -659,12 +693,13 @@ impl RpcStub {
             Ok(args) => self.hook.op(&path.into_path(), Some(args)),
             Err(e) => Hook::Error(e),
         };
-        RpcPromise::from_hook(hook)
+        RpcPromise::<Value>::from_hook(hook).timed(self.call_timeout())
     }
 
     /// Reads the property at `path`.
     pub fn get(&self, path: impl IntoPath) -> RpcPromise {
-        RpcPromise::from_hook(self.hook.op(&path.into_path(), None))
+        RpcPromise::<Value>::from_hook(self.hook.op(&path.into_path(), None))
+            .timed(self.call_timeout())
     }
 
     /// Runs `callback` once, with the reason, if this stub breaks: when the session it
@@ -673,6 +708,11 @@ impl RpcStub {
     /// on the session's task: keep it short, and spawn for anything longer. It is dropped
     /// unrun when the last clone of this stub (or promise) is dropped first: keep the stub
     /// while you want to hear of it (a dropped promise is a cancelled call).
+    ///
+    /// When a session ends (closed, aborted, or its peer gone, whatever state its calls
+    /// are in: not yet sent, running on the peer, or awaited), every callback registered
+    /// on its stubs and pending promises runs before any awaited call of the session
+    /// rejects and before [`Session::closed`](crate::Session::closed) returns.
     ///
     /// ```
     /// # use capwire::{RpcError, RpcStub};
@@ -716,7 +756,7 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match crate::value::de::deserialize_value(deserializer)? {
             Value::Stub(s) => Ok(s),
-            Value::Promise(p) => Ok(RpcStub { hook: p.hook }),
+            Value::Promise(p) => Ok(p.as_stub()),
             other => Err(serde::de::Error::custom(format!(
                 "expected a stub, found {}",
                 other.type_name()
@@ -738,20 +778,88 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
 /// let five: i64 = counter.call("increment", (3,)).typed().await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Cancellation and timeouts
+///
+/// **Dropping a promise cancels its call.** When the last clone of a promise (and of
+/// every promise pipelined on it) is dropped before its result came, the peer is told to
+/// release the call; a capwire peer then drops the method's future, so the method stops
+/// at its next `.await` (capnweb in JavaScript cannot stop a running function, but drops
+/// the result). Wrapping the await in `tokio::time::timeout` or `select!` therefore
+/// cancels the remote work too when the other branch wins.
+///
+/// [`RpcPromise::with_timeout`] gives a promise a deadline, and
+/// [`RpcStub::with_timeout`] (or [`Stub::with_timeout`](crate::Stub::with_timeout)) a
+/// default for every call made through a stub: past it, awaiting rejects with a
+/// `TimeoutError` ([`RpcError::is_timeout`]) and the call is let go of as if dropped. A
+/// server bounds how long any one call may run with
+/// [`Limits::max_call_duration`](crate::Limits::max_call_duration).
+///
+/// ```
+/// # use capwire::{RpcPromise, RpcStub};
+/// # use std::time::Duration;
+/// # async fn demo(api: RpcStub) {
+/// let slow = api.call("slowReport", ());
+/// drop(slow); // cancelled on the server
+///
+/// let slow = RpcPromise::with_timeout(api.call("slowReport", ()), Duration::from_secs(5));
+/// match slow.await {
+///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s; the call was released"),
+///     Err(e) => eprintln!("failed: {e}"),
+///     Ok(report) => println!("{report:?}"),
+/// }
+/// # }
+/// ```
 pub struct RpcPromise<T = Value> {
     pub(crate) hook: Hook,
-    pending: Mutex<Option<BoxFuture<'static, Result<Value, RpcError>>>>,
+    pending: Mutex<Awaiting>,
     /// The typed client of a promised target, made on first use (see `typed.rs`).
     client: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// When awaiting it gives up ([`RpcPromise::with_timeout`]).
+    deadline: Option<Deadline>,
+    /// The timeout of calls pipelined on it: its stub's ([`RpcStub::with_timeout`]).
+    call_timeout: Option<Duration>,
     _type: PhantomData<fn() -> T>,
+}
+
+/// What an awaited promise waits on: its result, and the timer of its deadline (both
+/// made on first poll).
+#[derive(Default)]
+struct Awaiting {
+    result: Option<BoxFuture<'static, Result<Value, RpcError>>>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// When an awaited promise gives up, and the timeout that set it (named in the error).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: tokio::time::Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    /// `after` from now; none if that is past the end of time.
+    fn after(after: Duration) -> Option<Deadline> {
+        let at = tokio::time::Instant::now().checked_add(after)?;
+        Some(Deadline { at, after })
+    }
+
+    fn error(&self) -> RpcError {
+        RpcError::timeout(format!(
+            "the call did not settle within its timeout of {:?}",
+            self.after
+        ))
+    }
 }
 
 impl<T> RpcPromise<T> {
     pub(crate) fn from_hook(hook: Hook) -> Self {
         RpcPromise {
             hook,
-            pending: Mutex::new(None),
+            pending: Mutex::default(),
             client: std::sync::OnceLock::new(),
+            deadline: None,
+            call_timeout: None,
             _type: PhantomData,
         }
     }
@@ -784,22 +892,73 @@ impl<T> RpcPromise<T> {
             Ok(args) => self.hook.op(&path.into_path(), Some(args)),
             Err(e) => Hook::Error(e),
         };
-        RpcPromise::from_hook(hook)
+        RpcPromise::<Value>::from_hook(hook).timed(self.call_timeout)
     }
 
     /// Reads the property at `path` of the promised value (pipelined).
     pub fn get(&self, path: impl IntoPath) -> RpcPromise {
-        RpcPromise::from_hook(self.hook.op(&path.into_path(), None))
+        RpcPromise::<Value>::from_hook(self.hook.op(&path.into_path(), None))
+            .timed(self.call_timeout)
     }
 
     /// The same promise, resolving to a [`Value`].
     pub fn untyped(&self) -> RpcPromise {
-        RpcPromise::from_hook(self.hook.clone())
+        self.same_timing(self.hook.clone())
     }
 
     /// The same promise, converting its result to `U`.
     pub fn typed<U>(&self) -> RpcPromise<U> {
-        RpcPromise::from_hook(self.hook.clone())
+        self.same_timing(self.hook.clone())
+    }
+
+    /// A promise of `hook` with this one's deadline and default timeout.
+    fn same_timing<U>(&self, hook: Hook) -> RpcPromise<U> {
+        let mut promise = RpcPromise::from_hook(hook);
+        promise.deadline = self.deadline;
+        promise.call_timeout = self.call_timeout;
+        promise
+    }
+
+    /// This promise with the deadline `timeout` (from now) and `timeout` as the default
+    /// of calls pipelined on it: a call made through a stub with a default timeout.
+    fn timed(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
+        self.deadline = timeout.and_then(Deadline::after);
+        self
+    }
+
+    /// `promise`, giving up `timeout` from now: awaited, it rejects with a `TimeoutError`
+    /// ([`RpcError::is_timeout`]) if its result has not come by then. Giving up lets go
+    /// of the call as dropping the promise does: the peer is told to release it, which
+    /// cancels it there, unless a clone of the promise (or a call pipelined on it) still
+    /// wants it. A callback of [`on_broken`](RpcPromise::on_broken) registered on it runs
+    /// with the `TimeoutError`, if nothing else held the call. `None` removes a deadline
+    /// (one the promise got from its stub's [`RpcStub::with_timeout`]).
+    ///
+    /// The clock runs from this call, and the promise gives up only when awaited (with
+    /// tokio's timer): an un-awaited promise used for pipelining is not cut short. This is
+    /// an associated function, `RpcPromise::with_timeout(promise, d)`, so that it never
+    /// hides a method of the same name of a typed client.
+    ///
+    /// ```
+    /// # use capwire::{RpcPromise, RpcStub};
+    /// # use std::time::Duration;
+    /// # async fn demo(api: RpcStub) -> Result<(), capwire::RpcError> {
+    /// let report = RpcPromise::with_timeout(api.call("slowReport", ()), Duration::from_secs(5));
+    /// match report.await {
+    ///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s"),
+    ///     other => println!("{:?}", other?),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(mut promise: Self, timeout: impl Into<Option<Duration>>) -> Self {
+        promise.deadline = timeout.into().and_then(Deadline::after);
+        promise
+            .pending
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .timer = None;
+        promise
     }
 
     /// Asks for the result now without waiting for it. Awaiting does this by itself; an
@@ -821,6 +980,7 @@ impl<T> RpcPromise<T> {
     pub fn as_stub(&self) -> RpcStub {
         RpcStub {
             hook: self.hook.clone(),
+            timeout: self.call_timeout.map(Box::new),
         }
     }
 
@@ -834,7 +994,7 @@ impl<T> RpcPromise<T> {
 
 impl<T> Clone for RpcPromise<T> {
     fn clone(&self) -> Self {
-        Self::from_hook(self.hook.clone())
+        self.same_timing(self.hook.clone())
     }
 }
 
@@ -853,15 +1013,34 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let hook = &this.hook;
-        let pending = this
+        let awaiting = this
             .pending
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_or_insert_with(|| hook.resolve_deep());
-        pending
-            .as_mut()
-            .poll(cx)
-            .map(|r| r.and_then(crate::from_value))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = awaiting.result.get_or_insert_with(|| hook.resolve_deep());
+        if let Poll::Ready(r) = result.as_mut().poll(cx) {
+            return Poll::Ready(r.and_then(crate::from_value));
+        }
+        let Some(deadline) = this.deadline else {
+            return Poll::Pending;
+        };
+        let timer = awaiting
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.at)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Out of time: let go of the call (and of everything holding it here), so that it
+        // is released, and cancelled by the peer, unless something else still wants it.
+        *awaiting = Awaiting::default();
+        let error = deadline.error();
+        this.deadline = None;
+        this.client = std::sync::OnceLock::new();
+        if let Hook::Import(import) = std::mem::replace(&mut this.hook, Hook::Error(error.clone()))
+        {
+            Import::give_up(import, error.clone());
+        }
+        Poll::Ready(Err(error))
     }
 }
 

@@ -73,6 +73,28 @@ impl<T: ?Sized + RpcTarget> Stub<T> {
         self.client.as_ref().clone()
     }
 
+    /// `stub`, each call made through it timing out `timeout` after it is made; see
+    /// [`RpcStub::with_timeout`]. An associated function, `Stub::with_timeout(&stub, d)`,
+    /// so that it never hides a method of `T` of the same name.
+    ///
+    /// ```
+    /// use capwire::Stub;
+    /// use std::time::Duration;
+    /// # struct Reports;
+    /// # #[capwire::rpc_target]
+    /// # impl Reports { pub async fn slow_report(&self) -> String { String::new() } }
+    /// # async fn demo(reports: Stub<Reports>) -> Result<(), capwire::RpcError> {
+    /// let reports = Stub::with_timeout(&reports, Duration::from_secs(5));
+    /// match reports.slow_report().await {
+    ///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s"),
+    ///     other => println!("{}", other?),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(stub: &Self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
+        Stub::from_raw(stub.raw().with_timeout(timeout))
+    }
+
     /// Runs `callback` once if this stub breaks; see [`RpcStub::on_broken`].
     pub fn on_broken(&self, callback: impl FnOnce(RpcError) + Send + 'static) {
         self.raw().on_broken(callback);
