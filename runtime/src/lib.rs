@@ -4,25 +4,106 @@
 //! can be called by the `capnweb` JavaScript client, and a capwire client can call
 //! `capnweb` services.
 //!
-//! The model, in brief:
+//! Write an ordinary impl block and mark it [`#[rpc_target]`](macro@rpc_target), or
+//! [`#[entrypoint]`](macro@entrypoint) for the main object a server hands each session:
+//! its `pub` methods become callable over RPC, and [`Stub<T>`] gets the same methods as a
+//! typed client, each returning a promise.
+//!
+//! ```
+//! use capwire::prelude::*;
+//! use std::sync::atomic::{AtomicI64, Ordering};
+//!
+//! pub struct Counter(AtomicI64);
+//!
+//! #[rpc_target]
+//! impl Counter {
+//!     /// Adds `by` (1 when left out) and returns the new value.
+//!     pub fn increment(&self, by: Option<i64>) -> i64 {
+//!         self.0.fetch_add(by.unwrap_or(1), Ordering::SeqCst) + by.unwrap_or(1)
+//!     }
+//!
+//!     /// A property read on the wire.
+//!     #[rpc(getter)]
+//!     pub fn value(&self) -> i64 {
+//!         self.0.load(Ordering::SeqCst)
+//!     }
+//! }
+//!
+//! pub struct Api;
+//!
+//! #[entrypoint]
+//! impl Api {
+//!     pub fn square(&self, i: f64) -> f64 {
+//!         i * i
+//!     }
+//!
+//!     /// Returned by reference: the caller gets a `Stub<Counter>`.
+//!     pub async fn make_counter(&self, start: i64) -> Counter {
+//!         Counter(AtomicI64::new(start))
+//!     }
+//!
+//!     pub fn fail(&self) -> Result<(), RpcError> {
+//!         Err(RpcError::range("out of range"))
+//!     }
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Server: `capwire::serve("127.0.0.1:8787", || Api).await?`, or with the port known first:
+//! let server = capwire::Server::bind("127.0.0.1:0").await?;
+//! let url = format!("ws://{}/", server.local_addr()?);
+//! tokio::spawn(server.serve(|| Api));
+//!
+//! // Client (capnweb in JavaScript calls the same service as `api.makeCounter(2)`).
+//! let api: Stub<Api> = capwire::connect(&url).await?;
+//! assert_eq!(api.square(3.0).await?, 9.0);
+//! let counter = api.make_counter(2); // RpcPromise<Stub<Counter>>, not awaited
+//! assert_eq!(counter.increment(Some(3)).await?, 5); // pipelined: one round trip
+//! let counter: Stub<Counter> = counter.await?;
+//! assert_eq!(counter.value().await?, 5);
+//! assert_eq!(api.fail().await.unwrap_err().name(), "RangeError");
+//! # Ok(()) }
+//! ```
+//!
+//! The pages of [`macro@rpc_target`] and [`macro@entrypoint`] are the guide to the macros,
+//! with examples: targets and entrypoints, getters, wire names, targets returned by
+//! reference, errors, interfaces (traits) and returning a target from an interface method,
+//! streams and callbacks, and the crate path.
+//!
+//! To depend on capwire, with what the examples use (the README's "Install" section says
+//! more):
+//!
+//! ```toml
+//! [dependencies]
+//! capwire = { git = "https://github.com/capwire/capwire" }
+//! serde = { version = "1", features = ["derive"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! futures = "0.3" # for the stream examples
+//! ```
+//!
+//! # The model
 //!
 //! - A **stub** ([`RpcStub`]) refers to an object that may live in another process. Calls
-//!   on it return promises.
+//!   on it return promises. [`Stub<T>`] is a typed stub.
 //! - A **promise** ([`RpcPromise`]) is a [`Future`] for a call's
 //!   result, and can be called on before it resolves: such calls are *pipelined*, sent
 //!   at once, so a chain of dependent calls costs one network round trip.
 //! - A **target** is an ordinary impl block marked [`macro@rpc_target`] (or
 //!   [`macro@entrypoint`] for a service's main object): its `pub` methods become callable,
 //!   and [`Stub<T>`] gets the same methods as a typed client. Targets returned from a method
-//!   travel by reference: the receiver gets a stub that calls back to them.
+//!   travel by reference: the receiver gets a stub that calls back to them. A trait marked
+//!   [`macro@rpc_target`] is an *interface*: `Stub<dyn Trait>` calls a service whose code
+//!   lives elsewhere.
 //! - A **local object** ([`RpcObject`]) is what the macros implement: it answers calls and
-//!   property reads by name. Implement it by hand for dynamic objects.
+//!   property reads by name. Implement it by hand for dynamic objects (below).
 //! - A **session** ([`Session`]) joins two peers over a transport: WebSocket
 //!   ([`connect`], [`serve`]), HTTP batch ([`BatchClient`], [`rpc_route`]) or in memory
 //!   ([`transport::memory`]).
 //! - Values are ordinary serde types, or the dynamic [`Value`]. Stubs, [`Stub<T>`],
 //!   promises and [`Function`]s (closures) may sit anywhere inside them and travel by
 //!   reference; [`RpcPromise::map`] runs a mapper where a value lives.
+//! - **Errors** are [`RpcError`]s: a JavaScript error name, a message and properties. A
+//!   method returning `Result<T, E>` (with `E: Into<RpcError>`) rejects its call on `Err`.
 //! - **Streams** ([`ReadableStream`], [`WritableStream`]) are moved to the receiver and
 //!   flow with flow control; [`Request`], [`Response`] (with streaming bodies, converting
 //!   to the `http` crate's types), [`Blob`], [`Headers`] and [`Url`] travel as the web
@@ -34,6 +115,11 @@
 //! target's dispose hook is its `Drop`: it runs exactly once, when the last reference to it
 //! anywhere (in this process or at any peer) is gone, and a session that ends releases
 //! everything it exported. [`RpcStub::on_broken`] tells when a stub's session breaks.
+//!
+//! # Without the macros: `RpcObject`
+//!
+//! An object written by hand answers calls by name, and any stub is called by name with
+//! [`RpcStub::call`]; here over an in-memory session:
 //!
 //! ```
 //! use capwire::{CallFuture, RpcError, RpcObject, RpcStub, Session, Value};
@@ -81,7 +167,10 @@ pub mod typescript;
 mod value;
 pub mod wire;
 
-pub use capwire_macros::{entrypoint, rpc_target};
+#[doc = include_str!("docs/entrypoint.md")]
+pub use capwire_macros::entrypoint;
+#[doc = include_str!("docs/rpc_target.md")]
+pub use capwire_macros::rpc_target;
 pub use error::{ProtocolError, RpcError};
 /// The `http` crate, whose `Request` and `Response` an entrypoint's `fetch` takes and returns.
 pub use http;
