@@ -160,7 +160,7 @@ impl SessionInner {
             None => None,
         };
         let defer = self.defers_calls.load(Ordering::Relaxed) && pending.is_empty();
-        self.push_maybe_deferred(
+        let import = self.push_maybe_deferred(
             Expr::Pipeline {
                 id,
                 path: Some(path.to_vec()),
@@ -168,7 +168,15 @@ impl SessionInner {
             },
             pending,
             defer,
-        )
+        )?;
+        tracing::trace!(
+            parent: &self.span,
+            id = import.id,
+            target = id,
+            method = %PathText(path),
+            "capwire: call sent"
+        );
+        Ok(import)
     }
 
     /// The text of `msg`, or an error naming `max_message_size` if it would be longer (a
