@@ -41,6 +41,12 @@ fn parse_args() -> Result<(u16, Vec<String>), String> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Logs to stderr, filtered by RUST_LOG (errors only when unset; RUST_LOG=capwire=debug
+    // shows sessions opening and ending and rejected calls, =trace every call).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let (port, origins) = parse_args().unwrap_or_else(|message| {
         eprintln!("{message}\n{USAGE}");
         std::process::exit(2);

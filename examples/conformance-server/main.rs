@@ -9,6 +9,12 @@ use std::io::Write;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     use capwire_examples::conformance;
+    // Logs to stderr, filtered by RUST_LOG (errors only when unset; RUST_LOG=capwire=debug
+    // shows sessions opening and ending and rejected calls, =trace every call).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = conformance::Args::parse(std::env::args().skip(1)).map_err(std::io::Error::other)?;
     if args.typescript {
         print!("{}", capwire_examples::typescript::conformance());

@@ -416,6 +416,11 @@ async fn wait_until_errors_are_logged() {
         line.contains("ERROR") && line.contains("wait_until task failed"),
         "{line}"
     );
+    // Which worker, and which of its entrypoints, handed the work over.
+    assert!(
+        line.contains("worker=worker-a") && line.contains("entrypoint=\"WorkerA\""),
+        "{line}"
+    );
 }
 
 #[tokio::test]

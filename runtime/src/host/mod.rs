@@ -67,6 +67,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// An entrypoint type the host can instantiate: a fresh instance for every invocation
 /// (every binding stub obtained, every session a client opens), as a Worker's class is.
@@ -650,7 +651,14 @@ impl Host {
         let worker = worker.clone();
         axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (host, worker, ctx) = (host.clone(), worker.clone(), ctx.clone());
-            async move { host.handle_http(&worker, request, &ctx).await }
+            // Each request's logs (its RPC session's among them) name the worker, and the
+            // entrypoint once the path has chosen it.
+            let span = tracing::info_span!(
+                "capwire.worker",
+                worker = %worker.config.name,
+                entrypoint = tracing::field::Empty
+            );
+            async move { host.handle_http(&worker, request, &ctx).await }.instrument(span)
         })
     }
 }
@@ -673,6 +681,11 @@ impl HostInner {
             name if worker.config.entrypoints.iter().any(|e| e == name) => Some(Some(name)),
             _ => None,
         };
+        // A named entrypoint serves its path; the default one everything else.
+        let serving = entrypoint.flatten().or(worker.config.main.as_deref());
+        if let Some(name) = serving {
+            tracing::Span::current().record("entrypoint", name);
+        }
         let rpc_main = |e: Option<&str>| {
             self.instantiate(worker, e)
                 .map_or_else(RpcStub::broken, RpcStub::from_arc)
@@ -695,7 +708,12 @@ impl HostInner {
             _ if default.handles_fetch() => match default.fetch(request).await {
                 Ok(response) => response,
                 Err(e) => {
-                    tracing::error!(worker = %worker.config.name, error = %e, "fetch failed");
+                    tracing::error!(
+                        worker = %worker.config.name,
+                        entrypoint = worker.config.main.as_deref(),
+                        error = %e,
+                        "fetch failed"
+                    );
                     (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
                 }
             },
@@ -784,14 +802,11 @@ impl HostInner {
         worker: &Arc<Worker>,
         entrypoint: Option<&str>,
     ) -> Result<Arc<dyn crate::RpcObject>, RpcError> {
-        let ty = match entrypoint {
+        // The named entrypoint's place in the worker's list (`None`: the default).
+        let named = entrypoint.map(|e| worker.config.entrypoints.iter().position(|n| n == e));
+        let ty = match named {
             None => worker.config.main.as_deref(),
-            Some(e) => worker
-                .config
-                .entrypoints
-                .iter()
-                .find(|n| *n == e)
-                .map(String::as_str),
+            Some(i) => i.map(|i| worker.config.entrypoints[i].as_str()),
         };
         let factory = ty.and_then(|t| self.registry.get(t)).ok_or_else(|| {
             RpcError::error(format!(
@@ -806,6 +821,8 @@ impl HostInner {
         };
         let ctx = Ctx {
             tracker: self.tracker.clone(),
+            worker: worker.clone(),
+            entrypoint: named.flatten(),
         };
         Ok(factory(env, ctx))
     }
@@ -1008,11 +1025,16 @@ impl Fetcher {
 #[derive(Clone)]
 pub struct Ctx {
     tracker: TaskTracker,
+    /// Whose invocation it is, for the logs.
+    worker: Arc<Worker>,
+    /// The entrypoint's place in the worker's `entrypoints` (`None`: its `main`).
+    entrypoint: Option<usize>,
 }
 
 impl Ctx {
-    /// Runs `work` to completion even after the call has returned its result. An error (or
-    /// a panic) is logged through `tracing`; a graceful shutdown of the host waits for it,
+    /// Runs `work` to completion even after the call has returned its result, in the span
+    /// current now (the call's). An error (or a panic) is logged through `tracing`, with
+    /// the `worker` and `entrypoint` names; a graceful shutdown of the host waits for it,
     /// up to its grace period.
     pub fn wait_until<F, E>(&self, work: F)
     where
@@ -1020,13 +1042,23 @@ impl Ctx {
         E: std::fmt::Display + Send + 'static,
     {
         use futures::FutureExt;
-        self.tracker.spawn(async move {
-            match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        let (worker, entrypoint) = (self.worker.clone(), self.entrypoint);
+        let task = async move {
+            let outcome = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+            let name = &worker.config.name;
+            let entrypoint = match entrypoint {
+                Some(i) => Some(worker.config.entrypoints[i].as_str()),
+                None => worker.config.main.as_deref(),
+            };
+            match outcome {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "wait_until task failed"),
-                Err(_) => tracing::error!("wait_until task panicked"),
+                Ok(Err(e)) => {
+                    tracing::error!(worker = %name, entrypoint, error = %e, "wait_until task failed");
+                }
+                Err(_) => tracing::error!(worker = %name, entrypoint, "wait_until task panicked"),
             }
-        });
+        };
+        self.tracker.spawn(task.in_current_span());
     }
 }
 

@@ -2,6 +2,7 @@
 //! goes out and is released.
 
 use super::*;
+use tracing::Instrument;
 
 pub(super) struct ExportEntry {
     pub(super) hook: Hook,
@@ -10,6 +11,9 @@ pub(super) struct ExportEntry {
     pub(super) kind: ExportKind,
     /// What the entry holds for the peer, counted against the session's memory.
     pub(super) charge: Option<Charge>,
+    /// The call that made the entry (`capwire.call`), in which its answer is sent; none
+    /// for other entries, or when no subscriber wants it.
+    pub(super) span: tracing::Span,
 }
 
 /// What a table entry costs beyond the message that made it (the entry, its hook, the
@@ -52,6 +56,7 @@ impl ExportEntry {
             resolution: Resolution::NotPulled,
             kind: ExportKind::Plain,
             charge: None,
+            span: tracing::Span::none(),
         }
     }
 }
@@ -130,7 +135,7 @@ impl SessionInner {
 
     /// Starts sending the resolution of export `id` once it is known (once per export).
     pub(super) fn resolve_export(self: &Arc<Self>, id: i64, auto_release: bool) {
-        let hook = {
+        let (hook, span) = {
             let mut state = self.lock();
             let Some(entry) = state.exports.get_mut(&id) else {
                 return;
@@ -140,17 +145,18 @@ impl SessionInner {
             }
             entry.resolution = Resolution::Running(None);
             let hook = entry.hook.clone();
+            let span = entry.span.clone();
             if !entry.is_stream_call() {
                 state.resolving += 1;
             }
-            hook
+            (hook, span)
         };
         match hook {
             // Known already: answer now, without a task.
             Hook::Ready(v) if !matches!(*v, Value::Promise(_)) => {
-                self.finish_resolution(id, Ok(v), auto_release);
+                span.in_scope(|| self.finish_resolution(id, Ok(v), auto_release));
             }
-            Hook::Error(e) => self.finish_resolution(id, Err(e), auto_release),
+            Hook::Error(e) => span.in_scope(|| self.finish_resolution(id, Err(e), auto_release)),
             hook => {
                 let this = self.clone();
                 let task = async move {
@@ -161,7 +167,8 @@ impl SessionInner {
                         result = next.await;
                     }
                     this.finish_resolution(id, result.map(Arc::new), auto_release);
-                };
+                }
+                .instrument(span);
                 match tokio::runtime::Handle::try_current() {
                     Ok(rt) => {
                         let handle = rt.spawn(task).abort_handle();
@@ -192,6 +199,12 @@ impl SessionInner {
         let text = match text {
             Ok(text) => text,
             Err(e) => {
+                tracing::debug!(
+                    id,
+                    error.name = e.name(),
+                    error.message = e.message(),
+                    "capwire: call rejected"
+                );
                 self.abandon(std::mem::take(&mut pending));
                 Message::Reject(id, error_expr(&e)).to_text()
             }

@@ -147,7 +147,13 @@ impl SessionInner {
         };
         // A stream write's bytes are counted by the stream buffer.
         let mut charge = self.charge_entry(if stream { 0 } else { size })?;
-        let mut hook = crate::session::eval::hook_of(self.evaluate(expr)?);
+        // The call starts here (a local target's method runs up to its first await): in
+        // its span, which its task and its answer keep.
+        let span = self.call_span(id, &expr, stream);
+        let mut hook = span.in_scope(|| {
+            tracing::trace!("capwire: call received");
+            self.evaluate(expr).map(crate::session::eval::hook_of)
+        })?;
         if let (Hook::Pending(..), Some(limit)) = (&hook, self.limits.max_call_duration) {
             hook = within_duration(hook, limit);
         }
@@ -172,6 +178,7 @@ impl SessionInner {
         }
         let mut entry = ExportEntry::new(hook);
         entry.charge = Some(charge);
+        entry.span = span;
         if stream {
             entry.kind = ExportKind::StreamCall;
         }
@@ -182,6 +189,44 @@ impl SessionInner {
             self.resolve_export(id, true);
         }
         Ok(())
+    }
+
+    /// The span of the call a `push` (or `stream`) of `expr` makes, whose result is export
+    /// `id` (the caller's import ID): `capwire.call`, a child of the session's span, with
+    /// `id`, the `target` ID it addresses (0 for the main object), the `method` (a dotted
+    /// path) and its `kind` (`call`, `stream`, `get` for a property read, `map`, or
+    /// `value` for a push of a plain value). Nothing is formatted unless a subscriber
+    /// wants the span.
+    fn call_span(&self, id: i64, expr: &Expr, stream: bool) -> tracing::Span {
+        let (target, path, kind) = match expr {
+            Expr::Pipeline {
+                id: target,
+                path,
+                args,
+            }
+            | Expr::Import {
+                id: target,
+                path,
+                args,
+            } => {
+                let kind = match (args, stream) {
+                    (None, _) => "get",
+                    (Some(_), true) => "stream",
+                    (Some(_), false) => "call",
+                };
+                (Some(*target), path.as_deref(), kind)
+            }
+            Expr::Remap(r) => (Some(r.id), Some(&r.path[..]), "map"),
+            _ => (None, None, "value"),
+        };
+        tracing::debug_span!(
+            parent: &self.span,
+            "capwire.call",
+            id,
+            target,
+            method = path.map(|p| tracing::field::display(PathText(p))),
+            kind
+        )
     }
 
     pub(super) fn settle_import(&self, id: i64, result: Result<Value, RpcError>) {
@@ -242,7 +287,6 @@ impl SessionInner {
             Event::OverBudget => match self.check_budgets() {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::debug!("capwire: ending session: {e}");
                     self.shutdown(RpcError::from(e), true);
                     false
                 }
@@ -278,6 +322,11 @@ impl SessionInner {
                 std::mem::take(&mut state.exports),
             )
         };
+        if send_abort {
+            tracing::info!(parent: &self.span, reason = %error, "capwire: session aborted");
+        } else {
+            tracing::debug!(parent: &self.span, reason = %error, "capwire: session ended");
+        }
         let _ = self.events.send(Event::Shutdown);
         // Every import fails, and every `on_broken` callback runs, before anything awaiting
         // an import (or the session's end) may see it: whatever the table's order.

@@ -121,6 +121,41 @@ pub(crate) struct SessionInner {
     deferred: Mutex<Option<(i64, String)>>,
     /// An [`Event::FlushDeferred`] is on its way to the session loop.
     flush_requested: AtomicBool,
+    /// `capwire.session`: the parent of the session's call spans and events.
+    pub(crate) span: tracing::Span,
+}
+
+/// The span of a session: `capwire.session`, with its transport's name (`websocket`,
+/// `batch`, `memory`, `custom`), this side (`client` or `server`) and the peer (its
+/// address, or the URL a client connected to) when known. Its parent is the span current
+/// where it is made (a request's, say).
+pub(crate) fn session_span(
+    transport: &'static str,
+    side: Option<&'static str>,
+    peer: Option<&dyn std::fmt::Display>,
+) -> tracing::Span {
+    tracing::info_span!(
+        "capwire.session",
+        transport,
+        side,
+        peer = peer.map(tracing::field::display)
+    )
+}
+
+/// A path as the dotted text logs show (`counter.increment`), written out only when a log
+/// wants it.
+pub(crate) struct PathText<'a>(pub(crate) &'a [PathKey]);
+
+impl std::fmt::Display for PathText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, key) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(&key.as_name())?;
+        }
+        Ok(())
+    }
 }
 
 /// IDs at the top level of a message: entries of the session's tables.
@@ -213,11 +248,13 @@ impl Pending {
 
 impl SessionInner {
     /// A session serving `main`; what it holds for its peer counts against
-    /// `limits.max_session_memory` and, when given, the server's budget.
+    /// `limits.max_session_memory` and, when given, the server's budget. Its calls and
+    /// events are logged in `span` (see [`session_span`]).
     pub(crate) fn new(
         main: Option<RpcStub>,
         limits: Limits,
         server: Option<Arc<Budget>>,
+        span: tracing::Span,
     ) -> (
         Arc<SessionInner>,
         mpsc::UnboundedReceiver<String>,
@@ -257,7 +294,9 @@ impl SessionInner {
             defers_calls: AtomicBool::new(false),
             deferred: Mutex::new(None),
             flush_requested: AtomicBool::new(false),
+            span,
         });
+        tracing::debug!(parent: &inner.span, "capwire: session opened");
         (inner, out_rx, ev_rx)
     }
 

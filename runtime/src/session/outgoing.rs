@@ -166,7 +166,7 @@ impl SessionInner {
             None => None,
         };
         let defer = self.defers_calls.load(Ordering::Relaxed) && pending.is_empty();
-        self.push_maybe_deferred(
+        let import = self.push_maybe_deferred(
             Expr::Pipeline {
                 id,
                 path: Some(path.to_vec()),
@@ -174,7 +174,15 @@ impl SessionInner {
             },
             pending,
             defer,
-        )
+        )?;
+        tracing::trace!(
+            parent: &self.span,
+            id = import.id,
+            target = id,
+            method = %PathText(path),
+            "capwire: call sent"
+        );
+        Ok(import)
     }
 
     /// The text of `msg`, or an error naming `max_message_size` if it would be longer (a
@@ -516,7 +524,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_sent_as_a_stream_counts_as_the_transport_counts_it() {
-        let (inner, mut out_rx, _events) = SessionInner::new(None, Limits::default(), None);
+        let (inner, mut out_rx, _events) =
+            SessionInner::new(None, Limits::default(), None, tracing::Span::none());
         inner.defers_calls.store(true, Ordering::Release);
         // A stream write of 100 bytes waits for the transport.
         inner.unsent_stream_bytes.fetch_add(100, Ordering::AcqRel);

@@ -25,6 +25,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tracing::Instrument;
 
 type SharedResult = Shared<BoxFuture<'static, Result<Value, RpcError>>>;
 
@@ -274,6 +275,14 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// The rejection for a panic in application code, logged at error level (in the span of
+/// the call, when it came from a peer).
+fn panicked(payload: &(dyn std::any::Any + Send)) -> RpcError {
+    let message = panic_message(payload);
+    tracing::error!(panic = %message, "capwire: application code panicked");
+    RpcError::error(format!("internal error: {message}"))
+}
+
 /// Resolves every promise inside `value`, as capnweb does before delivering a call.
 ///
 /// A promise's result takes its place, so a value can grow deeper here than any message
@@ -325,30 +334,20 @@ impl Hook {
     pub(crate) fn invoke(call: impl FnOnce() -> CallFuture) -> Hook {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
             Ok(fut) => Hook::start(fut),
-            Err(p) => Hook::Error(RpcError::error(format!(
-                "internal error: {}",
-                panic_message(&*p)
-            ))),
+            Err(p) => Hook::Error(panicked(&*p)),
         }
     }
 
     /// Starts `fut` now: it runs up to its first suspension point before this returns (so
-    /// calls begin in the order they were made), then continues on the runtime. A panic
-    /// inside becomes a rejection.
+    /// calls begin in the order they were made), then continues on the runtime, in the
+    /// span current now (a call's). A panic inside becomes a rejection.
     pub(crate) fn start<F>(fut: F) -> Hook
     where
         F: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
         let mut fut = std::panic::AssertUnwindSafe(fut)
             .catch_unwind()
-            .map(|r| {
-                r.unwrap_or_else(|p| {
-                    Err(RpcError::error(format!(
-                        "internal error: {}",
-                        panic_message(&*p)
-                    )))
-                })
-            })
+            .map(|r| r.unwrap_or_else(|p| Err(panicked(&*p))))
             .boxed();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match fut.as_mut().poll(&mut cx) {
@@ -359,11 +358,16 @@ impl Hook {
                     // its session ended), the task is cancelled rather than left running.
                     let turns = Arc::<Turns>::default();
                     let settled = turns.clone();
-                    let task = AbortOnDrop(rt.spawn(async move {
-                        let result = fut.await;
-                        settled.settle(&result);
-                        result
-                    }));
+                    let task = AbortOnDrop(
+                        rt.spawn(
+                            async move {
+                                let result = fut.await;
+                                settled.settle(&result);
+                                result
+                            }
+                            .in_current_span(),
+                        ),
+                    );
                     Hook::Pending(
                         async move {
                             task.await.unwrap_or_else(|e| {
@@ -498,7 +502,7 @@ fn watch_value(value: &Value, callback: BrokenCallback) {
 
 fn run_broken(error: RpcError, callback: BrokenCallback) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(error))).is_err() {
-        tracing::warn!("capwire: an on_broken callback panicked");
+        tracing::error!("capwire: an on_broken callback panicked");
     }
 }
 

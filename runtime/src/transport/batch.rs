@@ -11,17 +11,20 @@ use std::sync::Arc;
 /// serving `main`, waits until every pulled result is settled, and returns the response
 /// body. `Err` carries the body when the batch ended with an `abort`.
 pub async fn serve_batch(body: &str, main: RpcStub, limits: Limits) -> Result<String, String> {
-    serve_batch_in(body, main, limits, None).await
+    let span = crate::session::session_span("batch", Some("server"), None);
+    serve_batch_in(body, main, limits, None, span).await
 }
 
-/// [`serve_batch`], counting what the session holds against a server's budget too.
+/// [`serve_batch`], counting what the session holds against a server's budget too,
+/// logging in `span`.
 pub(crate) async fn serve_batch_in(
     body: &str,
     main: RpcStub,
     limits: Limits,
     server: Option<Arc<Budget>>,
+    span: tracing::Span,
 ) -> Result<String, String> {
-    let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits, server);
+    let (inner, mut out_rx, _events) = SessionInner::new(Some(main), limits, server, span);
     // Dropped before the end (its client went away, and the server with it dropped this
     // future): the session ends at once, cancelling its calls and freeing what it holds.
     let _cancel = ShutdownOnDrop(inner.clone());
@@ -61,9 +64,11 @@ fn handle_body(inner: &Arc<SessionInner>, body: &str) -> Result<(), RpcError> {
     if body.is_empty() {
         return Ok(());
     }
-    body.split('\n')
-        .try_for_each(|line| inner.handle_text(line))
-        .map_err(RpcError::from)
+    inner.span.in_scope(|| {
+        body.split('\n')
+            .try_for_each(|line| inner.handle_text(line))
+            .map_err(RpcError::from)
+    })
 }
 
 /// Every message queued for sending, as a batch body.
@@ -106,12 +111,10 @@ pub struct BatchClient {
 impl BatchClient {
     /// A batch for the server at `url`.
     pub fn new(url: impl Into<String>) -> BatchClient {
-        let (inner, out_rx, _events) = SessionInner::new(None, Limits::default(), None);
-        BatchClient {
-            url: url.into(),
-            inner,
-            out_rx,
-        }
+        let url = url.into();
+        let span = crate::session::session_span("batch", Some("client"), Some(&url));
+        let (inner, out_rx, _events) = SessionInner::new(None, Limits::default(), None, span);
+        BatchClient { url, inner, out_rx }
     }
 
     /// A stub to the server's main object.

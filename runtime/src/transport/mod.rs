@@ -19,6 +19,7 @@ use crate::session::{SessionInner, SessionStats};
 use crate::stub::RpcStub;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A transport failure, or a frame the transport cannot turn into a message.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,6 +53,34 @@ impl TransportError {
 /// Dropping the `Session` handle does not end the session: it runs while the transport
 /// is open. Dropping every clone of the peer's [`main`](Session::main) stub, when nothing
 /// else is imported or exported, ends it, as disposing the main stub does in capnweb.
+///
+/// # Logs
+///
+/// A session logs through the [`tracing`](https://docs.rs/tracing) facade (install a
+/// subscriber, such as `tracing-subscriber`'s, to see it), with the target `capwire::…`:
+///
+/// - a span `capwire.session` (info) for the session, with `transport` (`websocket`,
+///   `batch`, `memory`, or `custom` for a transport of yours given to [`Session::start`]),
+///   `side` (`client` or `server`) and `peer` (the client's address on a server, when
+///   the server recorded it; the URL on a client) when known. It is a child of the span
+///   current where the session starts (wrap [`Session::start`] in a span of yours to name
+///   a custom transport's peer);
+/// - in it, a span `capwire.call` (debug) for each call, property read or `map()` the
+///   peer makes on this side's objects, with `id` (the ID of its result: the caller's
+///   import ID), `target` (the ID it addresses, 0 for the main object), `method` (the
+///   method or the dotted path) and `kind` (`call`, `stream`, `get`, `map`). The method
+///   runs in it, up to its result being sent;
+/// - events: `capwire: session opened` and `capwire: session ended` (debug, the latter
+///   with the `reason`), `capwire: session aborted` (info, with the `reason` the `abort`
+///   sent to the peer gives), `capwire: the peer aborted the session` (info, with its
+///   `reason`), `capwire: call rejected` (debug, with `id`, `error.name` and
+///   `error.message`), `capwire: application code panicked` (error, with the `panic`
+///   message) when a method panics, which rejects its call, and at trace level
+///   `capwire: call received` (in the call's span) and `capwire: call sent` (a call this
+///   side makes: `id`, its import ID, `target` and `method`).
+///
+/// Spans and events cost a check of a cached flag when no subscriber wants them; their
+/// fields are only formatted for one that does.
 #[derive(Clone)]
 pub struct Session {
     pub(crate) inner: Arc<SessionInner>,
@@ -87,15 +116,24 @@ impl Session {
             + Unpin
             + 'static,
     {
-        Session::start_in(transport, main, limits, None)
+        let name =
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<memory::MemoryTransport>() {
+                "memory"
+            } else {
+                "custom"
+            };
+        let span = crate::session::session_span(name, None, None);
+        Session::start_in(transport, main, limits, None, span)
     }
 
-    /// [`Session::start`], counting what the session holds against a server's budget too.
+    /// [`Session::start`], counting what the session holds against a server's budget too,
+    /// logging in `span`.
     pub(crate) fn start_in<T>(
         transport: T,
         main: Option<RpcStub>,
         limits: Limits,
         server: Option<Arc<crate::limits::budget::Budget>>,
+        span: tracing::Span,
     ) -> Session
     where
         T: Stream<Item = Result<String, TransportError>>
@@ -104,8 +142,8 @@ impl Session {
             + Unpin
             + 'static,
     {
-        let (inner, out_rx, ev_rx) = SessionInner::new(main, limits, server);
-        tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx));
+        let (inner, out_rx, ev_rx) = SessionInner::new(main, limits, server, span.clone());
+        tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx).instrument(span));
         Session { inner }
     }
 
@@ -216,7 +254,9 @@ fn handle_incoming(
         Some(Ok(text)) => {
             if let Err(e) = inner.handle_text(&text) {
                 let send_abort = !matches!(e, ProtocolError::PeerAborted(_));
-                tracing::debug!("capwire: ending session: {e}");
+                if let ProtocolError::PeerAborted(reason) = &e {
+                    tracing::info!(%reason, "capwire: the peer aborted the session");
+                }
                 inner.shutdown(RpcError::from(e), send_abort);
             }
             true

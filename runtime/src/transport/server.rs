@@ -11,6 +11,7 @@ use crate::stub::RpcStub;
 use axum::response::IntoResponse;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What a server calls to make the main object of each new session: a function taking
 /// nothing (`|| Api`), or one taking the request that opened the session
@@ -293,6 +294,20 @@ pub(crate) fn is_websocket_upgrade<B>(request: &http::Request<B>) -> bool {
         && headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
 }
 
+/// The span of a server's session on the request `parts` came with, the peer's address
+/// in it when the server recorded one.
+fn server_span(transport: &'static str, parts: &http::request::Parts) -> tracing::Span {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    crate::session::session_span(
+        transport,
+        Some("server"),
+        peer.as_ref().map(|p| p as &dyn std::fmt::Display),
+    )
+}
+
 /// Accepts a WebSocket upgrade (check it with [`is_websocket_upgrade`] first) and serves a
 /// session on it with `main`, within the server's limits: the upgrade must complete within
 /// `handshake_timeout`, then the connection is guarded (see [`GuardedWs`]).
@@ -327,13 +342,16 @@ pub(crate) fn websocket_session_with(
         .extensions
         .get::<super::listener::ConnHandle>()
         .cloned();
+    let span = server_span("websocket", &parts);
     let main = make_main(&SessionContext::new(parts, true));
     // From here on the session watches the connection's writes (keepalive_interval).
     if let Some(conn) = &conn {
         conn.upgrading();
     }
     let ctx = ctx.clone();
-    tokio::spawn(async move {
+    // The upgrade's own failures are logged in the session's span too.
+    let upgrade_span = span.clone();
+    let serve = async move {
         let upgraded = match tokio::time::timeout(ctx.limits.handshake_timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => upgraded,
             Ok(Err(e)) => {
@@ -363,10 +381,17 @@ pub(crate) fn websocket_session_with(
         .await;
         let cell = Arc::new(std::sync::OnceLock::new());
         let transport = GuardedWs::new(socket, &limits, &ctx.limits, cell.clone());
-        let session = Session::start_in(transport, Some(main), limits, Some(ctx.budget.clone()));
+        let session = Session::start_in(
+            transport,
+            Some(main),
+            limits,
+            Some(ctx.budget.clone()),
+            span,
+        );
         let _ = cell.set(Arc::downgrade(&session.inner));
         session.closed().await;
-    });
+    };
+    tokio::spawn(serve.instrument(upgrade_span));
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     (
         http::StatusCode::SWITCHING_PROTOCOLS,
@@ -404,15 +429,17 @@ pub(crate) async fn batch_request_with(
         Ok(body) => body,
         Err(response) => return response,
     };
+    let span = server_span("batch", &parts);
     let main = make_main(&SessionContext::new(parts, false));
     let Ok(text) = std::str::from_utf8(&body) else {
         return (http::StatusCode::BAD_REQUEST, "request body is not UTF-8").into_response();
     };
-    let (status, body) =
-        match super::batch::serve_batch_in(text, main, limits, Some(ctx.budget.clone())).await {
-            Ok(body) => (http::StatusCode::OK, body),
-            Err(body) => (http::StatusCode::BAD_REQUEST, body),
-        };
+    let served =
+        super::batch::serve_batch_in(text, main, limits, Some(ctx.budget.clone()), span).await;
+    let (status, body) = match served {
+        Ok(body) => (http::StatusCode::OK, body),
+        Err(body) => (http::StatusCode::BAD_REQUEST, body),
+    };
     // The response counts against the budget until it has been written out (or the
     // connection dropped): its bytes own the charge.
     let Some(charge) = ctx.budget.charge(body.len()) else {

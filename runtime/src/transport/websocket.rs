@@ -119,9 +119,9 @@ pub(crate) fn ws_config(
     config
 }
 
-/// A client's session over a WebSocket: an awaited call that nothing pipelines on goes as
-/// a `stream` (two messages instead of four; see `SessionInner::send_as_stream`).
-fn client_session<T>(transport: T, main: Option<RpcStub>, limits: Limits) -> Session
+/// A client's session over a WebSocket to `url`: an awaited call that nothing pipelines on
+/// goes as a `stream` (two messages instead of four; see `SessionInner::send_as_stream`).
+fn client_session<T>(transport: T, url: &str, main: Option<RpcStub>, limits: Limits) -> Session
 where
     T: futures::Stream<Item = Result<String, super::TransportError>>
         + futures::Sink<String, Error = super::TransportError>
@@ -129,7 +129,8 @@ where
         + Unpin
         + 'static,
 {
-    let session = Session::start(transport, main, limits);
+    let span = crate::session::session_span("websocket", Some("client"), Some(&url));
+    let session = Session::start_in(transport, main, limits, None, span);
     session
         .inner
         .defers_calls
@@ -164,7 +165,12 @@ pub async fn connect_with(
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(client_session(WsTransport::new(ws, &limits), main, limits))
+    Ok(client_session(
+        WsTransport::new(ws, &limits),
+        url,
+        main,
+        limits,
+    ))
 }
 
 /// [`connect_with`], sending `headers` with the upgrade request (a cookie, an
@@ -208,7 +214,12 @@ pub async fn connect_with_headers(
     let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| RpcError::error(format!("WebSocket connection to {url} failed: {e}")))?;
-    Ok(client_session(WsTransport::new(ws, &limits), main, limits))
+    Ok(client_session(
+        WsTransport::new(ws, &limits),
+        url,
+        main,
+        limits,
+    ))
 }
 
 /// [`connect_with`] for a server that wants `Authorization: Bearer <token>` (a host's
