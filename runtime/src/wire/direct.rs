@@ -59,8 +59,14 @@ impl<'a, 'l> Direct<'a, 'l> {
     }
 
     fn string(&mut self) -> Option<String> {
+        self.borrowed_string().map(std::borrow::Cow::into_owned)
+    }
+
+    /// A string, borrowed from the text when it has no escapes (a tag, compared and
+    /// dropped, need not be copied).
+    fn borrowed_string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
         (self.peek()? == b'"').then_some(())?;
-        self.reader.string().ok().map(|s| s.into_owned())
+        self.reader.string().ok()
     }
 
     /// A number: its value, and its exact value if it is an integer that fits `i64`.
@@ -83,9 +89,9 @@ impl<'a, 'l> Direct<'a, 'l> {
 
     fn message(&mut self) -> Option<Message> {
         self.take(b'[')?;
-        let tag = self.string()?;
+        let tag = self.borrowed_string()?;
         self.take(b',')?;
-        let message = match tag.as_str() {
+        let message = match tag.as_ref() {
             "push" => Message::Push(self.expr(0)?),
             "stream" => Message::Stream(self.expr(0)?),
             "pull" => Message::Pull(self.id()?),
@@ -190,8 +196,8 @@ impl<'a, 'l> Direct<'a, 'l> {
 
     /// A tagged form, its `[` taken and its tag next, up to and with its `]`.
     fn special(&mut self, depth: usize) -> Option<Expr> {
-        let tag = self.string()?;
-        let expr = match tag.as_str() {
+        let tag = self.borrowed_string()?;
+        let expr = match tag.as_ref() {
             "undefined" => Expr::Undefined,
             "inf" => Expr::Inf,
             "-inf" => Expr::NegInf,
