@@ -350,17 +350,29 @@ pub(crate) fn param_name(arg: &model::Arg, index: usize) -> syn::Ident {
 }
 
 /// `impl RpcObject` with the given bodies of `call` and `get`.
-fn object_impl(krate: &Path, ty: &Type, call: TokenStream, get: TokenStream) -> TokenStream {
+///
+/// `call(args)` is the expression that dispatches a call given `args`, an
+/// `__private::Args`: `call` passes the values it is given, `call_args` the arguments as
+/// they arrived (text, for plain data). It calls a function that is not `RpcObject`'s, so
+/// that a type that cannot be an `RpcObject` (not `Sync`, say) gets one error, the impl's.
+fn object_impl(
+    krate: &Path,
+    ty: &Type,
+    call: impl Fn(TokenStream) -> TokenStream,
+    get: TokenStream,
+) -> TokenStream {
     object_impl_with(krate, ty, call, get, TokenStream::new())
 }
 
 fn object_impl_with(
     krate: &Path,
     ty: &Type,
-    call: TokenStream,
+    call: impl Fn(TokenStream) -> TokenStream,
     get: TokenStream,
     extra: TokenStream,
 ) -> TokenStream {
+    let from_values = call(quote!(#krate::__private::Args::values(args)));
+    let as_arrived = call(quote!(args));
     quote! {
         impl #krate::RpcObject for #ty {
             fn call(
@@ -368,7 +380,15 @@ fn object_impl_with(
                 method: &str,
                 args: ::std::vec::Vec<#krate::Value>,
             ) -> #krate::CallFuture {
-                #call
+                #from_values
+            }
+
+            fn call_args(
+                self: ::std::sync::Arc<Self>,
+                method: &str,
+                args: #krate::__private::Args,
+            ) -> #krate::CallFuture {
+                #as_arrived
             }
 
             fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
@@ -435,13 +455,31 @@ fn inherent(t: &Target) -> TokenStream {
     let krate = &t.krate;
     let ty = &t.self_ty;
     let (call, get) = dispatch(t, &quote!(Self::), true);
-    let object = object_impl_with(krate, ty, call, get, fetch_impl(t));
+    let object = object_impl_with(
+        krate,
+        ty,
+        |args| quote!(Self::__capwire_dispatch(self, method, #args)),
+        get,
+        fetch_impl(t),
+    );
     let by_reference = by_reference_impls(krate, ty);
     let client = client(t);
     let name = client_name(t);
     let declaration = typescript::declare(t);
     quote! {
         #object
+
+        impl #ty {
+            /// The dispatch of `RpcObject::call` and `call_args`: generated, not an API.
+            #[doc(hidden)]
+            fn __capwire_dispatch(
+                self: ::std::sync::Arc<Self>,
+                method: &str,
+                args: #krate::__private::Args,
+            ) -> #krate::CallFuture {
+                #call
+            }
+        }
 
         impl #krate::RpcTarget for #ty {
             type Client = #name;
@@ -493,7 +531,7 @@ fn rewrite_trait(tr: &mut syn::ItemTrait, t: &Target) {
         fn __capwire_call(
             self: ::std::sync::Arc<Self>,
             method: &str,
-            args: ::std::vec::Vec<#krate::Value>,
+            args: #krate::__private::Args,
         ) -> #krate::CallFuture {
             #call
         }
@@ -540,7 +578,7 @@ fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
     let object = object_impl(
         krate,
         ty,
-        quote!(<#ty as #iface>::__capwire_call(self, method, args)),
+        |args| quote!(<#ty as #iface>::__capwire_call(self, method, #args)),
         quote!(<#ty as #iface>::__capwire_get(self, name)),
     );
     let by_reference = by_reference_impls(krate, ty);

@@ -19,8 +19,22 @@ impl SessionInner {
     }
 
     /// Handles one incoming message. An error ends the session.
-    pub(crate) fn handle_text(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
-        self.handle_message(text)?;
+    ///
+    /// An owned text (a WebSocket frame) can be kept, without a copy, by a call whose
+    /// arguments are read straight from it.
+    pub(crate) fn handle_text(
+        self: &Arc<Self>,
+        text: std::borrow::Cow<'_, str>,
+    ) -> Result<(), ProtocolError> {
+        if let Some(call) = crate::wire::plain_call(&text, &self.limits) {
+            if let Some(e) = self.broken() {
+                return Err(ProtocolError::Session(e));
+            }
+            let size = text.len();
+            self.handle_plain_call(call, text.into_owned(), size)?;
+        } else {
+            self.handle_message(&text)?;
+        }
         self.check_budgets()
     }
 
@@ -139,6 +153,64 @@ impl SessionInner {
         stream: bool,
         size: usize,
     ) -> Result<(), ProtocolError> {
+        self.push_entry(stream, size, |this, id| {
+            let span = this.call_span(id, &expr, stream);
+            let hook = span.in_scope(|| {
+                tracing::trace!("capwire: call received");
+                this.evaluate(expr).map(crate::session::eval::hook_of)
+            })?;
+            Ok((hook, span))
+        })
+    }
+
+    /// A `push` (or `stream`) of a call whose arguments hold no capability, `text` its
+    /// message: handled as [`Self::handle_push`] handles the same message, but a local
+    /// object's method reads its arguments from the text, with no [`Value`] in between.
+    pub(super) fn handle_plain_call(
+        self: &Arc<Self>,
+        call: crate::wire::PlainCall,
+        text: String,
+        size: usize,
+    ) -> Result<(), ProtocolError> {
+        let crate::wire::PlainCall {
+            stream,
+            id: target,
+            path,
+            args,
+        } = call;
+        self.push_entry(stream, size, |this, id| {
+            let kind = if stream { "stream" } else { "call" };
+            let span = this.span_of_call(id, Some(target), Some(&path), kind);
+            let args = crate::stub::object::Args::text(text, args, this.limits);
+            let hook = span.in_scope(|| {
+                tracing::trace!("capwire: call received");
+                let hook = this.export_of(target)?;
+                if let (Hook::Local(object), [PathKey::Name(name)]) = (&hook, &path[..])
+                    && !crate::stub::is_prototype_name(name)
+                {
+                    return Ok(Hook::invoke(|| object.clone().call_args(name, args)));
+                }
+                // Any other callee (a promise, an import, a path): the arguments as values,
+                // which is what evaluating the message would have made of them.
+                let args = args
+                    .into_values()
+                    .map_err(|e| ProtocolError::Invalid(e.message().to_owned()))?;
+                Ok(crate::session::eval::hook_of(
+                    crate::session::eval::reference_value(&hook, Some(path), Some(args), true),
+                ))
+            })?;
+            Ok((hook, span))
+        })
+    }
+
+    /// Makes the export for the result of a `push` (or `stream`) of `size` bytes: `make`
+    /// gives its hook and call span, for the export ID it is given.
+    fn push_entry(
+        self: &Arc<Self>,
+        stream: bool,
+        size: usize,
+        make: impl FnOnce(&Arc<Self>, i64) -> Result<(Hook, tracing::Span), ProtocolError>,
+    ) -> Result<(), ProtocolError> {
         let id = {
             let mut state = self.lock();
             let id = state.next_peer_push;
@@ -149,11 +221,7 @@ impl SessionInner {
         let mut charge = self.charge_entry(if stream { 0 } else { size })?;
         // The call starts here (a local target's method runs up to its first await): in
         // its span, which its task and its answer keep.
-        let span = self.call_span(id, &expr, stream);
-        let mut hook = span.in_scope(|| {
-            tracing::trace!("capwire: call received");
-            self.evaluate(expr).map(crate::session::eval::hook_of)
-        })?;
+        let (mut hook, span) = make(self, id)?;
         if let (Hook::Pending(..), Some(limit)) = (&hook, self.limits.max_call_duration) {
             hook = within_duration(hook, limit);
         }
@@ -219,6 +287,17 @@ impl SessionInner {
             Expr::Remap(r) => (Some(r.id), Some(&r.path[..]), "map"),
             _ => (None, None, "value"),
         };
+        self.span_of_call(id, target, path, kind)
+    }
+
+    /// The `capwire.call` span of [`Self::call_span`], from its fields.
+    fn span_of_call(
+        &self,
+        id: i64,
+        target: Option<i64>,
+        path: Option<&[PathKey]>,
+        kind: &'static str,
+    ) -> tracing::Span {
         tracing::debug_span!(
             parent: &self.span,
             "capwire.call",

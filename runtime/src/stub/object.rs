@@ -54,6 +54,18 @@ pub trait RpcObject: Send + Sync + 'static {
     /// Calls the method `method` with positional arguments.
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture;
 
+    /// [`RpcObject::call`] with the arguments as they arrived: `#[rpc_target]` reads them
+    /// from the message's text straight into its parameters' types when they hold no
+    /// capabilities. Not for implementing by hand: the default calls
+    /// [`RpcObject::call`] with the arguments as values.
+    #[doc(hidden)]
+    fn call_args(self: Arc<Self>, method: &str, args: Args) -> CallFuture {
+        match args.into_values() {
+            Ok(values) => self.call(method, values),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
     /// Reads the property `name`. The default answers `undefined` for every name.
     fn get(self: Arc<Self>, name: &str) -> CallFuture {
         let _ = name;
@@ -118,6 +130,99 @@ pub fn arg<T: DeserializeOwned>(
 ) -> Result<T, RpcError> {
     let value = args.get(index).cloned().unwrap_or(Value::Undefined);
     crate::from_value(value).map_err(|e| arg_error(method, index, name, &e))
+}
+
+/// A call's positional arguments: values, or (for a call whose arguments hold no
+/// capability) the message's text and where each argument is in it, read into a
+/// parameter's type without a [`Value`] in between (see `value::text`). What generated
+/// code takes arguments from; not a public API.
+#[doc(hidden)]
+pub struct Args(ArgsInner);
+
+enum ArgsInner {
+    Values(Vec<Value>),
+    Text {
+        text: String,
+        ranges: Vec<std::ops::Range<usize>>,
+        limits: crate::limits::Limits,
+    },
+}
+
+impl From<Vec<Value>> for Args {
+    fn from(values: Vec<Value>) -> Self {
+        Args(ArgsInner::Values(values))
+    }
+}
+
+impl Args {
+    /// Arguments that are values.
+    pub fn values(values: Vec<Value>) -> Self {
+        Args(ArgsInner::Values(values))
+    }
+
+    /// Arguments at `ranges` of `text`, each checked to be plain data.
+    pub(crate) fn text(
+        text: String,
+        ranges: Vec<std::ops::Range<usize>>,
+        limits: crate::limits::Limits,
+    ) -> Self {
+        Args(ArgsInner::Text {
+            text,
+            ranges,
+            limits,
+        })
+    }
+
+    /// Decodes argument `index` of `method` (called `name` in messages) as `T`, as
+    /// [`arg`] does, moving it out if it is a value. A missing argument reads as
+    /// `undefined`.
+    pub fn take<T: DeserializeOwned>(
+        &mut self,
+        index: usize,
+        method: &str,
+        name: &str,
+    ) -> Result<T, RpcError> {
+        match &mut self.0 {
+            ArgsInner::Values(values) => {
+                let value = values
+                    .get_mut(index)
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                crate::from_value(value).map_err(|e| arg_error(method, index, name, &e))
+            }
+            ArgsInner::Text {
+                text,
+                ranges,
+                limits,
+            } => match ranges.get(index) {
+                Some(range) => {
+                    crate::value::text::from_text(&text[range.clone()], limits).map_err(|e| {
+                        arg_error(method, index, name, &RpcError::type_error(e.to_string()))
+                    })
+                }
+                None => crate::from_value(Value::Undefined)
+                    .map_err(|e| arg_error(method, index, name, &e)),
+            },
+        }
+    }
+
+    /// The arguments as values.
+    pub fn into_values(self) -> Result<Vec<Value>, RpcError> {
+        match self.0 {
+            ArgsInner::Values(values) => Ok(values),
+            ArgsInner::Text {
+                text,
+                ranges,
+                limits,
+            } => ranges
+                .into_iter()
+                .map(|r| {
+                    crate::value::text::value_of(&text[r], &limits)
+                        .map_err(|e| RpcError::type_error(e.to_string()))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The error of an argument that does not decode as its type.

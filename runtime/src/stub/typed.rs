@@ -218,16 +218,16 @@ pub mod private {
     pub use crate::__capwire_typescript as typescript;
     pub use crate::stub::object::arg;
 
-    /// [`arg`], moving the argument out of the call's vector instead of copying it.
+    pub use crate::stub::object::Args;
+
+    /// [`Args::take`]: argument `index` of `method` as `T`.
     pub fn take_arg<T: serde::de::DeserializeOwned>(
-        args: &mut [Value],
+        args: &mut Args,
         index: usize,
         method: &str,
         name: &str,
     ) -> Result<T, RpcError> {
-        let value = args.get_mut(index).map(std::mem::take).unwrap_or_default();
-        crate::from_value(value)
-            .map_err(|e| crate::stub::object::arg_error(method, index, name, &e))
+        args.take(index, method, name)
     }
     #[cfg(feature = "typescript")]
     pub use crate::typescript::private as ts;

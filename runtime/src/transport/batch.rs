@@ -66,7 +66,7 @@ fn handle_body(inner: &Arc<SessionInner>, body: &str) -> Result<(), RpcError> {
     }
     inner.span.in_scope(|| {
         body.split('\n')
-            .try_for_each(|line| inner.handle_text(line))
+            .try_for_each(|line| inner.handle_text(line.into()))
             .map_err(RpcError::from)
     })
 }

@@ -252,7 +252,7 @@ fn handle_incoming(
 ) -> bool {
     match incoming {
         Some(Ok(text)) => {
-            if let Err(e) = inner.handle_text(&text) {
+            if let Err(e) = inner.handle_text(text.into()) {
                 let send_abort = !matches!(e, ProtocolError::PeerAborted(_));
                 if let ProtocolError::PeerAborted(reason) = &e {
                     tracing::info!(%reason, "capwire: the peer aborted the session");

@@ -39,6 +39,12 @@ impl std::fmt::Display for DeError {
 
 impl std::error::Error for DeError {}
 
+impl From<String> for DeError {
+    fn from(message: String) -> Self {
+        DeError(message)
+    }
+}
+
 impl de::Error for DeError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         DeError(msg.to_string())

@@ -23,6 +23,30 @@ pub(super) fn expr(text: &str, limits: &Limits) -> Option<Expr> {
     Direct::new(text, limits).whole(|r| r.expr(0))
 }
 
+/// A call whose arguments hold no capability: `["push", ["pipeline", id, path, [args]]]`
+/// (or `stream`), each argument plain data (JSON, escaped arrays, `undefined`, the
+/// non-finite numbers, `bigint`, `date`), checked as [`message`] checks them. Its
+/// arguments stay text, to be read straight into the method's parameter types.
+pub(crate) struct PlainCall {
+    /// It came as a `stream` message.
+    pub(crate) stream: bool,
+    /// The ID it calls (an export of the receiving side).
+    pub(crate) id: i64,
+    pub(crate) path: Vec<PathKey>,
+    /// Where each argument's text is.
+    pub(crate) args: Vec<std::ops::Range<usize>>,
+}
+
+/// Reads `text` as a [`PlainCall`], or `None` if it is anything else (a message to read
+/// with [`message`]).
+pub(crate) fn plain_call(text: &str, limits: &Limits) -> Option<PlainCall> {
+    // Over the message limit: [`Message::parse`] refuses it, naming the limit.
+    if text.len() > limits.max_message_size || limits.max_depth == 0 {
+        return None;
+    }
+    Direct::new(text, limits).whole(Direct::plain_call)
+}
+
 struct Direct<'a, 'l> {
     reader: Reader<'a>,
     limits: &'l Limits,
@@ -118,6 +142,140 @@ impl<'a, 'l> Direct<'a, 'l> {
         };
         self.take(b']')?;
         Some(message)
+    }
+
+    fn plain_call(&mut self) -> Option<PlainCall> {
+        self.take(b'[')?;
+        let stream = match self.borrowed_string()?.as_ref() {
+            "push" => false,
+            "stream" => true,
+            _ => return None,
+        };
+        self.take(b',')?;
+        self.take(b'[')?;
+        if self.borrowed_string()? != "pipeline" {
+            return None;
+        }
+        self.take(b',')?;
+        let id = self.id()?;
+        self.take(b',')?;
+        let path = self.path()?;
+        self.take(b',')?;
+        self.take(b'[')?;
+        let mut args = Vec::new();
+        if self.peek()? == b']' {
+            self.reader.at += 1;
+        } else {
+            loop {
+                self.reader.skip_space();
+                let start = self.reader.at;
+                // Arguments are at depth 1, as `expr` reads them inside a `push`.
+                self.plain(1)?;
+                args.push(start..self.reader.at);
+                match self.peek()? {
+                    b',' => self.reader.at += 1,
+                    b']' => {
+                        self.reader.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.take(b']')?;
+        self.take(b']')?;
+        Some(PlainCall {
+            stream,
+            id,
+            path,
+            args,
+        })
+    }
+
+    /// Steps over one expression of plain data, checking it as [`Self::expr`] would read
+    /// it, without building it; `None` for anything `expr` would refuse, and for any form
+    /// that is not plain data (a capability, an error, a stream, ...).
+    fn plain(&mut self, depth: usize) -> Option<()> {
+        if depth >= self.limits.max_depth {
+            return None;
+        }
+        match self.peek()? {
+            b'n' => self.reader.expect("null").ok(),
+            b't' => self.reader.expect("true").ok(),
+            b'f' => self.reader.expect("false").ok(),
+            b'"' => self.borrowed_string().map(drop),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            b'{' => {
+                self.reader.at += 1;
+                if self.peek()? == b'}' {
+                    self.reader.at += 1;
+                    return Some(());
+                }
+                loop {
+                    self.borrowed_string()?;
+                    self.take(b':')?;
+                    self.plain(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.reader.at += 1,
+                        b'}' => {
+                            self.reader.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.reader.at += 1;
+                match self.peek()? {
+                    b'[' => {
+                        self.reader.at += 1;
+                        if self.peek()? == b']' {
+                            self.reader.at += 1;
+                        } else {
+                            loop {
+                                self.plain(depth + 1)?;
+                                match self.peek()? {
+                                    b',' => self.reader.at += 1,
+                                    b']' => {
+                                        self.reader.at += 1;
+                                        break;
+                                    }
+                                    _ => return None,
+                                }
+                            }
+                        }
+                        self.take(b']')
+                    }
+                    b'"' => {
+                        match self.borrowed_string()?.as_ref() {
+                            "undefined" | "inf" | "-inf" | "nan" => {}
+                            "date" => {
+                                self.take(b',')?;
+                                if self.peek()? == b'n' {
+                                    self.reader.expect("null").ok()?;
+                                } else {
+                                    self.number()?;
+                                }
+                            }
+                            "bigint" => {
+                                self.take(b',')?;
+                                let digits = self.borrowed_string()?;
+                                let decimal = digits.strip_prefix('-').unwrap_or(&digits);
+                                let valid = digits.len() <= self.limits.max_bigint_digits
+                                    && !decimal.is_empty()
+                                    && decimal.bytes().all(|b| b.is_ascii_digit());
+                                valid.then_some(())?;
+                            }
+                            _ => return None,
+                        }
+                        self.take(b']')
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     fn expr(&mut self, depth: usize) -> Option<Expr> {
@@ -389,6 +547,80 @@ mod tests {
         ] {
             assert_eq!(agrees(text, &limits), None, "{text} was read directly");
         }
+    }
+
+    /// What [`plain_call`] makes of `text` is the message [`message`] reads: the same
+    /// callee, path and arguments (each argument's text read on its own).
+    fn plain_agrees(text: &str, limits: &Limits) -> Option<PlainCall> {
+        let call = plain_call(text, limits)?;
+        let Some(read) = agrees(text, limits) else {
+            panic!("{text}: taken as a plain call, refused as a message");
+        };
+        let (Message::Push(expr) | Message::Stream(expr)) = read else {
+            panic!("{text}: a plain call that is not a push");
+        };
+        let Expr::Pipeline { id, path, args } = expr else {
+            panic!("{text}: a plain call that is not a pipeline");
+        };
+        assert_eq!((id, path), (call.id, Some(call.path.clone())), "{text}");
+        let texts: Vec<Expr> = call
+            .args
+            .iter()
+            .map(|r| Expr::parse(&text[r.clone()], limits).unwrap())
+            .collect();
+        assert_eq!(Some(texts), args, "{text}");
+        Some(call)
+    }
+
+    #[test]
+    fn a_call_of_plain_data_is_found_with_its_arguments_text() {
+        let limits = Limits {
+            max_depth: 4,
+            max_bigint_digits: 5,
+            ..Limits::default()
+        };
+        for text in [
+            r#"["push",["pipeline",0,["add"],[1,2]]]"#,
+            r#"["stream",["pipeline",3,["a","b"],[]]]"#,
+            r#" [ "push" , [ "pipeline" , 0 , [ "f" ] , [ 1 , "x\"y" , null , true ] ] ] "#,
+            r#"["push",["pipeline",0,["count"],[[[1,2,3]]]]]"#,
+            r#"["push",["pipeline",0,["f"],[{"a":[[1]],"a":2},["undefined"],["inf"],["-inf"],["nan"]]]]"#,
+            r#"["push",["pipeline",0,["f"],[["bigint","-123"],["date",1.5],["date",null],[[]],{}]]]"#,
+            r#"["push",["pipeline",0,["f"],["\ud800",1e400]]]"#,
+        ] {
+            assert!(plain_agrees(text, &limits).is_some(), "{text} is plain");
+        }
+        for text in [
+            // Capabilities and other forms: evaluated with the session.
+            r#"["push",["pipeline",0,["f"],[["export",-1]]]]"#,
+            r#"["push",["pipeline",0,["f"],[[[1,["promise",-1]]]]]]"#,
+            r#"["push",["pipeline",0,["f"],[{"cb":["import",1]}]]]"#,
+            r#"["push",["pipeline",0,["f"],[["pipeline",1,["x"]]]]]"#,
+            r#"["push",["pipeline",0,["f"],[["error","Error","x"]]]]"#,
+            r#"["push",["pipeline",0,["f"],[["bytes","AQID"]]]]"#,
+            r#"["push",["pipeline",0,["f"],[["writable",-1]]]]"#,
+            // Not a call with arguments.
+            r#"["push",["pipeline",0,["f"]]]"#,
+            r#"["push",["import",0,["f"],[1]]]"#,
+            r#"["push",[[1]]]"#,
+            r#"["resolve",1,[[1]]]"#,
+            // Refused as messages too.
+            r#"["push",["pipeline",0,["f"],[["bigint","123456"]]]]"#,
+            r#"["push",["pipeline",0,["f"],[[[[[[[1]]]]]]]]]"#,
+            r#"["push",["pipeline",0,["f"],[{"a":{"b":{"c":{}}}}]]]"#,
+            r#"["push",["pipeline",0,["f"],[01]]]"#,
+            r#"["push",["pipeline",0,["f"],[1]]] x"#,
+            r#"["push",["pipeline",0,["f"],[1]]"#,
+            r#"["push",["pipeline",0,["f"],[1],2]]"#,
+        ] {
+            assert!(plain_agrees(text, &limits).is_none(), "{text} is not plain");
+        }
+        let small = Limits {
+            max_message_size: 20,
+            ..Limits::default()
+        };
+        let text = r#"["push",["pipeline",0,["add"],[1,2]]]"#;
+        assert!(plain_call(text, &small).is_none(), "over max_message_size");
     }
 
     #[test]

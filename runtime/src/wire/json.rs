@@ -167,24 +167,70 @@ impl fmt::Display for Json<'_> {
 }
 
 /// A cursor over JSON text; [`super::direct`] reads with it too.
-pub(super) struct Reader<'a> {
-    pub(super) text: &'a str,
-    pub(super) bytes: &'a [u8],
-    pub(super) at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `text`.
+    pub(crate) fn new(text: &'a str) -> Self {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// Steps over one JSON value (after any whitespace) without building it: for text
+    /// already checked, so it checks only what it must to find the value's end.
+    pub(crate) fn skip_value(&mut self) -> Result<(), String> {
+        self.skip_space();
+        match self.bytes.get(self.at) {
+            Some(b'"') => self.string().map(drop),
+            Some(b'[' | b'{') => {
+                // Brackets nest; strings may hold brackets, so they are stepped over whole.
+                let mut open = 0usize;
+                loop {
+                    match self.bytes.get(self.at) {
+                        None => return Err(self.error("unexpected end of the text")),
+                        Some(b'"') => {
+                            self.string()?;
+                            continue;
+                        }
+                        Some(b'[' | b'{') => open += 1,
+                        Some(b']' | b'}') => {
+                            open -= 1;
+                            if open == 0 {
+                                self.at += 1;
+                                return Ok(());
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(b'n') => self.expect("null"),
+            Some(b't') => self.expect("true"),
+            Some(b'f') => self.expect("false"),
+            _ => Err(self.error("unexpected character")),
+        }
+    }
+
     fn error(&self, what: &str) -> String {
         format!("{what} at byte {}", self.at)
     }
 
-    pub(super) fn skip_space(&mut self) {
+    pub(crate) fn skip_space(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
         }
     }
 
-    pub(super) fn expect(&mut self, literal: &str) -> Result<(), String> {
+    pub(crate) fn expect(&mut self, literal: &str) -> Result<(), String> {
         if self.bytes[self.at..].starts_with(literal.as_bytes()) {
             self.at += literal.len();
             Ok(())
@@ -262,7 +308,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn number(&mut self) -> Result<Json<'a>, String> {
+    pub(crate) fn number(&mut self) -> Result<Json<'a>, String> {
         let start = self.at;
         let digits = |r: &mut Reader<'a>| {
             let from = r.at;
@@ -311,7 +357,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string, its opening quote at `self.at`.
-    pub(super) fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.at += 1;
         let start = self.at;
         // The common case: no escapes, borrowed.

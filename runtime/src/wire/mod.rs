@@ -21,6 +21,7 @@ mod encode;
 pub(crate) mod json;
 mod parse;
 
+pub(crate) use direct::{PlainCall, plain_call};
 pub(crate) use encode::{Limited, number_text};
 
 /// One element of a property path: a property name or an array index.
