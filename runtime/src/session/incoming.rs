@@ -24,14 +24,14 @@ impl SessionInner {
     /// arguments are read straight from it.
     pub(crate) fn handle_text(
         self: &Arc<Self>,
-        text: std::borrow::Cow<'_, str>,
+        text: crate::wire::Frame<'_>,
     ) -> Result<(), ProtocolError> {
         if let Some(call) = crate::wire::plain_call(&text, &self.limits) {
             if let Some(e) = self.broken() {
                 return Err(ProtocolError::Session(e));
             }
             let size = text.len();
-            self.handle_plain_call(call, text.into_owned(), size)?;
+            self.handle_plain_call(call, text.into_static(), size)?;
         } else {
             self.handle_message(&text)?;
         }
@@ -169,7 +169,7 @@ impl SessionInner {
     pub(super) fn handle_plain_call(
         self: &Arc<Self>,
         call: crate::wire::PlainCall,
-        text: String,
+        text: crate::wire::Frame<'static>,
         size: usize,
     ) -> Result<(), ProtocolError> {
         let crate::wire::PlainCall {

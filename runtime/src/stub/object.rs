@@ -142,7 +142,7 @@ pub struct Args(ArgsInner);
 enum ArgsInner {
     Values(Vec<Value>),
     Text {
-        text: String,
+        text: crate::wire::Frame<'static>,
         ranges: Vec<std::ops::Range<usize>>,
         limits: crate::limits::Limits,
     },
@@ -162,7 +162,7 @@ impl Args {
 
     /// Arguments at `ranges` of `text`, each checked to be plain data.
     pub(crate) fn text(
-        text: String,
+        text: crate::wire::Frame<'static>,
         ranges: Vec<std::ops::Range<usize>>,
         limits: crate::limits::Limits,
     ) -> Self {

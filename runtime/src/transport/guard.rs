@@ -442,7 +442,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for GuardedWs<T> {
-    type Item = Result<String, TransportError>;
+    type Item = Result<crate::wire::Frame<'static>, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

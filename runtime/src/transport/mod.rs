@@ -128,7 +128,7 @@ impl Session {
 
     /// [`Session::start`], counting what the session holds against a server's budget too,
     /// logging in `span`.
-    pub(crate) fn start_in<T>(
+    pub(crate) fn start_in<T, F>(
         transport: T,
         main: Option<RpcStub>,
         limits: Limits,
@@ -136,11 +136,12 @@ impl Session {
         span: tracing::Span,
     ) -> Session
     where
-        T: Stream<Item = Result<String, TransportError>>
+        T: Stream<Item = Result<F, TransportError>>
             + Sink<String, Error = TransportError>
             + Send
             + Unpin
             + 'static,
+        F: Into<crate::wire::Frame<'static>> + Send + 'static,
     {
         let (inner, out_rx, ev_rx) = SessionInner::new(main, limits, server, span.clone());
         tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx).instrument(span));
@@ -172,17 +173,18 @@ impl Session {
 }
 
 /// Runs a session's message loop until the transport closes or the session ends.
-async fn drive<T>(
+async fn drive<T, F>(
     inner: Arc<SessionInner>,
     mut transport: T,
     mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
     mut ev_rx: tokio::sync::mpsc::UnboundedReceiver<crate::session::Event>,
 ) where
-    T: Stream<Item = Result<String, TransportError>>
+    T: Stream<Item = Result<F, TransportError>>
         + Sink<String, Error = TransportError>
         + Send
         + Unpin
         + 'static,
+    F: Into<crate::wire::Frame<'static>> + Send + 'static,
 {
     loop {
         tokio::select! {
@@ -246,9 +248,9 @@ const MAX_UNSENT_BEFORE_READING: usize = 4 * 1024 * 1024;
 const BURST: usize = 64;
 
 /// Handles one item from the transport; `false` when the session is over.
-fn handle_incoming(
+fn handle_incoming<F: Into<crate::wire::Frame<'static>>>(
     inner: &Arc<SessionInner>,
-    incoming: Option<Result<String, TransportError>>,
+    incoming: Option<Result<F, TransportError>>,
 ) -> bool {
     match incoming {
         Some(Ok(text)) => {

@@ -4,6 +4,7 @@ use super::{Session, TransportError};
 use crate::error::RpcError;
 use crate::limits::Limits;
 use crate::stub::RpcStub;
+use crate::wire::Frame;
 use futures::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -26,14 +27,21 @@ impl<S> WsTransport<S> {
     }
 }
 
-/// A frame as an item for the session: `Some(Ok(text))` for a message, `Some(Err)` for a
-/// binary frame that is not text, `None` for frames to skip (ping, pong).
-fn into_text(message: Message) -> Option<Result<String, TransportError>> {
+/// A frame as an item for the session: `Some(Ok(text))` for a message (a text frame's
+/// payload as it is, not copied), `Some(Err)` for a binary frame that is not text, `None`
+/// for frames to skip (ping, pong).
+fn into_text(message: Message) -> Option<Result<Frame<'static>, TransportError>> {
     match message {
-        Message::Text(t) => Some(Ok(t.as_str().to_owned())),
-        Message::Binary(b) => Some(String::from_utf8(b.to_vec()).map_err(|_| {
-            TransportError::bad_input("a binary frame that is not UTF-8 text is not an RPC message")
-        })),
+        Message::Text(t) => Some(Ok(Frame::Shared(t))),
+        Message::Binary(b) => Some(
+            String::from_utf8(b.to_vec())
+                .map(Frame::Owned)
+                .map_err(|_| {
+                    TransportError::bad_input(
+                        "a binary frame that is not UTF-8 text is not an RPC message",
+                    )
+                }),
+        ),
         _ => None,
     }
 }
@@ -42,7 +50,7 @@ impl<S> Stream for WsTransport<S>
 where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    type Item = Result<String, TransportError>;
+    type Item = Result<Frame<'static>, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -123,7 +131,7 @@ pub(crate) fn ws_config(
 /// goes as a `stream` (two messages instead of four; see `SessionInner::send_as_stream`).
 fn client_session<T>(transport: T, url: &str, main: Option<RpcStub>, limits: Limits) -> Session
 where
-    T: futures::Stream<Item = Result<String, super::TransportError>>
+    T: futures::Stream<Item = Result<Frame<'static>, super::TransportError>>
         + futures::Sink<String, Error = super::TransportError>
         + Send
         + Unpin

@@ -22,6 +22,60 @@ pub(crate) mod json;
 mod parse;
 
 pub(crate) use direct::{PlainCall, plain_call};
+
+/// A message's text as it arrived: borrowed (a line of a batch body), owned, or shared
+/// with the transport's buffer (a WebSocket frame's payload, not copied).
+pub(crate) enum Frame<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+    Shared(tokio_tungstenite::tungstenite::Utf8Bytes),
+}
+
+impl Frame<'_> {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Frame::Borrowed(s) => s,
+            Frame::Owned(s) => s,
+            Frame::Shared(s) => s.as_str(),
+        }
+    }
+
+    /// The text, kept: a borrowed one is copied, the others are moved.
+    pub(crate) fn into_static(self) -> Frame<'static> {
+        match self {
+            Frame::Borrowed(s) => Frame::Owned(s.to_owned()),
+            Frame::Owned(s) => Frame::Owned(s),
+            Frame::Shared(s) => Frame::Shared(s),
+        }
+    }
+}
+
+impl std::ops::Deref for Frame<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Frame<'static> {
+    fn from(text: String) -> Self {
+        Frame::Owned(text)
+    }
+}
+
+impl<'a> From<&'a str> for Frame<'a> {
+    fn from(text: &'a str) -> Self {
+        Frame::Borrowed(text)
+    }
+}
+
+impl From<tokio_tungstenite::tungstenite::Utf8Bytes> for Frame<'static> {
+    fn from(text: tokio_tungstenite::tungstenite::Utf8Bytes) -> Self {
+        Frame::Shared(text)
+    }
+}
 pub(crate) use encode::{Limited, number_text};
 
 /// One element of a property path: a property name or an array index.
