@@ -55,12 +55,12 @@ fn into_text(message: Message) -> Option<Result<String, TransportError>> {
 }
 
 /// What a close frame from the peer ends the session with: `None` for a plain close (no
-/// code, or 1000 without a reason), else an error carrying its code and reason (capnweb
-/// closes with 3000 and the `abort`'s reason).
+/// code, or 1000 or 1001, a page going away, without a reason), else an error carrying
+/// its code and reason (capnweb closes with 3000 and the `abort`'s reason).
 fn peer_closed(frame: Option<CloseFrame>) -> Option<TransportError> {
     let frame = frame?;
     let code = u16::from(frame.code);
-    if code == 1000 && frame.reason.is_empty() {
+    if matches!(code, 1000 | 1001) && frame.reason.is_empty() {
         return None;
     }
     Some(TransportError::new(format!(
