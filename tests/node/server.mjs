@@ -14,7 +14,10 @@
 //
 // Implements every TestTarget method of CONFORMANCE.md, including the stream/Blob/Request ones
 // (readBytes, sumBytes, writeBytes, echoBlob, echoRequest).
-// One harness-only extra, not in CONFORMANCE.md: `disposedCounters()`, for release tests.
+// Harness-only extras, not in CONFORMANCE.md: `disposedCounters()`, for release tests, and
+// `closeSocket(code, reason)`, which closes the session's WebSocket with that code and
+// reason and nothing before it (as capnweb's transport does when its `abort` message cannot
+// be sent), for close-code tests.
 
 import http from "node:http";
 import { WebSocketServer, WebSocket as WsWebSocket } from "ws";
@@ -97,6 +100,12 @@ function patternChunk(start, len) {
 }
 
 class TestTarget extends RpcTarget {
+  #socket;
+  // `socket`: the session's WebSocket (none for an HTTP batch).
+  constructor(socket) {
+    super();
+    this.#socket = socket;
+  }
   square(i) {
     return i * i;
   }
@@ -176,6 +185,10 @@ class TestTarget extends RpcTarget {
   // client's releases can be observed.
   disposedCounters() {
     return disposedCounters;
+  }
+  closeSocket(code, reason) {
+    if (!this.#socket) throw new TypeError("closeSocket() needs a WebSocket session");
+    this.#socket.close(code, reason);
   }
   makeVault(secret) {
     return new Vault(secret);
@@ -316,7 +329,7 @@ server.on("upgrade", (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => {
     ws.on("error", (err) => process.stderr.write(`websocket error: ${err?.message ?? err}\n`));
     try {
-      newWebSocketRpcSession(ws, new TestTarget());
+      newWebSocketRpcSession(ws, new TestTarget(ws));
     } catch (err) {
       process.stderr.write(`failed to start websocket session: ${err?.stack ?? err}\n`);
       ws.close(1011, "internal error");

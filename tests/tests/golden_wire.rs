@@ -236,3 +236,112 @@ fn capnweb_accepts_capwire_encoding_unchanged() {
         );
     }
 }
+
+/// Value texts capnweb's writer never produces but its reader takes or refuses: capwire
+/// takes and refuses the same (each verdict checked live against capnweb's
+/// `deserialize`), and what it takes is the same value (capnweb's and capwire's
+/// re-serializations agree). The deliberate differences are listed, each with its reason.
+#[test]
+fn capwire_takes_and_refuses_the_loose_values_capnweb_takes_and_refuses() {
+    let texts = [
+        // Numbers as JSON.parse reads them.
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "-0",
+        "1E+2",
+        "[[1.0,2.50,1e0]]",
+        // Strings: escapes, lone surrogates (U+FFFD in capwire: not compared below).
+        r#""\/\u00e9\b""#,
+        r#""\ud800 \udc00""#,
+        // Extra elements where capnweb does not check the length.
+        r#"["inf",1]"#,
+        r#"["-inf",null]"#,
+        r#"["nan",[]]"#,
+        r#"["date",5,6]"#,
+        r#"["date",null,1]"#,
+        r#"["bigint","12","x"]"#,
+        r#"["bytes","AQID","Uint8Array",0]"#,
+        r#"["error","TypeError","m",null,{"a":1},9]"#,
+        // ... and where it does.
+        r#"["undefined",1]"#,
+        r#"["url","https://x/","y"]"#,
+        r#"["headers",[],1]"#,
+        // bigint text as BigInt() reads it.
+        r#"["bigint"," 12 "]"#,
+        r#"["bigint","+5"]"#,
+        r#"["bigint",""]"#,
+        r#"["bigint","\ufeff5"]"#,
+        r#"["bigint","1_000"]"#,
+        r#"["bigint","\u00855"]"#,
+        r#"["bigint","1.5"]"#,
+        r#"["bigint","-"]"#,
+        // base64 as every capnweb runtime reads it.
+        r#"["bytes","AQ ID\n"]"#,
+        r#"["bytes","AR=="]"#,
+        r#"["bytes","AQL"]"#,
+        // Arrays neither escaped nor tagged, unknown tags.
+        "[]",
+        "[1,2]",
+        r#"["no-such-tag"]"#,
+        r#"[["inf"],1]"#,
+        // Duplicate keys: the last wins.
+        r#"{"a":1,"a":2}"#,
+        // Text JSON.parse refuses.
+        "[1] x",
+        "[1,]",
+        "01",
+        "NaN",
+    ];
+    // capnweb (in Node) takes these and capwire refuses them, on purpose.
+    let refused_on_purpose = [
+        // `BigInt()`'s radix forms: no capnweb peer writes them, and reading them into
+        // decimal digits costs time quadratic in their length.
+        r#"["bigint","0x1f"]"#,
+        // Node's `Buffer` skips what is not base64, stops at padding and takes the URL
+        // alphabet; browsers' `atob` and `Uint8Array.fromBase64` refuse all three, so no
+        // capnweb peer relies on it.
+        r#"["bytes","A*QID"]"#,
+        r#"["bytes","AQ==ID"]"#,
+        r#"["bytes","AQ-_"]"#,
+    ];
+    let all: BTreeMap<String, String> = texts
+        .iter()
+        .chain(&refused_on_purpose)
+        .enumerate()
+        .map(|(i, t)| (format!("{i:02}"), t.to_string()))
+        .collect();
+    let input = serde_json::to_string(&all).unwrap();
+    let (ok, stdout, stderr) = support::run_node(&["golden.mjs", "--deserialize"], Some(&input));
+    assert!(ok, "golden.mjs --deserialize failed: {stderr}");
+    let verdicts: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let mut differences = Vec::new();
+    for (key, text) in &all {
+        let theirs = &verdicts[key];
+        let capnweb_takes = !theirs["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("deserialize failed"));
+        let ours = capwire::deserialize(text);
+        let on_purpose = refused_on_purpose.contains(&text.as_str());
+        if on_purpose {
+            assert!(capnweb_takes, "{text}: capnweb refuses it now: {theirs}");
+            assert!(ours.is_err(), "{text}: capwire takes it: {ours:?}");
+            continue;
+        }
+        if capnweb_takes != ours.is_ok() {
+            differences.push(format!("{text}: capnweb {theirs}, capwire {ours:?}"));
+            continue;
+        }
+        if let Ok(value) = ours {
+            let again = capwire::serialize(&value).expect("serialize");
+            if Some(again.as_str()) != theirs["reserialized"].as_str() && !text.contains("\\u") {
+                differences.push(format!(
+                    "{text}: capnweb reads it as {}, capwire as {again}",
+                    theirs["reserialized"]
+                ));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}

@@ -395,6 +395,7 @@ impl SessionInner {
                 let _ = self.out.send(text);
             }
             state.broken = Some(error.clone());
+            state.abort_sent = send_abort;
             state.resolving = 0;
             (
                 std::mem::take(&mut state.imports),

@@ -70,6 +70,8 @@ struct State {
     /// Streams being pumped to the peer that have not sent their end yet.
     pumping: usize,
     broken: Option<RpcError>,
+    /// The session ended by sending the peer an `abort` (with `broken` as its error).
+    abort_sent: bool,
     /// The session has ended and every import has failed (their `on_broken` callbacks
     /// run): [`SessionInner::closed`] may return.
     ended: bool,
@@ -339,6 +341,12 @@ impl SessionInner {
 
     pub(crate) fn broken(&self) -> Option<RpcError> {
         self.lock().broken.clone()
+    }
+
+    /// The error of the `abort` this side sent its peer, if the session ended so.
+    pub(crate) fn abort_sent(&self) -> Option<RpcError> {
+        let state = self.lock();
+        state.broken.clone().filter(|_| state.abort_sent)
     }
 
     /// From now on the peer cannot acknowledge stream writes (the two ends of an HTTP

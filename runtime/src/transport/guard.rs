@@ -341,6 +341,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> GuardedWs<T> {
         }
     }
 
+    /// Closing will send a close frame with `close`'s code and reason.
+    pub(crate) fn close_with(&mut self, close: super::Close) {
+        self.ws.close_with(close);
+    }
+
     fn io(&self) -> &WsIo<T> {
         self.ws.socket.get_ref()
     }

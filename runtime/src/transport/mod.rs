@@ -27,6 +27,9 @@ use tracing::Instrument;
 pub struct TransportError {
     message: String,
     bad_input: bool,
+    /// The status code the connection closes with, for a transport that can tell its peer
+    /// (a WebSocket's close frame).
+    close_code: Option<u16>,
 }
 
 impl TransportError {
@@ -35,18 +38,68 @@ impl TransportError {
         TransportError {
             message: message.into(),
             bad_input: false,
+            close_code: None,
         }
     }
 
-    /// The peer sent a frame that is not a message (binary data that is not UTF-8, say):
+    /// The peer sent a frame that is not a message (a message over the size limit, say):
     /// the session answers with an `abort` naming the problem.
     pub fn bad_input(message: impl Into<String>) -> Self {
         TransportError {
             message: message.into(),
             bad_input: true,
+            close_code: None,
+        }
+    }
+
+    /// The same error, closing the connection with status `code` and the error's message
+    /// as the reason (instead of the `abort`'s 3000, or no code at all).
+    pub(crate) fn closing_with(mut self, code: u16) -> Self {
+        self.close_code = Some(code);
+        self
+    }
+}
+
+/// How this side closes a connection, for a transport that can tell its peer why (a
+/// WebSocket's close frame): a status code and a reason of at most
+/// [`Close::MAX_REASON`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Close {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+}
+
+impl Close {
+    /// RFC 6455: the peer broke the WebSocket protocol (a bad frame).
+    pub(crate) const PROTOCOL_ERROR: u16 = 1002;
+    /// RFC 6455: a kind of data this side does not take (a binary frame).
+    pub(crate) const UNSUPPORTED_DATA: u16 = 1003;
+    /// RFC 6455: data that does not match its frame's type (a text frame that is not UTF-8).
+    pub(crate) const INVALID_PAYLOAD: u16 = 1007;
+    /// RFC 6455: a message too big to process (over `max_message_size`).
+    pub(crate) const TOO_BIG: u16 = 1009;
+    /// Cap'n Web: the session was aborted; the reason is the `abort`'s error message.
+    pub(crate) const ABORT: u16 = 3000;
+    /// A close frame's payload is at most 125 bytes, two of them the code.
+    pub(crate) const MAX_REASON: usize = 123;
+
+    /// A close with `code` and `reason`, cut to [`Close::MAX_REASON`] bytes on a character
+    /// boundary.
+    pub(crate) fn new(code: u16, reason: &str) -> Close {
+        let mut end = reason.len().min(Close::MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Close {
+            code,
+            reason: reason[..end].to_owned(),
         }
     }
 }
+
+/// How a transport is told the [`Close`] it ends with, before it is closed: a no-op for a
+/// transport that cannot say why.
+pub(crate) type CloseWith<T> = fn(&mut T, Close);
 
 /// A running RPC session with one peer.
 ///
@@ -123,13 +176,14 @@ impl Session {
                 "custom"
             };
         let span = crate::session::session_span(name, None, None);
-        Session::start_in(transport, main, limits, None, span)
+        Session::start_in(transport, |_, _| {}, main, limits, None, span)
     }
 
     /// [`Session::start`], counting what the session holds against a server's budget too,
-    /// logging in `span`.
+    /// logging in `span`; `close_with` tells the transport why it closes.
     pub(crate) fn start_in<T, F>(
         transport: T,
+        close_with: CloseWith<T>,
         main: Option<RpcStub>,
         limits: Limits,
         server: Option<Arc<crate::limits::budget::Budget>>,
@@ -144,7 +198,7 @@ impl Session {
         F: Into<crate::wire::Frame<'static>> + Send + 'static,
     {
         let (inner, out_rx, ev_rx) = SessionInner::new(main, limits, server, span.clone());
-        tokio::spawn(drive(inner.clone(), transport, out_rx, ev_rx).instrument(span));
+        tokio::spawn(drive(inner.clone(), transport, close_with, out_rx, ev_rx).instrument(span));
         Session { inner }
     }
 
@@ -172,10 +226,13 @@ impl Session {
     }
 }
 
-/// Runs a session's message loop until the transport closes or the session ends.
+/// Runs a session's message loop until the transport closes or the session ends, then
+/// closes the transport: with the close code a transport error asked for, else with 3000
+/// and the reason when this side sent an `abort` (as capnweb does), else plainly.
 async fn drive<T, F>(
     inner: Arc<SessionInner>,
     mut transport: T,
+    close_with: CloseWith<T>,
     mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
     mut ev_rx: tokio::sync::mpsc::UnboundedReceiver<crate::session::Event>,
 ) where
@@ -186,6 +243,8 @@ async fn drive<T, F>(
         + 'static,
     F: Into<crate::wire::Frame<'static>> + Send + 'static,
 {
+    // The close a transport error asked for.
+    let mut close = None;
     loop {
         tokio::select! {
             biased;
@@ -205,11 +264,11 @@ async fn drive<T, F>(
             incoming = transport.next(), if inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING => {
                 // Handle every message that is already here before answering, so that the
                 // answers to a burst of calls leave in one write.
-                let mut open = handle_incoming(&inner, incoming);
+                let mut open = handle_incoming(&inner, incoming, &mut close);
                 let mut handled = 1;
                 while open && handled < BURST && inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING {
                     let Some(more) = transport.next().now_or_never() else { break };
-                    open = handle_incoming(&inner, more);
+                    open = handle_incoming(&inner, more, &mut close);
                     handled += 1;
                 }
                 if !open {
@@ -223,6 +282,13 @@ async fn drive<T, F>(
                 }
             }
         }
+    }
+    if let Some(close) = close.or_else(|| {
+        inner
+            .abort_sent()
+            .map(|e| Close::new(Close::ABORT, e.message()))
+    }) {
+        close_with(&mut transport, close);
     }
     // Flush what is queued (an `abort`, say), then close; a peer that takes nothing is
     // not waited for longer than the send timeout.
@@ -247,11 +313,21 @@ const MAX_UNSENT_BEFORE_READING: usize = 4 * 1024 * 1024;
 /// Most incoming messages handled in a row before queued answers are sent.
 const BURST: usize = 64;
 
-/// Handles one item from the transport; `false` when the session is over.
+/// Handles one item from the transport; `false` when the session is over. A transport
+/// error that names a close code leaves it in `close`.
 fn handle_incoming<F: Into<crate::wire::Frame<'static>>>(
     inner: &Arc<SessionInner>,
     incoming: Option<Result<F, TransportError>>,
+    close: &mut Option<Close>,
 ) -> bool {
+    if let Some(Err(TransportError {
+        message,
+        close_code: Some(code),
+        ..
+    })) = &incoming
+    {
+        *close = Some(Close::new(*code, message));
+    }
     match incoming {
         Some(Ok(text)) => {
             if let Err(e) = inner.handle_text(text.into()) {

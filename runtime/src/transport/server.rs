@@ -383,6 +383,7 @@ pub(crate) fn websocket_session_with(
         let transport = GuardedWs::new(socket, &limits, &ctx.limits, cell.clone());
         let session = Session::start_in(
             transport,
+            GuardedWs::close_with,
             Some(main),
             limits,
             Some(ctx.budget.clone()),

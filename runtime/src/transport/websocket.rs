@@ -1,6 +1,6 @@
 //! WebSocket: one RPC message per text frame.
 
-use super::{Session, TransportError};
+use super::{Close, Session, TransportError};
 use crate::error::RpcError;
 use crate::limits::Limits;
 use crate::stub::RpcStub;
@@ -8,6 +8,7 @@ use crate::wire::Frame;
 use futures::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Adapts a WebSocket (a stream and sink of tungstenite messages) into a message
@@ -16,6 +17,8 @@ pub(crate) struct WsTransport<S> {
     pub(crate) socket: S,
     /// The message limit, named when an oversized message is refused.
     max_message_size: usize,
+    /// The close frame to send when the transport is closed (see [`WsTransport::close_with`]).
+    closing: Option<CloseFrame>,
 }
 
 impl<S> WsTransport<S> {
@@ -23,27 +26,49 @@ impl<S> WsTransport<S> {
         WsTransport {
             socket,
             max_message_size: limits.max_message_size,
+            closing: None,
         }
+    }
+
+    /// Closing will send a close frame with `close`'s code and reason.
+    pub(crate) fn close_with(&mut self, close: Close) {
+        self.closing = Some(CloseFrame {
+            code: close.code.into(),
+            reason: close.reason.into(),
+        });
     }
 }
 
 /// A frame as an item for the session: `Some(Ok(text))` for a message (a text frame's
-/// payload as it is, not copied), `Some(Err)` for a binary frame that is not text, `None`
-/// for frames to skip (ping, pong).
+/// payload as it is, not copied), `Some(Err)` for a binary frame, `None` for frames to skip
+/// (ping, pong).
 fn into_text(message: Message) -> Option<Result<Frame<'static>, TransportError>> {
     match message {
         Message::Text(t) => Some(Ok(Frame::Shared(t))),
-        Message::Binary(b) => Some(
-            String::from_utf8(b.to_vec())
-                .map(Frame::Owned)
-                .map_err(|_| {
-                    TransportError::bad_input(
-                        "a binary frame that is not UTF-8 text is not an RPC message",
-                    )
-                }),
-        ),
+        // Cap'n Web sends every message as a text frame, and capnweb's WebSocket transport
+        // refuses anything else.
+        Message::Binary(_) => Some(Err(TransportError::bad_input(
+            "a binary WebSocket frame is not an RPC message (Cap'n Web sends each message as a \
+             text frame)",
+        )
+        .closing_with(Close::UNSUPPORTED_DATA))),
         _ => None,
     }
+}
+
+/// What a close frame from the peer ends the session with: `None` for a plain close (no
+/// code, or 1000 or 1001, a page going away, without a reason), else an error carrying
+/// its code and reason (capnweb closes with 3000 and the `abort`'s reason).
+fn peer_closed(frame: Option<CloseFrame>) -> Option<TransportError> {
+    let frame = frame?;
+    let code = u16::from(frame.code);
+    if matches!(code, 1000 | 1001) && frame.reason.is_empty() {
+        return None;
+    }
+    Some(TransportError::new(format!(
+        "the peer closed the WebSocket with code {code}: {}",
+        frame.reason.as_str()
+    )))
 }
 
 impl<S> Stream for WsTransport<S>
@@ -56,9 +81,10 @@ where
         let this = self.get_mut();
         loop {
             match Pin::new(&mut this.socket).poll_next(cx) {
-                Poll::Ready(Some(Ok(Message::Close(_)))) | Poll::Ready(None) => {
-                    return Poll::Ready(None);
+                Poll::Ready(Some(Ok(Message::Close(frame)))) => {
+                    return Poll::Ready(peer_closed(frame).map(Err));
                 }
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(item) = into_text(frame) {
                         return Poll::Ready(Some(item));
@@ -72,7 +98,17 @@ where
                             limit: this.max_message_size,
                         }
                         .to_string(),
-                    ))));
+                    )
+                    .closing_with(Close::TOO_BIG))));
+                }
+                Poll::Ready(Some(Err(e @ WsError::Protocol(_)))) => {
+                    let error = TransportError::new(e.to_string());
+                    return Poll::Ready(Some(Err(error.closing_with(Close::PROTOCOL_ERROR))));
+                }
+                Poll::Ready(Some(Err(e @ WsError::Utf8(_)))) => {
+                    let error =
+                        TransportError::new(format!("a text frame that is not valid UTF-8 ({e})"));
+                    return Poll::Ready(Some(Err(error.closing_with(Close::INVALID_PAYLOAD))));
                 }
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(Some(Err(TransportError::new(e.to_string()))));
@@ -105,7 +141,16 @@ where
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.get_mut().socket)
+        let this = self.get_mut();
+        let mut socket = Pin::new(&mut this.socket);
+        if this.closing.is_some() {
+            let ready = std::task::ready!(socket.as_mut().poll_ready(cx));
+            let frame = this.closing.take();
+            ready
+                .and_then(|()| socket.as_mut().start_send(Message::Close(frame)))
+                .map_err(|e| TransportError::new(e.to_string()))?;
+        }
+        socket
             .poll_close(cx)
             .map_err(|e| TransportError::new(e.to_string()))
     }
@@ -129,16 +174,19 @@ pub(crate) fn ws_config(
 
 /// A client's session over a WebSocket to `url`: an awaited call that nothing pipelines on
 /// goes as a `stream` (two messages instead of four; see `SessionInner::send_as_stream`).
-fn client_session<T>(transport: T, url: &str, main: Option<RpcStub>, limits: Limits) -> Session
+fn client_session<S>(
+    transport: WsTransport<S>,
+    url: &str,
+    main: Option<RpcStub>,
+    limits: Limits,
+) -> Session
 where
-    T: futures::Stream<Item = Result<Frame<'static>, super::TransportError>>
-        + futures::Sink<String, Error = super::TransportError>
-        + Send
-        + Unpin
-        + 'static,
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError>,
+    S: Send + Unpin + 'static,
 {
     let span = crate::session::session_span("websocket", Some("client"), Some(&url));
-    let session = Session::start_in(transport, main, limits, None, span);
+    let close_with = WsTransport::close_with;
+    let session = Session::start_in(transport, close_with, main, limits, None, span);
     session
         .inner
         .defers_calls

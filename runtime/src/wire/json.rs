@@ -333,24 +333,28 @@ impl<'a> Reader<'a> {
                 return Err(self.error("invalid number"));
             }
         }
+        let mut exponent_digits = 0;
         if let Some(b'e' | b'E') = self.bytes.get(self.at) {
             self.at += 1;
             integer = false;
             if let Some(b'+' | b'-') = self.bytes.get(self.at) {
                 self.at += 1;
             }
-            if digits(self) == 0 {
+            exponent_digits = digits(self);
+            if exponent_digits == 0 {
                 return Err(self.error("invalid number"));
             }
         }
         let literal = &self.text[start..self.at];
-        // Rust reads an out-of-range literal as an infinity (or 0), as JavaScript does,
-        // in time linear in its length.
         let int: Option<i64> = integer.then(|| literal.parse().ok()).flatten();
         // An integer's `f64` is the `i64`'s, rounded the same way; read the text once
         // (but `-0` is the float `-0`).
         let value = match int {
             Some(i) if i != 0 => i as f64,
+            // Rust reads an out-of-range literal as an infinity (or 0), as JavaScript
+            // does, in time linear in its length; but it stops counting an exponent at
+            // 65536, so one of five digits or more is worked out here first.
+            _ if exponent_digits > 4 => big_exponent(literal),
             _ => literal.parse().map_err(|_| self.error("invalid number"))?,
         };
         Ok(Json::Number(value, int))
@@ -491,6 +495,52 @@ pub(super) fn last_wins<K: Eq + std::hash::Hash + Clone, V>(fields: Vec<(K, V)>)
     out
 }
 
+/// The value of a valid number literal whose exponent has five digits or more, as
+/// `JSON.parse` reads it: the power of ten of its first significant digit decides an
+/// infinity or a zero, and otherwise the literal is rewritten with that digit before the
+/// point and a small exponent, which Rust reads exactly. Linear in the literal's length.
+fn big_exponent(literal: &str) -> f64 {
+    let (negative, unsigned) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let signed = |v: f64| if negative { -v } else { v };
+    let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    // Saturates far beyond any message's length, so the sum below cannot overflow.
+    let exponent = {
+        let (sign, digits) = match exponent.as_bytes().first() {
+            Some(b'-') => (-1, &exponent[1..]),
+            Some(b'+') => (1, &exponent[1..]),
+            _ => (1, exponent),
+        };
+        let magnitude = digits
+            .bytes()
+            .fold(0i64, |n, d| (n * 10 + i64::from(d - b'0')).min(1 << 48));
+        sign * magnitude
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = || int.bytes().chain(frac.bytes());
+    let Some(leading_zeros) = digits().position(|d| d != b'0') else {
+        return signed(0.0);
+    };
+    // The power of ten of the first significant digit.
+    let power = exponent + int.len() as i64 - leading_zeros as i64 - 1;
+    if power > 310 {
+        return signed(f64::INFINITY);
+    }
+    if power < -330 {
+        return signed(0.0);
+    }
+    let mut rewritten = String::with_capacity(literal.len() + 8);
+    let mut significant = digits().skip(leading_zeros).map(char::from);
+    rewritten.extend(significant.next());
+    rewritten.push('.');
+    rewritten.extend(significant);
+    rewritten.push('0');
+    rewritten.push_str(&format!("e{power}"));
+    signed(rewritten.parse().unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +591,49 @@ mod tests {
         assert_eq!(parse("9007199254740993").as_i64(), Some(9007199254740993));
         assert_eq!(parse("9007199254740993").as_f64(), Some(9007199254740992.0));
         assert!(parse("-0").as_f64().unwrap().is_sign_negative());
+    }
+
+    /// A number literal has no digit limit of its own (`JSON.parse` has none either): the
+    /// message limit bounds its length, and reading it is linear in that length, however
+    /// its digits and exponent are spread.
+    #[test]
+    fn numbers_with_huge_exponents_or_a_million_digits_are_read_at_once() {
+        let million = "9".repeat(1_000_000);
+        let cases = [
+            (format!("1e{million}"), f64::INFINITY),
+            (format!("-1e{million}"), f64::NEG_INFINITY),
+            (format!("1e-{million}"), 0.0),
+            (format!("0e{million}"), 0.0),
+            (format!("0.{million}"), 1.0),
+            (format!("0.{}1e1000000", "0".repeat(999_999)), 1.0),
+            (format!("{million}e-1000000"), 1.0),
+            (format!("-{million}e-999999"), -10.0),
+            (format!("0.{}1e70001", "0".repeat(70_000)), 1.0),
+            ("1e99999999999999999999".to_owned(), f64::INFINITY),
+            ("1.5e00000000000000000002".to_owned(), 150.0),
+            ("2.5E+10000".to_owned(), f64::INFINITY),
+            ("0.0000000000025e10000".to_owned(), f64::INFINITY),
+        ];
+        for (literal, want) in cases {
+            let started = std::time::Instant::now();
+            let got = Json::parse(&literal).map(|j| j.as_f64());
+            assert_eq!(
+                got,
+                Ok(Some(want)),
+                "{}…",
+                &literal[..20.min(literal.len())]
+            );
+            // Generous, for a debug build on a busy machine: a superlinear reader takes
+            // minutes here.
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+        assert!(parse("-0e100000").as_f64().unwrap().is_sign_negative());
+        // Every digit counts in the rounding, as in a literal with a small exponent.
+        let ones = format!("{}e-10000", "1".repeat(10_017));
+        assert_eq!(
+            Json::parse(&ones).unwrap().as_f64(),
+            Some(1.111_111_111_111_111_1e16)
+        );
     }
 
     #[test]

@@ -120,13 +120,15 @@ impl Message {
             .ok_or_else(|| bad(json))?;
         let p = Parser { limits };
         let int = |i: usize| arr.get(i).and_then(as_id).ok_or_else(|| bad(json));
+        // Elements past those a message needs are ignored, as capnweb ignores them.
+        let n = arr.len();
         let msg = match kind {
-            "push" if arr.len() == 2 => Message::Push(p.expr(&arr[1], 0)?),
-            "stream" if arr.len() == 2 => Message::Stream(p.expr(&arr[1], 0)?),
-            "pull" if arr.len() == 2 => Message::Pull(int(1)?),
-            "resolve" if arr.len() == 3 => Message::Resolve(int(1)?, p.expr(&arr[2], 0)?),
-            "reject" if arr.len() == 3 => Message::Reject(int(1)?, p.expr(&arr[2], 0)?),
-            "release" if arr.len() == 3 => {
+            "push" if n >= 2 => Message::Push(p.expr(&arr[1], 0)?),
+            "stream" if n >= 2 => Message::Stream(p.expr(&arr[1], 0)?),
+            "pull" if n >= 2 => Message::Pull(int(1)?),
+            "resolve" if n >= 3 => Message::Resolve(int(1)?, p.expr(&arr[2], 0)?),
+            "reject" if n >= 3 => Message::Reject(int(1)?, p.expr(&arr[2], 0)?),
+            "release" if n >= 3 => {
                 let count = arr[2]
                     .as_u64()
                     .or_else(|| {
@@ -138,9 +140,9 @@ impl Message {
                     .ok_or_else(|| bad(json))?;
                 Message::Release(int(1)?, count)
             }
-            "abort" if arr.len() == 2 => Message::Abort(p.expr(&arr[1], 0)?),
-            "pipe" if arr.len() == 1 => Message::Pipe,
-            "push" | "stream" | "pull" | "resolve" | "reject" | "release" | "abort" | "pipe" => {
+            "abort" if n >= 2 => Message::Abort(p.expr(&arr[1], 0)?),
+            "pipe" => Message::Pipe,
+            "push" | "stream" | "pull" | "resolve" | "reject" | "release" | "abort" => {
                 return Err(bad(json));
             }
             other => return Err(ProtocolError::UnknownMessage(truncate(other))),
@@ -233,30 +235,29 @@ impl Parser<'_> {
         let tag = arr.first().and_then(Json::as_str).ok_or_else(unknown)?;
         let str_at = |i: usize| arr.get(i).and_then(Json::as_str);
         let id_at = |i: usize| arr.get(i).and_then(as_id);
+        // As in capnweb, elements past those a form reads are ignored, but for the forms
+        // whose length capnweb checks (`undefined`, `url`, `headers`, `request`,
+        // `response`, `blob`, `remap`, and `import`/`pipeline` up to four).
         let expr = match (tag, arr.len()) {
             ("undefined", 1) => Expr::Undefined,
-            ("inf", 1) => Expr::Inf,
-            ("-inf", 1) => Expr::NegInf,
-            ("nan", 1) => Expr::NaN,
-            ("bigint", 2) => {
-                let digits = str_at(1).ok_or_else(unknown)?;
-                if digits.len() > self.limits.max_bigint_digits {
+            ("inf", _) => Expr::Inf,
+            ("-inf", _) => Expr::NegInf,
+            ("nan", _) => Expr::NaN,
+            ("bigint", 2..) => {
+                let text = str_at(1).ok_or_else(unknown)?;
+                if text.len() > self.limits.max_bigint_digits {
                     return Err(ProtocolError::BigIntTooLong {
                         limit: self.limits.max_bigint_digits,
                     });
                 }
-                let decimal = digits.strip_prefix('-').unwrap_or(digits);
-                if decimal.is_empty() || !decimal.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(unknown());
-                }
-                Expr::BigInt(digits.to_owned())
+                Expr::BigInt(bigint_digits(text).ok_or_else(unknown)?.into_owned())
             }
-            ("date", 2) => match &arr[1] {
+            ("date", 2..) => match &arr[1] {
                 Json::Null => Expr::Date(None),
                 Json::Number(n, _) => Expr::Date(Some(*n)),
                 _ => return Err(unknown()),
             },
-            ("bytes", 2 | 3) => {
+            ("bytes", 2..) => {
                 let b64 = str_at(1).ok_or_else(unknown)?;
                 let data = decode_base64(b64).ok_or_else(unknown)?;
                 let kind = match arr.get(2) {
@@ -280,7 +281,7 @@ impl Parser<'_> {
                 };
                 Expr::Bytes { data, kind }
             }
-            ("error", 3..=5) => {
+            ("error", 3..) => {
                 let (Some(name), Some(message)) = (str_at(1), str_at(2)) else {
                     return Err(unknown());
                 };
@@ -314,8 +315,8 @@ impl Parser<'_> {
                     Expr::Pipeline { id, path, args }
                 }
             }
-            ("export", 2) => Expr::Export(id_at(1).ok_or_else(unknown)?),
-            ("promise", 2) => Expr::Promise(id_at(1).ok_or_else(unknown)?),
+            ("export", 2..) => Expr::Export(id_at(1).ok_or_else(unknown)?),
+            ("promise", 2..) => Expr::Promise(id_at(1).ok_or_else(unknown)?),
             ("remap", 5) => {
                 let id = id_at(1).ok_or_else(unknown)?;
                 let path = self.path(&arr[2]).ok_or_else(unknown)?;
@@ -346,8 +347,8 @@ impl Parser<'_> {
                     instructions,
                 }))
             }
-            ("readable", 2) => Expr::Readable(id_at(1).ok_or_else(unknown)?),
-            ("writable", 2) => Expr::Writable(id_at(1).ok_or_else(unknown)?),
+            ("readable", 2..) => Expr::Readable(id_at(1).ok_or_else(unknown)?),
+            ("writable", 2..) => Expr::Writable(id_at(1).ok_or_else(unknown)?),
             ("url", 2) => Expr::Url(str_at(1).ok_or_else(unknown)?.to_owned()),
             ("headers", 2) => {
                 let pairs = arr[1].as_array().ok_or_else(unknown)?;
@@ -437,10 +438,64 @@ pub(super) fn parse_stream_write(text: &str) -> Option<Message> {
     }))
 }
 
+/// The digits of a `bigint`'s text, read as JavaScript's `BigInt()` reads a string:
+/// whitespace around it ignored, an optional `+` or `-`, and no digits at all for 0.
+/// `None` for anything else, the `0x`, `0o` and `0b` forms included: `BigInt()` takes
+/// those too, but no capnweb peer writes them, and turning them into decimal digits costs
+/// time quadratic in their length. Borrowed when the text is already plain decimal.
+fn bigint_digits(text: &str) -> Option<Cow<'_, str>> {
+    let plain = |digits: &str| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    if plain(text.strip_prefix('-').unwrap_or(text)) {
+        return Some(Cow::Borrowed(text));
+    }
+    // JavaScript's white space and line terminators: Unicode's White_Space but U+0085,
+    // and U+FEFF.
+    let trimmed =
+        text.trim_matches(|c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}');
+    if trimmed.is_empty() {
+        return Some(Cow::Borrowed("0"));
+    }
+    let (sign, digits) = match trimmed.as_bytes()[0] {
+        b'-' => ("-", &trimmed[1..]),
+        b'+' => ("", &trimmed[1..]),
+        _ => ("", trimmed),
+    };
+    plain(digits).then(|| Cow::Owned(format!("{sign}{digits}")))
+}
+
 /// Decodes base64 as capnweb's peers accept it: standard alphabet, padding optional.
-/// (SIMD-accelerated: stream chunks make base64 the largest cost of a transfer.)
+/// (SIMD-accelerated: stream chunks make base64 the largest cost of a transfer.) Text
+/// the fast decoder refuses is tried again as every capnweb runtime (Node's `Buffer`,
+/// browsers' `atob` and `Uint8Array.fromBase64`) reads it: ASCII white space ignored, and
+/// the unused low bits of the last character ignored.
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     base64_simd::STANDARD_NO_PAD
         .decode_to_vec(s.trim_end_matches('='))
         .ok()
+        .or_else(|| decode_base64_loosely(s))
+}
+
+fn decode_base64_loosely(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut compact: Vec<u8> = s
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r'))
+        .collect();
+    while compact.last() == Some(&b'=') {
+        compact.pop();
+    }
+    // The last character of a group of two or three carries 4 or 2 bits that no byte
+    // uses: cleared, so that the strict decoder takes them.
+    let unused = match compact.len() % 4 {
+        2 => 0b1111,
+        3 => 0b11,
+        _ => 0,
+    };
+    if let Some(last) = compact.last_mut()
+        && unused != 0
+    {
+        let value = ALPHABET.iter().position(|a| a == last)?;
+        *last = ALPHABET[value & !unused];
+    }
+    base64_simd::STANDARD_NO_PAD.decode_to_vec(&compact).ok()
 }
