@@ -21,7 +21,10 @@ pub(crate) struct Import {
     pub(super) resolution: OnceLock<Result<Value, RpcError>>,
     /// The resolution is set and its `on_broken` callbacks have run: awaiting it may end.
     pub(super) announced: AtomicBool,
-    pub(super) resolved: Notify,
+    /// Who awaits the resolution: woken once it is announced (a list under a lock, not a
+    /// `Notify`: most imports have one awaiter, and waking is deferred to the end of a
+    /// burst, see [`wake_after_burst`]).
+    pub(super) awaiting: Mutex<Vec<std::task::Waker>>,
     /// Callbacks of `on_broken`, run when this settles.
     pub(super) watchers: Mutex<Vec<BrokenCallback>>,
 }
@@ -64,7 +67,10 @@ impl Import {
     /// Lets whoever awaits the result (settled already) have it.
     pub(super) fn announce(&self) {
         self.announced.store(true, Ordering::Release);
-        self.resolved.notify_waiters();
+        let awaiting = std::mem::take(&mut *lock(&self.awaiting));
+        for waker in awaiting {
+            wake(waker);
+        }
     }
 
     /// Runs `callback` when this import breaks: its session ends, or (a promise) it
@@ -180,23 +186,103 @@ impl Import {
         if Arc::strong_count(this) == 1 && !this.pulled.load(Ordering::Acquire) {
             this.session.send_as_stream(this);
         }
-        let this = this.clone();
-        async move {
-            loop {
-                let notified = this.resolved.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if this.announced.load(Ordering::Acquire)
-                    && let Some(r) = this.resolution.get()
-                {
-                    return r.clone();
-                }
-                this.pull();
-                notified.await;
-            }
+        Resolution {
+            import: this.clone(),
+            pulled: false,
         }
         .boxed()
     }
+
+    /// The resolution, once announced.
+    fn announced_result(&self) -> Option<Result<Value, RpcError>> {
+        if self.announced.load(Ordering::Acquire) {
+            self.resolution.get().cloned()
+        } else {
+            None
+        }
+    }
+}
+
+/// Awaits an import's resolution: pulls it when first polled, and registers to be woken
+/// when it is announced.
+struct Resolution {
+    import: Arc<Import>,
+    pulled: bool,
+}
+
+impl std::future::Future for Resolution {
+    type Output = Result<Value, RpcError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if let Some(result) = self.import.announced_result() {
+            return std::task::Poll::Ready(result);
+        }
+        {
+            let mut awaiting = lock(&self.import.awaiting);
+            // Checked again under the lock that `announce` takes after announcing: either
+            // this sees the result, or `announce` sees this waker.
+            if let Some(result) = self.import.announced_result() {
+                return std::task::Poll::Ready(result);
+            }
+            if !awaiting.iter().any(|w| w.will_wake(cx.waker())) {
+                awaiting.push(cx.waker().clone());
+            }
+        }
+        if !self.pulled {
+            self.pulled = true;
+            self.import.pull();
+        }
+        std::task::Poll::Pending
+    }
+}
+
+thread_local! {
+    /// Wakers of awaiters whose results were announced while a burst of incoming
+    /// messages is handled on this thread (see [`wake_after_burst`]).
+    static DEFERRED: std::cell::RefCell<Option<Vec<std::task::Waker>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Wakes `waker` now, or at the end of the burst being handled on this thread.
+fn wake(waker: std::task::Waker) {
+    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(wakers) => {
+            if !wakers.iter().any(|w| w.will_wake(&waker)) {
+                wakers.push(waker);
+            }
+            None
+        }
+        None => Some(waker),
+    });
+    if let Some(waker) = deferred {
+        waker.wake();
+    }
+}
+
+/// Runs `burst` (the handling of several incoming messages), waking the awaiters of the
+/// results it announces once each, after it: a task awaiting many calls is woken once per
+/// burst, not once per answer, and runs when every answer of the burst is in.
+pub(crate) fn wake_after_burst<R>(burst: impl FnOnce() -> R) -> R {
+    let outer = DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()));
+    // Nested (a burst handled inside another's): the outer one wakes.
+    if let Some(outer) = outer {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(outer));
+        return burst();
+    }
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let wakers = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+    }
+    let _flush = Flush;
+    burst()
 }
 
 impl Drop for Import {
@@ -231,4 +317,43 @@ pub(super) struct ImportSlot {
     pub(super) generation: u64,
     /// Times the peer introduced this ID to us: what a `release` must report.
     pub(super) remote_refcount: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counting(AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_task_woken_for_several_results_of_one_burst_is_woken_once_after_it() {
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let other = Arc::new(Counting(AtomicUsize::new(0)));
+        wake_after_burst(|| {
+            for _ in 0..3 {
+                wake(waker.clone());
+            }
+            wake(std::task::Waker::from(other.clone()));
+            // A burst handled inside this one defers to it.
+            wake_after_burst(|| wake(waker.clone()));
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                0,
+                "woken inside the burst"
+            );
+        });
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        // Outside a burst, a wake is at once.
+        wake(waker);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+    }
 }

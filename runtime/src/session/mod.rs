@@ -22,7 +22,7 @@ pub(crate) mod map;
 mod outgoing;
 
 use export::{ENTRY_COST, ExportEntry, ExportKind};
-pub(crate) use import::{BrokenCallback, Import};
+pub(crate) use import::{BrokenCallback, Import, wake_after_burst};
 use import::{ImportKind, ImportSlot};
 
 use crate::error::{ProtocolError, RpcError};

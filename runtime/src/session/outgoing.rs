@@ -138,7 +138,7 @@ impl SessionInner {
             sent_as_stream: AtomicBool::new(false),
             resolution: OnceLock::new(),
             announced: AtomicBool::new(false),
-            resolved: Notify::new(),
+            awaiting: Mutex::new(Vec::new()),
             watchers: Mutex::default(),
         });
         state.imports.insert(

@@ -263,14 +263,18 @@ async fn drive<T, F>(
             // a peer that reads slowly cannot make us queue ever more answers for it.
             incoming = transport.next(), if inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING => {
                 // Handle every message that is already here before answering, so that the
-                // answers to a burst of calls leave in one write.
-                let mut open = handle_incoming(&inner, incoming, &mut close);
-                let mut handled = 1;
-                while open && handled < BURST && inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING {
-                    let Some(more) = transport.next().now_or_never() else { break };
-                    open = handle_incoming(&inner, more, &mut close);
-                    handled += 1;
-                }
+                // answers to a burst of calls leave in one write, and the callers awaiting
+                // the results it brings are woken once, after it.
+                let open = crate::session::wake_after_burst(|| {
+                    let mut open = handle_incoming(&inner, incoming, &mut close);
+                    let mut handled = 1;
+                    while open && handled < BURST && inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING {
+                        let Some(more) = transport.next().now_or_never() else { break };
+                        open = handle_incoming(&inner, more, &mut close);
+                        handled += 1;
+                    }
+                    open
+                });
                 if !open {
                     break;
                 }
