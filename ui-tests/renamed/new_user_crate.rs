@@ -3,6 +3,7 @@
 // (`get`, `call`), called through the typed client.
 #![deny(warnings)]
 
+use rpc::TypedStub;
 use rpc::{RpcError, Stub, rpc_target};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,5 +43,5 @@ async fn round_trip(store: Stub<Store>) -> Result<(), RpcError> {
 }
 
 fn main() {
-    let _round_trip = round_trip(Stub::local(Store::default()));
+    let _round_trip = round_trip(TypedStub::local(Store::default()));
 }

@@ -262,7 +262,7 @@ fn handle_incoming(
             true
         }
         Some(Err(e)) if e.bad_input => {
-            inner.shutdown(RpcError::type_error(e.message), true);
+            inner.shutdown(RpcError::protocol(e.message), true);
             false
         }
         Some(Err(e)) => {
