@@ -399,7 +399,8 @@ pub enum ProtocolError {
 /// On the wire it is a Cap'n Web error (`["error", name, message, null, props]`) whose
 /// name is the type's name as the method's signature spells it (`MyError`), whose message
 /// is its `Display`, and whose properties are its serde fields (a value that is not a
-/// struct or map is the property `value`), plus `type`, the name again, unless a field
+/// struct or map, or that has a field named `name`, `message` or `stack`, which an
+/// `Error` keeps for itself, is the property `value`), plus `type`, the name again, unless a field
 /// is called so (JavaScript's capnweb keeps only its own error classes' names, so a
 /// JavaScript caller reads the name as `e.type`). A Rust caller of the typed client gets
 /// it back as itself: the call's promise gives `Result<Result<T, MyError>, RpcError>`,
@@ -475,8 +476,17 @@ impl RpcError {
     /// as properties (see [`AppError`]).
     pub(crate) fn from_app<E: AppError>(name: &str, error: &E) -> RpcError {
         let mut e = RpcError::new(name, error.to_string());
+        // A field named like an `Error`'s own properties could not be a property (the
+        // receiver keeps its own `name`, `message` and `stack`, as capnweb does): such a
+        // value travels whole, as `value`.
         let mut props = match crate::to_value(error) {
-            Ok(Value::Object(fields)) => *fields,
+            Ok(Value::Object(fields))
+                if !fields
+                    .keys()
+                    .any(|k| matches!(k.as_str(), "name" | "message" | "stack")) =>
+            {
+                *fields
+            }
             Ok(value) => {
                 let mut props = Object::new();
                 props.insert(APP_ERROR_VALUE.to_owned(), value);

@@ -287,3 +287,42 @@ async fn javascript_sees_a_rust_errors_name_message_and_fields() {
         ]
     );
 }
+
+/// An error whose field is named like an `Error`'s own property.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unknown {
+    pub name: String,
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {}", self.name)
+    }
+}
+
+impl std::error::Error for Unknown {}
+
+pub struct Registry;
+
+#[rpc_target]
+impl Registry {
+    pub fn lookup(&self, name: String) -> Result<u32, Unknown> {
+        Err(Unknown { name })
+    }
+}
+
+#[tokio::test]
+async fn a_field_named_like_an_errors_own_property_still_round_trips() {
+    let (a, b) = channel(Duration::ZERO);
+    let _server = Session::start(
+        b,
+        Some(TypedStub::into_raw(TypedStub::local(Registry))),
+        Default::default(),
+    );
+    let client = Session::start(a, None, Default::default());
+    let registry: Stub<Registry> = TypedStub::from_raw(client.main());
+    assert_eq!(
+        registry.lookup("x").await.unwrap(),
+        Err(Unknown { name: "x".into() })
+    );
+}
