@@ -925,7 +925,7 @@ impl Env {
     /// #         main = "Api"
     /// #         durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
     /// #     "#, "workers.toml")?;
-    /// # let api = host.service::<Stub<Api>>("w", None)?;
+    /// # let api = host.service::<capwire::Stub<Api>>("w", None)?;
     /// # let first = api.count("alice").await?;
     /// # assert_eq!(api.count("alice").await?, first + 1);
     /// # let _ = std::fs::remove_dir_all(&dir);

@@ -933,9 +933,9 @@ impl<T> RpcPromise<T> {
     /// (one the promise got from its stub's [`RpcStub::with_timeout`]).
     ///
     /// The clock runs from this call, and the promise gives up only when awaited (with
-    /// tokio's timer): an un-awaited promise used for pipelining is not cut short. This is
-    /// an associated function, `RpcPromise::with_timeout(promise, d)`, so that it never
-    /// hides a method of the same name of a typed client.
+    /// tokio's timer): an un-awaited promise used for pipelining is not cut short. (A typed
+    /// promise of a stub, whose methods are a target's, has
+    /// [`TypedPromise::with_timeout`](crate::TypedPromise::with_timeout) instead.)
     ///
     /// ```
     /// # use capwire::{RpcPromise, RpcStub};
@@ -948,14 +948,13 @@ impl<T> RpcPromise<T> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn with_timeout(mut promise: Self, timeout: impl Into<Option<Duration>>) -> Self {
-        promise.deadline = timeout.into().and_then(Deadline::after);
-        promise
-            .pending
+    pub fn with_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.deadline = timeout.into().and_then(Deadline::after);
+        self.pending
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .timer = None;
-        promise
+        self
     }
 
     /// Asks for the result now without waiting for it. Awaiting does this by itself; an

@@ -86,7 +86,7 @@ pub type StubPromise<T> = <T as RpcTarget>::Promise;
 /// use std::time::Duration;
 /// # pub struct Counter;
 /// # #[capwire::rpc_target]
-/// # impl Counter { pub fn raw(&self) -> &'static str { "mine" } }
+/// # impl Counter { pub fn raw(&self) -> String { "mine".into() } }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), RpcError> {
 /// let counter: Stub<Counter> = TypedStub::local(Counter);
@@ -289,10 +289,10 @@ pub struct TryPromise<T, E> {
 
 impl<T, E> TryPromise<T, E> {
     /// `promise`, giving up `timeout` from now; see [`RpcPromise::with_timeout`].
-    pub fn with_timeout(promise: Self, timeout: impl Into<Option<Duration>>) -> Self {
+    pub fn with_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
         TryPromise {
-            promise: RpcPromise::with_timeout(promise.promise, timeout),
-            ..promise
+            promise: self.promise.with_timeout(timeout),
+            ..self
         }
     }
 }
