@@ -61,7 +61,8 @@ pub enum ErrorKind {
     Disconnected,
     /// The peer aborted the session; the message carries the reason it sent.
     Aborted,
-    /// The peer sent something the protocol does not allow, and the session ended.
+    /// The peer sent something the protocol does not allow, or went past a limit
+    /// ([`Limits`](crate::Limits)), and this side ended the session.
     Protocol,
     /// The call did not settle within its timeout (a `TimeoutError`: see
     /// [`RpcError::is_timeout`]).
@@ -247,6 +248,12 @@ impl RpcError {
     /// The error every pending call gets when its session ends.
     pub(crate) fn disconnected(reason: &str) -> Self {
         RpcError::error(format!("RPC session ended: {reason}")).with_origin(Origin::Disconnected)
+    }
+
+    /// The error a session ends with when this side ends it (closed, or its main stub
+    /// disposed): a `Disconnected` one, with `message` as it is.
+    pub(crate) fn ended(message: &str) -> Self {
+        RpcError::error(message).with_origin(Origin::Disconnected)
     }
 
     /// The error a session ends with when its peer sent what the protocol forbids.

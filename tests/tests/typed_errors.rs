@@ -202,6 +202,13 @@ async fn kind_tells_disconnect_abort_protocol_timeout_and_remote_apart() {
     drop(peer);
     assert_eq!(call.await.unwrap_err().kind(), ErrorKind::Disconnected);
 
+    // Disconnected too: this side closes the session with the call pending.
+    let (client, _peer) = client_of_a_raw_peer();
+    let call = client.main().call("anything", ());
+    call.pull();
+    client.close();
+    assert_eq!(call.await.unwrap_err().kind(), ErrorKind::Disconnected);
+
     // Aborted: the peer says why it ends the session.
     let (client, mut peer) = client_of_a_raw_peer();
     let call = client.main().call("anything", ());

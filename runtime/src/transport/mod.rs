@@ -165,7 +165,7 @@ impl Session {
     /// Ends the session, failing every pending call.
     pub fn close(&self) {
         self.inner.shutdown(
-            RpcError::error("RPC session was closed by the local side"),
+            RpcError::ended("RPC session was closed by the local side"),
             false,
         );
     }
