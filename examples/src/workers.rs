@@ -71,13 +71,16 @@ impl Entrypoint for WorkerA {
 impl WorkerA {
     /// `WORKER_B.add(a, b)`, through the service binding.
     pub async fn add_via_b(&self, a: i64, b: i64) -> Result<i64, RpcError> {
-        self.env.service::<WorkerB>("WORKER_B")?.add(a, b).await
+        self.env
+            .service::<Stub<WorkerB>>("WORKER_B")?
+            .add(a, b)
+            .await
     }
 
     /// Streams `n` bytes from worker B and hands the stream back to B to count: the bytes
     /// pass through here without being held.
     pub async fn relay_via_b(&self, n: u64) -> Result<u64, RpcError> {
-        let b = self.env.service::<WorkerB>("WORKER_B")?;
+        let b = self.env.service::<Stub<WorkerB>>("WORKER_B")?;
         let stream = b.download(n).await?;
         b.count(stream).await
     }
@@ -183,8 +186,12 @@ impl Introducer {
     /// Introduces a new counter to the other service; returns what it reads after
     /// incrementing by `by` twice.
     pub async fn introduce(&self, by: i64) -> Result<i64, RpcError> {
-        let counters = self.env.service::<CounterService>("COUNTER_SERVICE")?;
-        let other = self.env.service::<AnotherService>("ANOTHER_SERVICE")?;
+        let counters = self
+            .env
+            .service::<Stub<CounterService>>("COUNTER_SERVICE")?;
+        let other = self
+            .env
+            .service::<Stub<AnotherService>>("ANOTHER_SERVICE")?;
         let counter = counters.get_counter().await?;
         other.use_counter(counter.clone(), by).await?;
         other.use_counter(counter, by).await

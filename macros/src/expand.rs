@@ -71,6 +71,33 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
+/// The error type of a method returning `Result<T, E>` when `E` travels as itself (an
+/// `AppError`: a serde and `std::error::Error` type of the user's), with the name it
+/// travels under, its last path segment. `RpcError` and `io::Error` (and the runtime's
+/// other error types) convert into an `RpcError` instead, as does the error of a
+/// one-argument alias (`io::Result<T>`).
+pub(crate) fn app_error(m: &Method) -> Option<(&Type, String)> {
+    let Ret::Result(_, Some(err)) = &m.ret else {
+        return None;
+    };
+    let Type::Path(p) = &**err else {
+        return None;
+    };
+    let segments: Vec<String> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let converts = match segments.as_slice() {
+        [.., last] if last == "RpcError" || last == "ProtocolError" || last == "Infallible" => true,
+        [.., io, last] if io == "io" && last == "Error" => true,
+        _ => false,
+    };
+    let name = segments.last()?.clone();
+    (!converts).then_some((&**err, name))
+}
+
 /// Converts a method's result into `Result<Value, RpcError>`.
 fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
     // Bounded by `__private::Returned`, spanned at the type, as the check at the start of
@@ -85,7 +112,13 @@ fn convert(m: &Method, krate: &Path, value: TokenStream) -> TokenStream {
             let into = into(ok);
             let err_span = err.as_ref().map_or(m.span, Spanned::span);
             let k = respan(krate.to_token_stream(), err_span);
-            let into_error = quote_spanned!(err_span=> #k::__private::into_error(e));
+            let e = syn::Ident::new("e", Span::call_site());
+            let into_error = match app_error(m) {
+                Some((ty, name)) => {
+                    quote_spanned!(err_span=> #k::__private::app_error::<#ty>(#name, &#e))
+                }
+                None => quote_spanned!(err_span=> #k::__private::into_error(#e)),
+            };
             quote! {
                 match #value {
                     ::core::result::Result::Ok(v) => #into(v),
@@ -126,7 +159,11 @@ fn checks(m: &Method, krate: &Path) -> TokenStream {
         let k = respan(krate.to_token_stream(), ty.span());
         quote_spanned!(ty.span()=> #k::__private::returned::<#ty>();)
     });
-    quote!(#(#args)* #ret)
+    let err = app_error(m).map(|(ty, _)| {
+        let k = respan(krate.to_token_stream(), ty.span());
+        quote_spanned!(ty.span()=> #k::__private::app_error_type::<#ty>();)
+    });
+    quote!(#(#args)* #ret #err)
 }
 
 /// One `match` arm per method: decode the arguments, call, convert the result. `callee`
@@ -153,7 +190,11 @@ fn arms(t: &Target, callee: &TokenStream, getters: bool) -> Vec<TokenStream> {
                     };
                 }
             });
-            let call = quote_spanned!(m.ident.span()=> #callee #ident(&*this, #(#vars),*));
+            // `this` is the dispatch function's binding: an ident of the call site, not
+            // of the method's span, which may come from another hygiene context (a target
+            // written by a `macro_rules!`).
+            let this = syn::Ident::new("this", Span::call_site());
+            let call = quote_spanned!(m.ident.span()=> #callee #ident(&*#this, #(#vars),*));
             let k = respan(krate.to_token_stream(), m.span);
             let body = if m.is_async {
                 let c = convert(m, krate, quote!(#call.await));
@@ -221,67 +262,166 @@ fn client_name(t: &Target) -> syn::Ident {
     format_ident!("{}Client", t.name)
 }
 
-/// The typed client: one method per RPC method, same arguments, returning a promise.
-fn client(t: &Target) -> TokenStream {
-    let krate = &t.krate;
-    let name = client_name(t);
-    let target = &t.name;
-    let doc = format!(
-        "The typed client of [`{target}`]: reached through `Stub<{target}>` (or a promise of one), each method calls the remote object and returns a promise of its result."
-    );
-    let methods = t.methods.iter().filter(|m| m.dispatched).map(|m| {
-        let ident = &m.ident;
-        let wire = &m.wire;
-        let docs = &m.docs;
-        let cfgs = &m.cfgs;
-        let names: Vec<_> = m
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| param_name(a, i))
-            .collect();
-        // A `String` parameter takes anything `Into<String>` (a `&str` literal); other types
-        // stay as written, so that integer and float literals infer as the parameter's type.
-        let params = m.args.iter().zip(&names).map(|(a, p)| {
-            let ty = &a.ty;
-            if is_string(ty) {
-                quote!(#p: impl ::core::convert::Into<#ty>)
-            } else {
-                quote!(#p: #ty)
-            }
-        });
-        let values = m.args.iter().zip(&names).map(|(a, p)| {
-            if is_string(&a.ty) {
-                quote!(::core::convert::Into::into(#p))
-            } else {
-                p.to_token_stream()
-            }
-        });
-        let checks = checks(m, krate);
-        let output = match result_type(m) {
-            None => quote!(#krate::RpcPromise<()>),
-            Some(ty) => {
-                let k = respan(krate.to_token_stream(), ty.span());
-                quote_spanned!(ty.span()=> #k::RpcPromise<<#ty as #k::Remote>::Output>)
-            }
-        };
-        let body = if m.getter {
-            quote!(#krate::__private::get(&self.stub, #wire))
-        } else {
-            let call = format_ident!("call{}", m.args.len());
-            let types = m.args.iter().map(|a| &a.ty);
-            quote!(#krate::__private::#call::<_, #(#types),*>(&self.stub, #wire, #(#values),*))
-        };
-        quote! {
-            #(#cfgs)*
-            #(#docs)*
-            pub fn #ident(&self, #(#params),*) -> #output {
-                #checks
-                #body
+fn promise_name(t: &Target) -> syn::Ident {
+    format_ident!("{}Promise", t.name)
+}
+
+/// Which generated type a method is made for: the stub, or the promise of one.
+#[derive(Clone, Copy, PartialEq)]
+enum Receiver {
+    Stub,
+    Promise,
+}
+
+impl Receiver {
+    /// Names of methods that a trait always in scope (the prelude's `Into`, `TryInto`, and
+    /// `IntoFuture` for the promise) takes by value: Rust looks for a method taking the
+    /// receiver by value before one taking it by reference, so a method of ours of that
+    /// name takes `self` by value too, or the trait's would be called.
+    fn by_value(self, name: &str) -> bool {
+        match self {
+            Receiver::Stub => matches!(name, "into" | "try_into"),
+            Receiver::Promise => matches!(name, "into" | "try_into" | "into_future"),
+        }
+    }
+}
+
+/// The target `T` of a result type written `Stub<T>`, which the typed client returns as
+/// a `StubPromise<T>` (by its spelling: `Remote` maps every data type, stubs included, to
+/// an `RpcPromise`, and a method of the target must be reachable on the promise).
+fn stub_target(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != "Stub" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The type a typed call of `m` returns.
+fn call_output(m: &Method, krate: &Path) -> TokenStream {
+    if let (Some(ok), Some((err, _))) = (result_type(m), app_error(m)) {
+        let k = respan(krate.to_token_stream(), ok.span());
+        return quote_spanned!(ok.span()=> #k::TryPromise<<#ok as #k::Remote>::Output, #err>);
+    }
+    match result_type(m) {
+        None => quote!(#krate::RpcPromise<()>),
+        Some(ty) => {
+            let k = respan(krate.to_token_stream(), ty.span());
+            match stub_target(ty) {
+                Some(target) => quote_spanned!(ty.span()=> #k::StubPromise<#target>),
+                None => quote_spanned!(ty.span()=> <#ty as #k::Remote>::Promise),
             }
         }
-    });
-    // The client's signatures name `<R as Remote>::Output`, whose error for a result that
+    }
+}
+
+/// One method of a typed client per RPC method, same arguments, returning a promise: on
+/// the stub, a call; on the promise of a stub, a pipelined call.
+fn client_methods(t: &Target, on: Receiver) -> Vec<TokenStream> {
+    let krate = &t.krate;
+    let raw = match on {
+        Receiver::Stub => quote!(<Self as #krate::TypedStub>::raw),
+        Receiver::Promise => quote!(<Self as #krate::TypedPromise>::raw),
+    };
+    t.methods
+        .iter()
+        .filter(|m| m.dispatched)
+        .map(|m| {
+            let ident = &m.ident;
+            let wire = &m.wire;
+            let docs = &m.docs;
+            let cfgs = &m.cfgs;
+            let names: Vec<_> = m
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| param_name(a, i))
+                .collect();
+            // A `String` parameter takes anything `Into<String>` (a `&str` literal); other types
+            // stay as written, so that integer and float literals infer as the parameter's type.
+            let params = m.args.iter().zip(&names).map(|(a, p)| {
+                let ty = &a.ty;
+                if is_string(ty) {
+                    quote!(#p: impl ::core::convert::Into<#ty>)
+                } else {
+                    quote!(#p: #ty)
+                }
+            });
+            let values = m.args.iter().zip(&names).map(|(a, p)| {
+                if is_string(&a.ty) {
+                    quote!(::core::convert::Into::into(#p))
+                } else {
+                    p.to_token_stream()
+                }
+            });
+            let mut checks = checks(m, krate);
+            if let Some(ty) = result_type(m)
+                && let Some(target) = stub_target(ty)
+            {
+                let k = respan(krate.to_token_stream(), ty.span());
+                checks
+                    .extend(quote_spanned!(ty.span()=> #k::__private::stub_of::<#ty, #target>();));
+            }
+            let output = call_output(m, krate);
+            let (receiver, this) = if on.by_value(&ident.to_string()) {
+                (quote!(self), quote!(#raw(&self)))
+            } else {
+                (quote!(&self), quote!(#raw(self)))
+            };
+            let promise = if app_error(m).is_some() {
+                quote!(#krate::RpcPromise<_>)
+            } else {
+                quote!(_)
+            };
+            let mut body = if m.getter {
+                quote!(#krate::__private::get::<#promise>(#this, #wire))
+            } else {
+                let call = format_ident!("call{}", m.args.len());
+                let types = m.args.iter().map(|a| &a.ty);
+                quote!(#krate::__private::#call::<#promise, #(#types),*>(#this, #wire, #(#values),*))
+            };
+            if let Some((err, name)) = app_error(m) {
+                body = quote!(#krate::__private::try_call::<_, #err>(#body, #name));
+            }
+            quote! {
+                #(#cfgs)*
+                #(#docs)*
+                pub fn #ident(#receiver, #(#params),*) -> #output {
+                    #checks
+                    #body
+                }
+            }
+        })
+        .collect()
+}
+
+/// The typed client (`Stub<T>`) and the promise of one (`StubPromise<T>`), each with one
+/// method per RPC method.
+fn client(t: &Target) -> TokenStream {
+    let krate = &t.krate;
+    let client = client_name(t);
+    let promise = promise_name(t);
+    let target = &t.name;
+    let ty = &t.self_ty;
+    let client_doc = format!(
+        "The typed client of [`{target}`], named `Stub<{target}>`: its methods are `{target}`'s, each calling the remote object and returning a promise of the result. What every stub has (`raw`, `with_timeout`, `on_broken`, ...) is reached through `capwire::TypedStub`, as associated functions, so that they never hide a method of `{target}`."
+    );
+    let promise_doc = format!(
+        "A promise of a `Stub<{target}>`, named `StubPromise<{target}>`: its methods are `{target}`'s, pipelined (sent before the result is known). `.await` it for the stub. What every such promise has (`with_timeout`, `on_broken`, `pull`, ...) is reached through `capwire::TypedPromise`, as associated functions."
+    );
+    let stub_methods = client_methods(t, Receiver::Stub);
+    let promise_methods = client_methods(t, Receiver::Promise);
+    // The client's signatures name `<R as Remote>::Promise`, whose error for a result that
     // is not serde is rustc's own and would come before any error of a body: a check of
     // each result in an array length, which rustc evaluates while checking this item's
     // type (before the signatures after it), puts the custom message first.
@@ -294,36 +434,38 @@ fn client(t: &Target) -> TokenStream {
             const _: [(); { #k::__private::returned::<#ty>(); 0 }] = [];
         })
     });
-    quote! {
-        #(#result_checks)*
-
-        #[doc = #doc]
-        #[derive(Clone)]
-        #[allow(dead_code)]
-        pub struct #name {
-            stub: #krate::RpcStub,
-        }
-
-        impl ::core::convert::From<#krate::RpcStub> for #name {
-            fn from(stub: #krate::RpcStub) -> Self {
-                #name { stub }
-            }
-        }
-
-        impl ::core::convert::AsRef<#krate::RpcStub> for #name {
-            fn as_ref(&self) -> &#krate::RpcStub {
-                &self.stub
-            }
-        }
-
+    let allow = quote! {
         #[allow(
             dead_code,
             private_interfaces,
             clippy::unused_self,
-            clippy::too_many_arguments
+            clippy::too_many_arguments,
+            clippy::wrong_self_convention,
+            clippy::should_implement_trait,
+            clippy::needless_pass_by_value
         )]
-        impl #name {
-            #(#methods)*
+    };
+    quote! {
+        #(#result_checks)*
+
+        #krate::__private::stub_types! {
+            target = #ty,
+            #[doc = #client_doc]
+            #[allow(dead_code)]
+            client = #client,
+            #[doc = #promise_doc]
+            #[allow(dead_code)]
+            promise = #promise,
+        }
+
+        #allow
+        impl #client {
+            #(#stub_methods)*
+        }
+
+        #allow
+        impl #promise {
+            #(#promise_methods)*
         }
     }
 }
@@ -441,6 +583,7 @@ fn by_reference_impls(krate: &Path, ty: &Type) -> TokenStream {
     quote! {
         impl #krate::Remote for #ty {
             type Output = #krate::Stub<#ty>;
+            type Promise = #krate::StubPromise<#ty>;
         }
 
         impl #krate::IntoReturn for #ty {
@@ -481,13 +624,16 @@ fn inherent(t: &Target) -> TokenStream {
             }
         }
 
-        impl #krate::RpcTarget for #ty {
-            type Client = #name;
-        }
-
         #by_reference
 
         #client
+
+        /// A target moved into a stub, to travel by reference.
+        impl ::core::convert::From<#ty> for #name {
+            fn from(target: #ty) -> Self {
+                <#name as #krate::TypedStub>::local(target)
+            }
+        }
 
         #declaration
     }
@@ -556,16 +702,9 @@ fn rewrite_async_impl(imp: &mut syn::ItemImpl, krate: &Path) {
 }
 
 fn interface(t: &Target) -> TokenStream {
-    let krate = &t.krate;
-    let ty = &t.self_ty;
     let client = client(t);
-    let name = client_name(t);
     let declaration = typescript::declare(t);
     quote! {
-        impl #krate::RpcTarget for #ty {
-            type Client = #name;
-        }
-
         #client
 
         #declaration
@@ -588,6 +727,7 @@ fn interface_impl(t: &Target, iface: &Path) -> TokenStream {
 
         impl #krate::RpcTarget for #ty {
             type Client = <dyn #iface as #krate::RpcTarget>::Client;
+            type Promise = <dyn #iface as #krate::RpcTarget>::Promise;
         }
 
         #by_reference

@@ -57,7 +57,7 @@
 //! // Client (capnweb in JavaScript calls the same service as `api.makeCounter(2)`).
 //! let api: Stub<Api> = capwire::connect(&url).await?;
 //! assert_eq!(api.square(3.0).await?, 9.0);
-//! let counter = api.make_counter(2); // RpcPromise<Stub<Counter>>, not awaited
+//! let counter = api.make_counter(2); // StubPromise<Counter>, not awaited
 //! assert_eq!(counter.increment(Some(3)).await?, 5); // pipelined: one round trip
 //! let counter: Stub<Counter> = counter.await?;
 //! assert_eq!(counter.value().await?, 5);
@@ -84,10 +84,14 @@
 //! # The model
 //!
 //! - A **stub** ([`RpcStub`]) refers to an object that may live in another process. Calls
-//!   on it return promises. [`Stub<T>`] is a typed stub.
+//!   on it return promises. [`Stub<T>`] is a typed stub, whose methods are `T`'s and
+//!   nothing else: what every stub has is in [`TypedStub`], as associated functions
+//!   (`TypedStub::raw(&stub)`), so no name of yours is ever hidden.
 //! - A **promise** ([`RpcPromise`]) is a [`Future`] for a call's
 //!   result, and can be called on before it resolves: such calls are *pipelined*, sent
-//!   at once, so a chain of dependent calls costs one network round trip.
+//!   at once, so a chain of dependent calls costs one network round trip. A typed call of
+//!   a method returning a target gives a [`StubPromise<T>`], whose methods are `T`'s,
+//!   pipelined.
 //! - A **target** is an ordinary impl block marked [`macro@rpc_target`] (or
 //!   [`macro@entrypoint`] for a service's main object): its `pub` methods become callable,
 //!   and [`Stub<T>`] gets the same methods as a typed client. Targets returned from a method
@@ -171,7 +175,7 @@ pub mod wire;
 pub use capwire_macros::entrypoint;
 #[doc = include_str!("docs/rpc_target.md")]
 pub use capwire_macros::rpc_target;
-pub use error::{ProtocolError, RpcError};
+pub use error::{AppError, ErrorKind, ProtocolError, RpcError};
 /// The `http` crate, whose `Request` and `Response` an entrypoint's `fetch` takes and returns.
 pub use http;
 pub use limits::{Limits, ServerLimits};
@@ -180,7 +184,9 @@ pub use session::codec::{deserialize, serialize};
 pub use stream::{ReadableStream, WritableStream};
 pub use stub::function::{FnOutput, Function, IntoFunction};
 pub use stub::object::{Body, CallFuture, FetchFuture, RpcObject, arg};
-pub use stub::typed::{FromStub, IntoReturn, Remote, RpcTarget, Stub};
+pub use stub::typed::{
+    FromStub, IntoReturn, Remote, RpcTarget, Stub, StubPromise, TryPromise, TypedPromise, TypedStub,
+};
 pub use stub::{IntoPath, RpcPromise, RpcStub};
 pub use transport::batch::BatchClient;
 pub use transport::context::SessionContext;
@@ -199,7 +205,8 @@ pub use wire::PathKey;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        Function, RpcError, RpcObject, RpcPromise, RpcStub, Stub, Value, entrypoint, rpc_target,
+        Function, RpcError, RpcObject, RpcPromise, RpcStub, Stub, StubPromise, TypedPromise,
+        TypedStub, Value, entrypoint, rpc_target,
     };
 }
 

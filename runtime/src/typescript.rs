@@ -330,30 +330,6 @@ leaf! {
     crate::Url => "URL",
 }
 
-/// A stub of a target, by reference: capnweb's `RpcStub` of its interface.
-impl<T: TS + ?Sized + crate::RpcTarget> TS for crate::Stub<T> {
-    type WithoutGenerics = Self;
-    type OptionInnerType = Self;
-    fn name(cfg: &ts_rs::Config) -> String {
-        format!("RpcStub<{}>", T::name(cfg))
-    }
-    fn inline(cfg: &ts_rs::Config) -> String {
-        <Self as TS>::name(cfg)
-    }
-    fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor)
-    where
-        Self: 'static,
-    {
-        v.visit::<T>();
-    }
-    fn visit_generics(v: &mut impl ts_rs::TypeVisitor)
-    where
-        Self: 'static,
-    {
-        v.visit::<T>();
-    }
-}
-
 /// A promise inside a value reaches its receiver resolved.
 impl<T: TS + 'static> TS for crate::RpcPromise<T> {
     type WithoutGenerics = Self;
@@ -462,6 +438,12 @@ pub mod private {
     use super::*;
 
     pub use ts_rs::{Config, TS, TypeVisitor};
+
+    /// The TypeScript name of a stub of `T` (a `Stub<T>`, by reference): capnweb's
+    /// `RpcStub` of its interface.
+    pub fn stub_name<T: TS + ?Sized>(cfg: &Config) -> String {
+        format!("RpcStub<{}>", T::name(cfg))
+    }
 
     /// Stands for the type `T` of a signature, so that generated code can ask for its
     /// TypeScript name whether or not `T` implements `TS` (through [`Known`] when it does,

@@ -733,15 +733,17 @@ async fn cancelled_batches(addr: SocketAddr, body: &str, base: Option<usize>) {
     })
     .await;
     if let Some(base) = base {
-        let held = peak_rss().saturating_sub(base);
+        // "Running" is seen once each batch's first call made its counter, which can be
+        // before the second line (the 36 MiB one) is read: wait for the memory itself.
+        wait_until(
+            "the batches' 36 MiB arguments are held",
+            Duration::from_secs(30),
+            || peak_rss().saturating_sub(base) >= batches as usize * 36 * MIB,
+        )
+        .await;
         eprintln!(
             "{batches} batches of 36 MiB: {} MiB over the base at the peak",
-            held / MIB
-        );
-        assert!(
-            held >= batches as usize * 36 * MIB,
-            "the batches were held ({} MiB over the base)",
-            held / MIB
+            peak_rss().saturating_sub(base) / MIB
         );
     }
     // The clients go away before their answers.

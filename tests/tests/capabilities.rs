@@ -6,6 +6,7 @@ mod support;
 
 use capwire::transport::memory::channel;
 use capwire::{Function, RpcError, RpcStub, Session, Stub, Value, entrypoint, rpc_target};
+use capwire::{StubPromise, TypedPromise, TypedStub};
 use capwire_examples::conformance::{Counter, Foo, TestTarget};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,7 +95,7 @@ fn conformance() -> (Session, Session, Log, Log) {
 #[tokio::test]
 async fn a_returned_closure_keeps_its_state_where_it_lives() {
     let (client, _server, _, _) = conformance();
-    let api: Stub<TestTarget> = Stub::from_raw(client.main());
+    let api: Stub<TestTarget> = TypedStub::from_raw(client.main());
     let f = api.new_counter_fn().await.unwrap();
     let mut totals = Vec::new();
     for n in [2.0, 1.0, -5.0] {
@@ -107,7 +108,7 @@ async fn a_returned_closure_keeps_its_state_where_it_lives() {
 #[tokio::test]
 async fn a_server_calls_a_client_closure_in_the_middle_of_a_call() {
     let (client, _server, client_log, server_log) = conformance();
-    let api: Stub<TestTarget> = Stub::from_raw(client.main());
+    let api: Stub<TestTarget> = TypedStub::from_raw(client.main());
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
     let times_ten = Function::new(move |x: f64| {
@@ -148,7 +149,7 @@ async fn a_server_calls_a_client_closure_in_the_middle_of_a_call() {
 async fn closures_go_both_ways_with_typed_arguments() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (client, _server, _, _) = pair(RpcStub::new(Hub::new(drops)));
-    let hub: Stub<Hub> = Stub::from_raw(client.main());
+    let hub: Stub<Hub> = TypedStub::from_raw(client.main());
     let square = Function::new(|x: i64| x * x);
     assert_eq!(hub.call_back(square.clone(), 7).await.unwrap(), 50);
     // A closure received back from the peer still runs here.
@@ -162,9 +163,11 @@ async fn a_function_inside_plain_data_is_called_by_path_in_one_round_trip() {
     // The server starts only after the client has sent the whole chain.
     let (a, b) = channel(Duration::ZERO);
     let (client, log) = recording(a, None);
-    let api: Stub<TestTarget> = Stub::from_raw(client.main());
+    let api: Stub<TestTarget> = TypedStub::from_raw(client.main());
     // By path, untyped:
-    let qux = api.raw().call("foo", ()).call(["bar", "baz"], ());
+    let qux = TypedStub::raw(&api)
+        .call("foo", ())
+        .call(["bar", "baz"], ());
     // By path, typed:
     let function_baz = api
         .foo()
@@ -204,9 +207,9 @@ async fn a_function_inside_plain_data_is_called_by_path_in_one_round_trip() {
 async fn targets_and_promises_inside_values_travel_by_reference() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (client, _server, _, _) = pair(RpcStub::new(Hub::new(drops.clone())));
-    let hub: Stub<Hub> = Stub::from_raw(client.main());
+    let hub: Stub<Hub> = TypedStub::from_raw(client.main());
     // A value holding a local target, a pending promise of a remote target, and a stub.
-    let local = Stub::local(Counter::new(10));
+    let local = TypedStub::local(Counter::new(10));
     let remote = hub.make(3);
     let map = std::collections::BTreeMap::from([("c", hub.make(4))]);
     let value = capwire::to_value(&(vec![local.clone()], Some(&remote), map)).unwrap();
@@ -215,7 +218,7 @@ async fn targets_and_promises_inside_values_travel_by_reference() {
     let echoed_local: RpcStub =
         capwire::from_value(list[0].as_array().unwrap()[0].clone()).unwrap();
     assert!(
-        echoed_local.same_target(local.raw()),
+        echoed_local.same_target(TypedStub::raw(&local)),
         "came home as the original"
     );
     let echoed_remote: Stub<Tracked> = capwire::from_value(list[1].clone()).unwrap();
@@ -241,7 +244,7 @@ async fn targets_and_promises_inside_values_travel_by_reference() {
 async fn a_stub_that_comes_home_is_called_without_crossing_the_wire() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (client, _server, client_log, _) = pair(RpcStub::new(Hub::new(drops)));
-    let hub: Stub<Hub> = Stub::from_raw(client.main());
+    let hub: Stub<Hub> = TypedStub::from_raw(client.main());
     let counter = RpcStub::new(Counter::new(0));
     let back = hub.echo(counter.clone().into()).await.unwrap();
     let back = back.as_stub().unwrap().clone();
@@ -289,11 +292,11 @@ fn triangle() -> Triangle {
 #[tokio::test]
 async fn a_forwarded_stub_is_proxied_through_its_holder_and_breaks_cleanly() {
     let t = triangle();
-    let a: Stub<TestTarget> = Stub::from_raw(t.holder_to_a.main());
-    let b: Stub<Hub> = Stub::from_raw(t.holder_to_b.main());
+    let a: Stub<TestTarget> = TypedStub::from_raw(t.holder_to_a.main());
+    let b: Stub<Hub> = TypedStub::from_raw(t.holder_to_b.main());
     let counter = a.make_counter(5).await.unwrap();
     // B uses a stub it got from the holder, which got it from A.
-    assert_eq!(b.keep(counter.raw().clone()).await.unwrap(), 1);
+    assert_eq!(b.keep(TypedStub::raw(&counter).clone()).await.unwrap(), 1);
     let seven = b.call_kept(0, "increment").await.unwrap();
     assert_eq!(seven.as_f64(), Some(6.0));
     assert_eq!(
@@ -329,11 +332,11 @@ async fn a_forwarded_stub_is_proxied_through_its_holder_and_breaks_cleanly() {
 async fn dispose_runs_once_after_the_last_reference_anywhere() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (client, server, _, _) = pair(RpcStub::new(Hub::new(drops.clone())));
-    let hub: Stub<Hub> = Stub::from_raw(client.main());
+    let hub: Stub<Hub> = TypedStub::from_raw(client.main());
     let one = hub.make(1).await.unwrap();
     let again = one.clone(); // `dup`: no message, one import
     // The server keeps its own reference: the client handing it back.
-    hub.keep(one.raw().clone()).await.unwrap();
+    hub.keep(TypedStub::raw(&one).clone()).await.unwrap();
     drop(one);
     assert_eq!(again.get().await.unwrap(), 1);
     drop(again);
@@ -365,7 +368,7 @@ async fn dispose_runs_once_after_the_last_reference_anywhere() {
 #[tokio::test]
 async fn on_broken_fires_when_the_session_ends_or_the_promise_rejects() {
     let (client, server, _, _) = conformance();
-    let api: Stub<TestTarget> = Stub::from_raw(client.main());
+    let api: Stub<TestTarget> = TypedStub::from_raw(client.main());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let rejected = api.throw_error();
     let tx1 = tx.clone();
@@ -375,7 +378,7 @@ async fn on_broken_fires_when_the_session_ends_or_the_promise_rejects() {
 
     let counter = api.make_counter(1).await.unwrap();
     let tx2 = tx.clone();
-    counter.on_broken(move |e| tx2.send(("stub", e)).unwrap());
+    TypedStub::on_broken(&counter, move |e| tx2.send(("stub", e)).unwrap());
     let local = RpcStub::new(Counter::new(0));
     local.on_broken(move |e| tx.send(("local", e)).unwrap());
     server.close();
@@ -393,8 +396,9 @@ async fn calls_pipelined_on_a_rejected_call_reject_with_its_error() {
     let failed = api.call("throwError", ());
     let method = failed.call("foo", ());
     let nested = failed.get("bar").call("baz", (1,));
-    let typed: Stub<TestTarget> = Stub::from_raw(client.main());
-    let counter_of_error = typed.throw_error().typed::<Stub<Counter>>();
+    let typed: Stub<TestTarget> = TypedStub::from_raw(client.main());
+    let counter_of_error: StubPromise<Counter> =
+        TypedPromise::from_raw(typed.throw_error().typed());
     let via_typed = counter_of_error.increment(Some(1));
     for r in [
         method.await.map(drop),

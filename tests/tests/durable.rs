@@ -3,6 +3,7 @@
 
 mod support;
 
+use capwire::TypedStub;
 use capwire::durable::{DurableObject, State};
 use capwire::host::{Ctx, Entrypoint, Env, Host};
 use capwire::{RpcError, Stub, entrypoint, rpc_target};
@@ -343,7 +344,7 @@ async fn two_hundred_concurrent_read_then_write_increments_lose_nothing() {
     // same class, and stubs handed out by an entrypoint.
     let here = host.durable_object::<Counter>("app", "COUNTER").unwrap();
     let there = host.durable_object::<Counter>("other", "COUNTER").unwrap();
-    let api = host.service::<Api>("app", None).unwrap();
+    let api = host.service::<Stub<Api>>("app", None).unwrap();
     let mut calls = Vec::new();
     for k in 0..200 {
         let stub = match k % 3 {
@@ -515,10 +516,10 @@ async fn fetch_reaches_a_durable_object_through_its_stub_here_and_over_a_session
     assert_eq!(&body[..], b"visit 1 of GET https://example.com/a");
     // Over an RPC session, through a stub an entrypoint hands out.
     let (a, b) = capwire::transport::memory::channel(Duration::ZERO);
-    let api = host.service::<Api>("app", None).unwrap();
-    let _server = capwire::Session::start(b, Some(api.into_raw()), Default::default());
+    let api = host.service::<Stub<Api>>("app", None).unwrap();
+    let _server = capwire::Session::start(b, Some(TypedStub::into_raw(api)), Default::default());
     let client = capwire::Session::start(a, None, Default::default());
-    let remote: Stub<Api> = Stub::from_raw(client.main());
+    let remote: Stub<Api> = TypedStub::from_raw(client.main());
     let response = remote.page("home").fetch(request()).await.unwrap();
     let body = response.body.expect("a body").read_all().await.unwrap();
     assert_eq!(&body[..], b"visit 2 of GET https://example.com/a");
@@ -576,7 +577,7 @@ async fn another_host_reaches_the_objects_through_the_owner_with_the_host_secret
         );
     }
     // Through the edge worker's own method, and seen from the owner: the same object.
-    let api = edge.service::<Api>("edge", None).unwrap();
+    let api = edge.service::<Stub<Api>>("edge", None).unwrap();
     assert_eq!(api.counter("alice").increment(None).await.unwrap(), 4);
     assert_eq!(here.get_by_name("alice").value().await.unwrap(), 4);
     assert_eq!(

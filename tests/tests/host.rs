@@ -5,7 +5,7 @@
 mod support;
 
 use capwire::host::{Ctx, Entrypoint, Env, Host};
-use capwire::{RpcError, Stub, Value, entrypoint};
+use capwire::{RpcError, Stub, TypedStub, Value, entrypoint};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -97,11 +97,17 @@ impl Entrypoint for WorkerA {
 #[entrypoint]
 impl WorkerA {
     pub async fn compute(&self) -> Result<i64, RpcError> {
-        self.env.service::<WorkerB>("WORKER_B")?.add(1, 2).await
+        self.env
+            .service::<Stub<WorkerB>>("WORKER_B")?
+            .add(1, 2)
+            .await
     }
 
     pub async fn admin(&self) -> Result<String, RpcError> {
-        self.env.service::<AdminEntrypoint>("ADMIN")?.whoami().await
+        self.env
+            .service::<Stub<AdminEntrypoint>>("ADMIN")?
+            .whoami()
+            .await
     }
 
     /// `POST <path>` with `body` to worker B's `fetch`, through the binding.
@@ -427,8 +433,7 @@ async fn wait_until_errors_are_logged() {
 async fn calling_connect_on_an_entrypoint_answers_not_supported() {
     let host = builder().config_str(WORKER_B_ONLY, "b.toml").unwrap();
     let b: Stub<WorkerB> = host.service("worker-b", None).unwrap();
-    let e = b
-        .raw()
+    let e = TypedStub::raw(&b)
         .call("connect", ("example.com:80",))
         .await
         .unwrap_err();

@@ -56,7 +56,7 @@ async fn client(url: &str) -> Result<(), RpcError> {
     let err = api.throw_error().await.unwrap_err();
     assert_eq!((err.name(), err.message()), ("RangeError", "test error"));
     assert!(
-        counter.raw().call("audit", ()).await.is_err(),
+        TypedStub::raw(&counter).call("audit", ()).await.is_err(),
         "a private method was reachable"
     );
     Ok(())

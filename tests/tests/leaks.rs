@@ -4,6 +4,7 @@
 
 mod support;
 
+use capwire::TypedStub;
 use capwire::transport::memory::channel;
 use capwire::{Function, RpcError, RpcStub, Session, SessionStats, Stub, entrypoint, rpc_target};
 use std::collections::HashMap;
@@ -122,11 +123,11 @@ async fn round(a: &Stub<Service>, b: &Stub<Service>, mine: &Arc<Ledger>, n: u64)
     let id = from_a.id().await.unwrap();
     assert_eq!(a.read(from_a.clone()).await.unwrap(), id, "came home to A");
     assert_eq!(b.read(from_a.clone()).await.unwrap(), id, "forwarded to B");
-    let local = Stub::local(mine.make());
+    let local = TypedStub::local(mine.make());
     let local_id = local.id().await.unwrap();
     let back = b.echo(local.clone()).await.unwrap();
     assert!(
-        back.raw().same_target(local.raw()),
+        TypedStub::raw(&back).same_target(TypedStub::raw(&local)),
         "came home to the holder"
     );
     assert_eq!(b.read(local).await.unwrap(), local_id);
@@ -152,8 +153,8 @@ async fn ten_thousand_calls_leave_every_table_at_its_baseline() {
         to_b: Session::start(b1, None, Default::default()),
         b_server: Session::start(b2, serve(&b_ledger), Default::default()),
     };
-    let a: Stub<Service> = Stub::from_raw(s.to_a.main());
-    let b: Stub<Service> = Stub::from_raw(s.to_b.main());
+    let a: Stub<Service> = TypedStub::from_raw(s.to_a.main());
+    let b: Stub<Service> = TypedStub::from_raw(s.to_b.main());
     let baseline = s.stats();
 
     // Calls that cross a session per round: call_back and its callback, make, id, read

@@ -3,6 +3,7 @@
 //! expansion's. (The test below only proves the targets work.)
 #![deny(clippy::pedantic)]
 
+use capwire::TypedStub;
 use capwire::{RpcError, Stub, Value, entrypoint, rpc_target};
 
 /// A counter.
@@ -67,11 +68,11 @@ impl Named for Thing {
 
 #[tokio::test]
 async fn the_pedantic_targets_work() {
-    let service: Stub<Service> = Stub::local(Service);
+    let service: Stub<Service> = TypedStub::local(Service);
     let tally = service.tally();
     assert_eq!(tally.add(Some(2)).await.unwrap(), 2);
     assert_eq!(tally.total().await.unwrap(), 2);
     assert_eq!(service.fail("no").await.unwrap_err().message(), "no");
-    let named: Stub<dyn Named> = Stub::from_raw(Stub::local(Thing).into_raw());
+    let named: Stub<dyn Named> = TypedStub::local(Thing);
     assert_eq!(named.name().await.unwrap(), "thing");
 }

@@ -58,7 +58,7 @@ async fn the_quickstart_scenarios_give_the_seed_results() {
 #[tokio::test]
 async fn get_counter_increment_is_one_round_trip() {
     use capwire::transport::memory::channel;
-    use capwire::{Session, Stub};
+    use capwire::{Session, Stub, TypedStub};
     use capwire_examples::workers::{CounterService, register};
     use support::{eventually, recording};
 
@@ -69,7 +69,7 @@ async fn get_counter_increment_is_one_round_trip() {
         .unwrap();
     let (a, b) = channel(std::time::Duration::ZERO);
     let (client, log) = recording(a, None);
-    let counters: Stub<CounterService> = Stub::from_raw(client.main());
+    let counters: Stub<CounterService> = TypedStub::from_raw(client.main());
     let one = counters.get_counter().increment(None);
     one.pull();
     // (A release of the intermediate result may follow: nothing else holds it.)
@@ -78,9 +78,9 @@ async fn get_counter_increment_is_one_round_trip() {
     })
     .await;
     let service = host
-        .service::<CounterService>("counter-service", None)
+        .service::<Stub<CounterService>>("counter-service", None)
         .unwrap();
-    let _server = Session::start(b, Some(service.into_raw()), Default::default());
+    let _server = Session::start(b, Some(TypedStub::into_raw(service)), Default::default());
     assert_eq!(one.await.unwrap(), 1);
     let sent = log.lock().unwrap().clone();
     assert_eq!(

@@ -524,7 +524,7 @@ impl SlowFactory {
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
-        capwire::Stub::from_raw(RpcStub::from_arc(self.0.clone()))
+        capwire::TypedStub::from_raw(RpcStub::from_arc(self.0.clone()))
     }
 }
 
@@ -539,7 +539,7 @@ pub trait RecorderApi {
 async fn calls_pipelined_on_a_pending_result_are_delivered_in_order() {
     let recorder = Arc::new(Recorder::default());
     let (client, _server, _, _) = pair(RpcStub::new(SlowFactory(recorder.clone())));
-    let factory: capwire::Stub<SlowFactory> = capwire::Stub::from_raw(client.main());
+    let factory: capwire::Stub<SlowFactory> = capwire::TypedStub::from_raw(client.main());
     let promised = factory.recorder();
     // One call is given up before the result exists: it must not hold up the others.
     let abandoned = promised.record(-1);

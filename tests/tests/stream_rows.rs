@@ -6,7 +6,7 @@
 mod support;
 
 use capwire::http::{Method, StatusCode};
-use capwire::{Blob, ReadableStream, Request, RpcError, Stub, WritableStream};
+use capwire::{Blob, ReadableStream, Request, RpcError, Stub, TypedStub, WritableStream};
 use capwire_examples::conformance::{ByteSum, TestTarget, pattern};
 use futures::StreamExt;
 
@@ -145,16 +145,14 @@ async fn stream_rows(url: &str) {
     let mut headers = capwire::Headers::default();
     headers.0.insert("x-a", "1".parse().unwrap());
     headers.0.append("x-b", "two".parse().unwrap());
-    let echoed: capwire::Headers = api
-        .raw()
+    let echoed: capwire::Headers = TypedStub::raw(&api)
         .call("echo", (headers.clone(),))
         .typed()
         .await
         .expect("echo(headers)");
     assert_eq!(echoed, headers);
     let url = capwire::Url("https://example.com/a?b=1".to_owned());
-    let echoed: capwire::Url = api
-        .raw()
+    let echoed: capwire::Url = TypedStub::raw(&api)
         .call("echo", (url.clone(),))
         .typed()
         .await

@@ -3,6 +3,7 @@
 
 mod support;
 
+use capwire::TypedStub;
 use capwire::http::{Method, StatusCode};
 use capwire::{
     Blob, ReadableStream, Request, Response, RpcError, RpcStub, Stub, WritableStream, rpc_target,
@@ -110,7 +111,7 @@ fn served() -> (Stub<Streams>, Log, Log, Arc<AtomicUsize>) {
     let (target, produced) = streams();
     let (client, _server, client_log, server_log) = pair(RpcStub::new(target));
     (
-        Stub::from_raw(client.main()),
+        TypedStub::from_raw(client.main()),
         client_log,
         server_log,
         produced,
@@ -394,7 +395,7 @@ async fn a_blob_keeps_its_bytes_and_type_and_streams_move_in_process() {
     // In the same process (a local stub, as a host's in-process binding calls) streams
     // are handed over without a session.
     let (target, _) = streams();
-    let local: Stub<Streams> = Stub::local(target);
+    let local: Stub<Streams> = TypedStub::local(target);
     let stream = local.numbers().await.unwrap();
     assert_eq!(&stream.read_all().await.unwrap()[..], &[1, 2, 3, 4, 5, 6]);
     assert_eq!(local.sum(chunks(&[&[1, 1]])).await.unwrap(), 2);
@@ -424,7 +425,7 @@ async fn streams_adapt_to_async_read_and_async_write() {
 async fn finished_failed_and_abandoned_streams_leave_the_tables_as_they_were() {
     let (target, _) = streams();
     let (client, server, _, _) = pair(RpcStub::new(target));
-    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let api: Stub<Streams> = TypedStub::from_raw(client.main());
     let baseline = (client.stats(), server.stats());
     for _ in 0..20 {
         let read = api.numbers().await.unwrap().read_all().await.unwrap();
@@ -459,7 +460,7 @@ async fn finished_failed_and_abandoned_streams_leave_the_tables_as_they_were() {
 async fn a_session_lost_mid_stream_fails_the_reader_not_a_short_read() {
     let (target, _) = streams();
     let (client, server, _, _) = pair(RpcStub::new(target));
-    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let api: Stub<Streams> = TypedStub::from_raw(client.main());
     let mut stream = api.numbers_forever().await.unwrap();
     stream.next().await.unwrap().unwrap();
     server.close();
@@ -523,7 +524,7 @@ async fn a_peer_that_writes_past_flow_control_is_cut_off_naming_the_limit() {
     let (a, b) = capwire::transport::memory::channel(std::time::Duration::ZERO);
     let _server = capwire::Session::start(b, Some(RpcStub::new(target)), limits);
     let client = capwire::Session::start(a, None, Default::default());
-    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let api: Stub<Streams> = TypedStub::from_raw(client.main());
     let upload = ReadableStream::new(futures::stream::iter(
         (0..12).map(|_| Ok::<_, RpcError>(vec![1u8; 512 * 1024])),
     ));
@@ -540,7 +541,7 @@ async fn a_blob_over_the_limit_fails_its_call_and_the_session_goes_on() {
     let (a, b) = capwire::transport::memory::channel(std::time::Duration::ZERO);
     let _server = capwire::Session::start(b, Some(RpcStub::new(target)), limits);
     let client = capwire::Session::start(a, None, Default::default());
-    let api: Stub<Streams> = Stub::from_raw(client.main());
+    let api: Stub<Streams> = TypedStub::from_raw(client.main());
     let e = api
         .echo_blob(Blob::new(vec![0u8; 1001], "x/y"))
         .await
@@ -582,7 +583,7 @@ async fn streams_go_whole_through_an_http_batch_both_ways() {
     let addr = support::start_conformance_server().await;
     let url = format!("http://{addr}/");
     let batch = capwire::BatchClient::new(&url);
-    let api: Stub<capwire_examples::conformance::TestTarget> = Stub::from_raw(batch.main());
+    let api: Stub<capwire_examples::conformance::TestTarget> = TypedStub::from_raw(batch.main());
     let data: Vec<u8> = (0..300_000u32).map(|k| (k % 251) as u8).collect();
     let sum = api.sum_bytes(ReadableStream::from_bytes(data.clone()));
     let blob = api.echo_blob(Blob::new(data.clone(), "application/x-test"));

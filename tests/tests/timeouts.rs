@@ -1,10 +1,11 @@
 //! Timeouts and cancellation: a call's own deadline (`RpcPromise::with_timeout`), a stub's
-//! default (`RpcStub::with_timeout`, `Stub::with_timeout`) and the server's limit on a
+//! default (`RpcStub::with_timeout`, `TypedStub::with_timeout`) and the server's limit on a
 //! call's duration (`Limits::max_call_duration`), each rejecting with a `TimeoutError` and
 //! dropping the method's future on the server. The deadlines are short, real ones; a check
 //! that one passed allows for a loaded machine, and a call meant to finish in time is
 //! given a deadline far longer than it takes.
 
+use capwire::TypedStub;
 use capwire::transport::memory::channel;
 use capwire::{Limits, RpcError, RpcPromise, RpcStub, Session, Stub};
 use std::sync::Arc;
@@ -176,8 +177,8 @@ async fn a_stub_with_a_timeout_times_out_each_call_and_each_call_pipelined_on_th
 #[tokio::test]
 async fn a_typed_stub_with_a_timeout_times_out_its_methods_and_keeps_the_users_names() {
     let (client, _server, cancelled) = serve(Limits::default());
-    let slow: Stub<Slow> = Stub::from_raw(client.main());
-    let timed = Stub::with_timeout(&slow, SHORT);
+    let slow: Stub<Slow> = TypedStub::from_raw(client.main());
+    let timed = TypedStub::with_timeout(&slow, SHORT);
     let error: RpcError = guarded("the typed call", timed.never()).await.unwrap_err();
     assert!(error.is_timeout(), "{error}");
     eventually("the server cancels the call", || {

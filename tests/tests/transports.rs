@@ -4,6 +4,7 @@
 mod support;
 
 use capwire::{BatchClient, Stub};
+use capwire::{TypedPromise, TypedStub};
 use capwire_examples::conformance::TestTarget;
 
 /// Serves `/rpc` in a router that also has a route of its own, as an application would.
@@ -32,10 +33,10 @@ async fn rpc_mounted_in_a_users_router_speaks_websocket() {
 async fn the_batch_client_pipelines_against_the_rust_server() {
     let addr = mounted().await;
     let batch = BatchClient::new(format!("http://{addr}/rpc"));
-    let api: Stub<TestTarget> = Stub::from_raw(batch.main());
+    let api: Stub<TestTarget> = TypedStub::from_raw(batch.main());
     let counter = api.make_counter(2);
     let five = counter.increment(Some(3));
-    let nine = api.increment_counter(Stub::from_raw(counter.as_stub()), Some(4));
+    let nine = api.increment_counter(TypedPromise::as_stub(&counter), Some(4));
     five.pull();
     nine.pull();
     batch.send().await.unwrap();

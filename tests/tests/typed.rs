@@ -4,6 +4,7 @@
 
 mod support;
 
+use capwire::TypedStub;
 use capwire::{RpcError, RpcStub, Stub, Value, rpc_target};
 use capwire_examples::conformance::{Counter, TestTarget, User};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,7 +20,7 @@ async fn rust_server() -> Stub<TestTarget> {
 async fn typed_calls_pipeline_and_getters_against_the_rust_server() {
     let api = rust_server().await;
     assert_eq!(api.square(5.0).await.unwrap(), 25.0);
-    let counter = api.make_counter(2); // RpcPromise<Stub<Counter>>, not awaited
+    let counter = api.make_counter(2); // StubPromise<Counter>, not awaited
     assert_eq!(counter.increment(Some(3)).await.unwrap(), 5); // pipelined
     let counter: Stub<Counter> = counter.await.unwrap();
     assert_eq!(counter.value().await.unwrap(), 5); // a property read on the wire
@@ -58,13 +59,16 @@ impl NameViaRaw for capwire::RpcPromise<User> {
 #[tokio::test]
 async fn wrong_argument_types_reject_with_a_type_error_naming_method_and_argument() {
     let api = rust_server().await;
-    let err = api.raw().call("square", ("five",)).await.unwrap_err();
+    let err = TypedStub::raw(&api)
+        .call("square", ("five",))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "TypeError");
     assert!(
         err.message().contains("square") && err.message().contains("argument 0 (i)"),
         "{err}"
     );
-    let err = api.raw().call("add", (1,)).await.unwrap_err();
+    let err = TypedStub::raw(&api).call("add", (1,)).await.unwrap_err();
     assert!(
         err.message().contains("add") && err.message().contains("argument 1 (b)"),
         "{err}"
@@ -78,9 +82,10 @@ trait RawIncrement {
     async fn raw_increment(&self) -> f64;
 }
 
-impl RawIncrement for capwire::RpcPromise<Stub<Counter>> {
+impl RawIncrement for capwire::StubPromise<Counter> {
     async fn raw_increment(&self) -> f64 {
-        self.call("increment", ()).await.unwrap().as_f64().unwrap()
+        let raw = capwire::TypedPromise::raw(self);
+        raw.call("increment", ()).await.unwrap().as_f64().unwrap()
     }
 }
 
@@ -112,7 +117,7 @@ const HIDDEN: &[&str] = &[
 async fn nothing_of_a_vault_but_its_rpc_methods_is_reachable() {
     let api = rust_server().await;
     let vault = api.make_vault("s3cret").await.unwrap();
-    let raw: &RpcStub = vault.raw();
+    let raw: &RpcStub = TypedStub::raw(&vault);
     for name in HIDDEN {
         match raw.call(*name, ()).await {
             Ok(v) => panic!("calling `{name}` answered {v:?}"),
@@ -220,14 +225,15 @@ async fn a_type_implementing_an_interface_is_served_and_passed_by_reference() {
     // Through a session: the Node server calls back into the Rust implementation.
     let node = support::NodeServer::start();
     let api: Stub<dyn Conformance> = capwire::connect(&node.ws_url()).await.expect("connect");
-    let mine: Stub<dyn CounterApi> = Stub::from_raw(RpcStub::new(LocalCounter(AtomicI64::new(10))));
+    let mine: Stub<dyn CounterApi> =
+        TypedStub::from_raw(RpcStub::new(LocalCounter(AtomicI64::new(10))));
     assert_eq!(
         api.increment_counter(mine.clone(), Some(5)).await.unwrap(),
         15
     );
     assert_eq!(mine.value().await.unwrap(), 15);
     // Typed as itself, in process.
-    let local: Stub<LocalCounter> = Stub::local(LocalCounter(AtomicI64::new(0)));
+    let local: Stub<LocalCounter> = TypedStub::local(LocalCounter(AtomicI64::new(0)));
     assert_eq!(local.increment(None).await.unwrap(), 1);
 }
 
@@ -264,7 +270,7 @@ async fn wire_names_are_lower_camel_case_unless_renamed() {
     );
     assert!(raw.call("make_thing_now", ()).await.is_err());
     assert!(raw.call("renamed", ()).await.is_err());
-    let typed: Stub<Names> = Stub::from_raw(raw);
+    let typed: Stub<Names> = TypedStub::from_raw(raw);
     assert_eq!(typed.renamed().await.unwrap(), "renamed");
 }
 
@@ -332,15 +338,14 @@ impl Tricky {
 
 #[tokio::test]
 async fn the_users_methods_win_over_same_named_methods_of_arc_and_traits() {
-    let t: Stub<Tricky> = Stub::local(Tricky);
+    let t: Stub<Tricky> = TypedStub::local(Tricky);
     assert_eq!(t.get("k").await.unwrap(), "got k");
     assert_eq!(t.call().await.unwrap(), "called");
-    // `Stub`'s own `Clone` answers `t.clone()`; the client's method is one deref away.
-    assert_eq!((*t).clone().await.unwrap(), "cloned");
+    assert_eq!(t.clone().await.unwrap(), "cloned");
     assert_eq!(t.to_string().await.unwrap(), "from the method");
     assert_eq!(t.kind("x").await.unwrap(), "x");
     assert_eq!(t.search().await.unwrap(), SearchResult { hits: vec![1, 2] });
-    assert!(t.raw().call("hidden", ()).await.is_err());
+    assert!(TypedStub::raw(&t).call("hidden", ()).await.is_err());
 }
 
 /// Arguments of every primitive number type, and strings.
@@ -378,7 +383,7 @@ impl Literals {
 
 #[tokio::test]
 async fn number_arguments_take_literals_of_every_primitive_type() {
-    let api: Stub<Literals> = Stub::local(Literals);
+    let api: Stub<Literals> = TypedStub::local(Literals);
     // Each literal infers as the parameter's type: the client keeps number parameters as
     // written (an `impl Into<i8>` would not compile here).
     let ints = api.integers(-8, -16, -32, -64, -128, -1, 8, 16, 32, 64, 128, 1);
@@ -391,7 +396,7 @@ async fn number_arguments_take_literals_of_every_primitive_type() {
 
 #[tokio::test]
 async fn string_arguments_take_a_str_or_a_string() {
-    let api: Stub<Literals> = Stub::local(Literals);
+    let api: Stub<Literals> = TypedStub::local(Literals);
     assert_eq!(api.greet("hi", 1, "ann").await.unwrap(), "hi ann");
     let name = String::from("bob");
     assert_eq!(api.greet("yo", 2, &name).await.unwrap(), "yo bobyo bob");

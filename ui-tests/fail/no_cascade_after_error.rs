@@ -1,7 +1,8 @@
 // One error in an impl block, and nothing more: the type still implements `RpcTarget`,
 // `RpcObject` and `Remote`, and its client still has the methods without errors, so uses
 // of it elsewhere (a `Stub<Broken>`, a call on it, a method of another target returning
-// one, `Stub::local`) add no errors of their own.
+// one, `TypedStub::local`) add no errors of their own.
+use capwire::TypedStub;
 use capwire::{RpcError, Stub, rpc_target};
 
 pub struct Broken;
@@ -29,5 +30,5 @@ impl Factory {
 }
 
 fn main() {
-    let _local: Stub<Broken> = Stub::local(Broken);
+    let _local: Stub<Broken> = TypedStub::local(Broken);
 }

@@ -1,7 +1,8 @@
 // A target with every kind of method: sync, async, getter, renamed, `Result`-returning,
 // returning a target by reference, taking a stub, and `Self`. Its client is usable through
 // `Stub<T>` and through a promise of one.
-use capwire::{RpcError, RpcPromise, Stub, Value, rpc_target};
+use capwire::TypedStub;
+use capwire::{RpcError, Stub, StubPromise, Value, rpc_target};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -117,7 +118,7 @@ async fn client_side(service: Stub<Service>) -> Result<(), RpcError> {
     let () = service.nothing().await?;
     let _: String = service.pair(1, 2, "t".to_owned()).await?;
     // A returned target arrives as a stub; calls on its promise are pipelined.
-    let counter: RpcPromise<Stub<Counter>> = service.make_counter(5);
+    let counter: StubPromise<Counter> = service.make_counter(5);
     let value: i64 = counter.value().await?;
     let doubled: i64 = counter.twice().await?;
     let forked: Stub<Counter> = counter.fork().await?;
@@ -132,7 +133,7 @@ fn main() {
         value: Mutex::new(0),
     };
     c.reset();
-    let _local: Stub<Counter> = Stub::local(c);
+    let _local: Stub<Counter> = TypedStub::local(c);
     let _ = Service::new().internal();
     let _ = client_side;
 }

@@ -8,6 +8,7 @@
 extern crate capwire as capwire_renamed;
 extern crate core as capwire;
 
+use capwire_renamed::TypedStub;
 use capwire_renamed::{RpcError, Stub, entrypoint, rpc_target};
 
 pub struct Counter;
@@ -64,7 +65,7 @@ impl Main {
 }
 
 fn main() {
-    let _main: Stub<Main> = Stub::local(Main);
+    let _main: Stub<Main> = TypedStub::local(Main);
 }
 
 /// A framework that re-exports the runtime from one of its modules: `crate = "..."` may
@@ -87,5 +88,5 @@ impl Behind {
 }
 
 fn _uses_facade() -> Stub<Behind> {
-    Stub::local(Behind)
+    TypedStub::local(Behind)
 }

@@ -2,6 +2,7 @@
 //! documented, and user docs carry over to its methods.
 #![deny(warnings, missing_docs, unreachable_pub)]
 
+use capwire::TypedStub;
 use capwire::{Stub, rpc_target};
 
 /// A counter.
@@ -29,5 +30,5 @@ impl Named for Counter {
 }
 
 fn main() {
-    let _counter: Stub<Counter> = Stub::local(Counter);
+    let _counter: Stub<Counter> = TypedStub::local(Counter);
 }

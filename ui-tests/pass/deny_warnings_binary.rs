@@ -22,6 +22,7 @@
     variant_size_differences
 )]
 
+use capwire::TypedStub;
 use capwire::{RpcError, Stub, entrypoint, rpc_target};
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +133,7 @@ mod inner {
 }
 
 fn main() {
-    let _main: Stub<Main> = Stub::local(Main);
-    let _hidden: Stub<inner::Hidden> = Stub::local(inner::Hidden);
-    let _named: Stub<inner::Named> = Stub::local(inner::Named);
+    let _main: Stub<Main> = TypedStub::local(Main);
+    let _hidden: Stub<inner::Hidden> = TypedStub::local(inner::Hidden);
+    let _named: Stub<inner::Named> = TypedStub::local(inner::Named);
 }

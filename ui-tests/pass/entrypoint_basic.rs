@@ -1,4 +1,5 @@
 // An entrypoint is a target with the same surface.
+use capwire::TypedStub;
 use capwire::{Stub, entrypoint};
 
 pub struct Api;
@@ -18,5 +19,5 @@ impl Api {
 }
 
 fn main() {
-    let _main: Stub<Api> = Stub::local(Api);
+    let _main: Stub<Api> = TypedStub::local(Api);
 }

@@ -1,5 +1,6 @@
 // An interface trait, two implementing types, and a target that hands out
 // `Stub<dyn Interface>`.
+use capwire::TypedStub;
 use capwire::{RpcError, Stub, rpc_target};
 
 #[rpc_target]
@@ -89,7 +90,7 @@ async fn client_side(drawing: Stub<Drawing>, shape: Stub<dyn Shape>) -> Result<(
 }
 
 fn main() {
-    let _square: Stub<Square> = Stub::local(Square { side: 1.0 });
-    let _circle: Stub<Circle> = Stub::local(Circle { r: 1.0 });
+    let _square: Stub<Square> = TypedStub::local(Square { side: 1.0 });
+    let _circle: Stub<Circle> = TypedStub::local(Circle { r: 1.0 });
     let _ = client_side;
 }

@@ -5,6 +5,7 @@
 extern crate capwire;
 extern crate std;
 
+use capwire::TypedStub;
 use capwire::{RpcError, Stub, entrypoint, rpc_target};
 use std::borrow::ToOwned;
 use std::result::Result::{self, Ok};
@@ -60,5 +61,5 @@ impl Main {
 }
 
 fn main() {
-    let _main: Stub<Main> = Stub::local(Main);
+    let _main: Stub<Main> = TypedStub::local(Main);
 }

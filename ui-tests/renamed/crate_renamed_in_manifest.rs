@@ -2,6 +2,7 @@
 // `rpc = { package = "capwire", .. }` and no `capwire`, and the macros find the name `rpc`
 // there. An expansion naming `::capwire` would fail to resolve.
 
+use rpc::TypedStub;
 use rpc::{RpcError, Stub, entrypoint, rpc_target};
 
 pub struct Counter;
@@ -54,7 +55,7 @@ impl Main {
 }
 
 fn main() {
-    let main: Stub<Main> = Stub::local(Main);
+    let main: Stub<Main> = TypedStub::local(Main);
     let _counter = main.counter().add(1);
-    let _label: Stub<Label> = Stub::local(Label);
+    let _label: Stub<Label> = TypedStub::local(Label);
 }

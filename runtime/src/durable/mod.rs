@@ -206,11 +206,13 @@ impl<T: ?Sized + RpcTarget> Namespace<T> {
     /// elsewhere, in that worker's host (over one WebSocket session per namespace).
     pub fn get(&self, id: DurableObjectId) -> Stub<T> {
         match &self.place {
-            Place::Local(inner) => Stub::from_raw(crate::RpcStub::from_arc(Arc::new(Handle {
-                namespace: inner.clone(),
-                id,
-            }))),
-            Place::Remote(remote) => Stub::from_raw(remote.get(id)),
+            Place::Local(inner) => {
+                crate::TypedStub::from_raw(crate::RpcStub::from_arc(Arc::new(Handle {
+                    namespace: inner.clone(),
+                    id,
+                })))
+            }
+            Place::Remote(remote) => crate::TypedStub::from_raw(remote.get(id)),
         }
     }
 

@@ -22,7 +22,7 @@
 //! #[entrypoint]
 //! impl WorkerA {
 //!     pub async fn compute(&self) -> Result<i64, RpcError> {
-//!         self.env.service::<WorkerB>("WORKER_B")?.add(1, 2).await
+//!         self.env.service::<Stub<WorkerB>>("WORKER_B")?.add(1, 2).await
 //!     }
 //!     pub fn greet(&self, name: String) -> Result<String, RpcError> {
 //!         Ok(format!("{}, {name}!", self.env.var::<String>("GREETING")?))
@@ -46,7 +46,7 @@
 //!     .entrypoint::<WorkerA>("WorkerA")
 //!     .entrypoint::<WorkerB>("WorkerB")
 //!     .config_str(config, "workers.toml")?;
-//! let a = host.service::<WorkerA>("worker-a", None)?;
+//! let a = host.service::<Stub<WorkerA>>("worker-a", None)?;
 //! assert_eq!(a.compute().await?, 3);
 //! assert_eq!(a.greet("Ada").await?, "Hello, Ada!");
 //! # Ok(()) }
@@ -57,7 +57,7 @@ mod config;
 pub use config::{Config, ConfigError, DurableObjectBinding, ServiceBinding, WorkerConfig};
 
 use crate::error::RpcError;
-use crate::stub::typed::{RpcTarget, Stub};
+use crate::stub::typed::RpcTarget;
 use crate::stub::{RpcPromise, RpcStub};
 use crate::transport::server::{self, ServerCtx};
 use crate::value::Value;
@@ -412,13 +412,15 @@ impl Host {
     }
 
     /// A stub to worker `service`'s entrypoint (`None`: its default), as a binding to it
-    /// would give: a fresh instance if it runs here, a WebSocket session if elsewhere.
-    pub fn service<T: ?Sized + RpcTarget>(
+    /// would give: a fresh instance if it runs here, a WebSocket session if elsewhere. A
+    /// typed [`Stub<T>`](crate::Stub) or an untyped [`RpcStub`], as annotated
+    /// (`let a: Stub<WorkerA> = host.service(..)?` or `host.service::<Stub<WorkerA>>(..)`).
+    pub fn service<S: crate::FromStub>(
         &self,
         service: &str,
         entrypoint: Option<&str>,
-    ) -> Result<Stub<T>, RpcError> {
-        self.inner.connect(service, entrypoint).map(Stub::from_raw)
+    ) -> Result<S, RpcError> {
+        self.inner.connect(service, entrypoint).map(S::from_stub)
     }
 
     /// The namespace worker `worker` binds as `binding`, as its
@@ -849,11 +851,13 @@ impl Env {
             .map_err(|e| RpcError::type_error(format!("variable {name:?}: {e}")))
     }
 
-    /// The service bound as `binding`, as a typed stub. Calls go to a fresh instance of
-    /// the bound entrypoint: in this process when the service runs here (no socket, no
-    /// JSON), over WebSocket when it runs elsewhere.
-    pub fn service<T: ?Sized + RpcTarget>(&self, binding: &str) -> Result<Stub<T>, RpcError> {
-        self.service_raw(binding).map(Stub::from_raw)
+    /// The service bound as `binding`, as a typed stub (`Stub<T>`, as annotated:
+    /// `let b: Stub<WorkerB> = env.service("WORKER_B")?`, or
+    /// `env.service::<Stub<WorkerB>>(..)`). Calls go to a fresh instance of the bound
+    /// entrypoint: in this process when the service runs here (no socket, no JSON), over
+    /// WebSocket when it runs elsewhere.
+    pub fn service<S: crate::FromStub>(&self, binding: &str) -> Result<S, RpcError> {
+        self.service_raw(binding).map(S::from_stub)
     }
 
     /// The service bound as `binding`, as an untyped stub (calls by name).
@@ -921,7 +925,7 @@ impl Env {
     /// #         main = "Api"
     /// #         durable_objects = [{ name = "COUNTER", class_name = "Counter" }]
     /// #     "#, "workers.toml")?;
-    /// # let api = host.service::<Api>("w", None)?;
+    /// # let api = host.service::<capwire::Stub<Api>>("w", None)?;
     /// # let first = api.count("alice").await?;
     /// # assert_eq!(api.count("alice").await?, first + 1);
     /// # let _ = std::fs::remove_dir_all(&dir);

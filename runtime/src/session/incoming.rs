@@ -356,7 +356,7 @@ impl SessionInner {
                 drop(state);
                 if done {
                     self.shutdown(
-                        RpcError::error("RPC session was shut down by disposing the main stub"),
+                        RpcError::ended("RPC session was shut down by disposing the main stub"),
                         false,
                     );
                     return false;

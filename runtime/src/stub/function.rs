@@ -90,8 +90,10 @@ impl<A, R> Function<A, R> {
 impl<A: serde::Serialize, R: Remote> Function<A, R> {
     /// Calls the function with `args` (a tuple: `()`, `(x,)`, `(x, y)`, ...). The call is
     /// sent at once; the promise can be awaited or pipelined on.
-    pub fn call(&self, args: A) -> RpcPromise<R::Output> {
-        self.stub.call(Vec::<PathKey>::new(), args).typed()
+    pub fn call(&self, args: A) -> R::Promise {
+        crate::stub::typed::private::FromPromise::from_promise(
+            self.stub.call(Vec::<PathKey>::new(), args),
+        )
     }
 }
 

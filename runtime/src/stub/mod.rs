@@ -793,7 +793,7 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
 /// cancels the remote work too when the other branch wins.
 ///
 /// [`RpcPromise::with_timeout`] gives a promise a deadline, and
-/// [`RpcStub::with_timeout`] (or [`Stub::with_timeout`](crate::Stub::with_timeout)) a
+/// [`RpcStub::with_timeout`] (or [`TypedStub::with_timeout`](crate::TypedStub::with_timeout)) a
 /// default for every call made through a stub: past it, awaiting rejects with a
 /// `TimeoutError` ([`RpcError::is_timeout`]) and the call is let go of as if dropped. A
 /// server bounds how long any one call may run with
@@ -817,8 +817,6 @@ impl<'de> serde::Deserialize<'de> for RpcStub {
 pub struct RpcPromise<T = Value> {
     pub(crate) hook: Hook,
     pending: Mutex<Awaiting>,
-    /// The typed client of a promised target, made on first use (see `typed.rs`).
-    client: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// When awaiting it gives up ([`RpcPromise::with_timeout`]).
     deadline: Option<Deadline>,
     /// The timeout of calls pipelined on it: its stub's ([`RpcStub::with_timeout`]).
@@ -861,15 +859,10 @@ impl<T> RpcPromise<T> {
         RpcPromise {
             hook,
             pending: Mutex::default(),
-            client: std::sync::OnceLock::new(),
             deadline: None,
             call_timeout: None,
             _type: PhantomData,
         }
-    }
-
-    pub(crate) fn client_cell(&self) -> &std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>> {
-        &self.client
     }
 
     /// A promise already resolved to `value`.
@@ -940,9 +933,9 @@ impl<T> RpcPromise<T> {
     /// (one the promise got from its stub's [`RpcStub::with_timeout`]).
     ///
     /// The clock runs from this call, and the promise gives up only when awaited (with
-    /// tokio's timer): an un-awaited promise used for pipelining is not cut short. This is
-    /// an associated function, `RpcPromise::with_timeout(promise, d)`, so that it never
-    /// hides a method of the same name of a typed client.
+    /// tokio's timer): an un-awaited promise used for pipelining is not cut short. (A typed
+    /// promise of a stub, whose methods are a target's, has
+    /// [`TypedPromise::with_timeout`](crate::TypedPromise::with_timeout) instead.)
     ///
     /// ```
     /// # use capwire::{RpcPromise, RpcStub};
@@ -955,14 +948,13 @@ impl<T> RpcPromise<T> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn with_timeout(mut promise: Self, timeout: impl Into<Option<Duration>>) -> Self {
-        promise.deadline = timeout.into().and_then(Deadline::after);
-        promise
-            .pending
+    pub fn with_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.deadline = timeout.into().and_then(Deadline::after);
+        self.pending
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .timer = None;
-        promise
+        self
     }
 
     /// Asks for the result now without waiting for it. Awaiting does this by itself; an
@@ -1039,7 +1031,6 @@ impl<T: DeserializeOwned> Future for RpcPromise<T> {
         *awaiting = Awaiting::default();
         let error = deadline.error();
         this.deadline = None;
-        this.client = std::sync::OnceLock::new();
         if let Hook::Import(import) = std::mem::replace(&mut this.hook, Hook::Error(error.clone()))
         {
             Import::give_up(import, error.clone());

@@ -7,15 +7,229 @@ use crate::stub::{RpcPromise, RpcStub};
 use crate::value::Value;
 use serde::de::DeserializeOwned;
 use std::fmt;
-use std::marker::PhantomData;
-use std::ops::Deref;
+use std::future::IntoFuture;
+use std::time::Duration;
 
 /// A type callable over RPC through a typed client. `#[rpc_target]` and `#[entrypoint]`
 /// implement it for the annotated type (or `dyn Trait` for an interface); there is no need
 /// to implement it by hand.
+///
+/// The two types it names are generated next to the target, in the user's crate, so that
+/// the target's methods can be their inherent methods: whatever a method is called
+/// (`get`, `call`, `map`, `clone`, ...), no method of capwire's, of the standard library
+/// or of a trait in scope hides it.
 pub trait RpcTarget: 'static {
-    /// The generated client: the target's methods, each returning an [`RpcPromise`].
-    type Client: From<RpcStub> + AsRef<RpcStub> + Send + Sync + 'static;
+    /// The typed stub, [`Stub<Self>`]: the target's methods, each returning a promise.
+    type Client: TypedStub;
+    /// A promise of a typed stub, [`StubPromise<Self>`]: the target's methods again,
+    /// pipelined on a result not yet known.
+    type Promise: TypedPromise<Stub = Self::Client>;
+}
+
+/// A typed stub: a reference to a `T` that may live in another process, whose methods are
+/// `T`'s public methods, each returning a promise.
+///
+/// It is the client type `#[rpc_target]` generates for `T` (`TClient`, in `T`'s module),
+/// which has no methods but `T`'s: what capwire provides for every stub is reached
+/// through [`TypedStub`] as associated functions (`TypedStub::raw(&stub)`,
+/// `TypedStub::with_timeout(&stub, d)`, like `Arc::strong_count(&a)`), so that a method
+/// of `T` named `raw`, `clone` or anything else is the one called. It is `Clone` (a
+/// `dup`, no message), `Debug`, `Serialize` and `Deserialize` (by reference), and
+/// converts into [`RpcStub`] and [`Value`].
+///
+/// ```
+/// use capwire::{RpcStub, Stub, TypedStub};
+/// # struct Counter;
+/// # #[capwire::rpc_target]
+/// # impl Counter { pub fn increment(&self, by: Option<i64>) -> i64 { by.unwrap_or(1) } }
+/// # async fn demo(raw: RpcStub) -> Result<(), capwire::RpcError> {
+/// let counter: Stub<Counter> = TypedStub::from_raw(raw);
+/// let n: i64 = counter.increment(Some(2)).await?;
+/// # Ok(()) }
+/// ```
+pub type Stub<T> = <T as RpcTarget>::Client;
+
+/// A promise of a [`Stub<T>`]: what a typed call returns when its method returns a target
+/// (by value, or as a `Stub<T>`). Its methods are `T`'s, pipelined: they are sent before
+/// the result is known, so a chain of calls costs one round trip. `.await` it for the
+/// `Stub<T>` (it is [`IntoFuture`](std::future::IntoFuture), not a `Future`, so that no
+/// `FutureExt` method hides one of `T`'s; for `futures::join!` or `select!`, use
+/// `IntoFuture::into_future(promise)`, an [`RpcPromise`]).
+///
+/// What capwire provides for every such promise is reached through [`TypedPromise`], as
+/// associated functions: `TypedPromise::with_timeout(promise, d)`,
+/// `TypedPromise::on_broken(&promise, f)`, `TypedPromise::raw(&promise)` for the untyped
+/// promise.
+///
+/// ```
+/// use capwire::{Stub, StubPromise};
+/// # pub struct Session;
+/// # #[capwire::rpc_target]
+/// # impl Session { pub fn get(&self, key: String) -> Option<String> { Some(key) } }
+/// # pub struct Api;
+/// # #[capwire::rpc_target]
+/// # impl Api { pub fn open(&self) -> Session { Session } }
+/// # async fn demo(api: Stub<Api>) -> Result<(), capwire::RpcError> {
+/// let session: StubPromise<Session> = api.open(); // not awaited
+/// let size = session.get("size").await?; // `Session::get`, pipelined
+/// let session: Stub<Session> = session.await?;
+/// # Ok(()) }
+/// ```
+pub type StubPromise<T> = <T as RpcTarget>::Promise;
+
+/// What every typed stub ([`Stub<T>`]) has, as associated functions rather than methods,
+/// so that they never hide a method of the target: `TypedStub::raw(&stub)`, not
+/// `stub.raw()`. The macros implement it for the client types they generate.
+///
+/// ```
+/// use capwire::{RpcError, Stub, TypedStub};
+/// use std::time::Duration;
+/// # pub struct Counter;
+/// # #[capwire::rpc_target]
+/// # impl Counter { pub fn raw(&self) -> String { "mine".into() } }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), RpcError> {
+/// let counter: Stub<Counter> = TypedStub::local(Counter);
+/// assert_eq!(counter.raw().await?, "mine"); // the target's own `raw`
+/// let untyped = TypedStub::raw(&counter); // capwire's: the untyped `RpcStub`
+/// assert_eq!(untyped.call("raw", ()).typed::<String>().await?, "mine");
+/// let patient = TypedStub::with_timeout(&counter, Duration::from_secs(5));
+/// TypedStub::on_broken(&patient, |e| eprintln!("lost the counter: {e}"));
+/// # Ok(()) }
+/// ```
+pub trait TypedStub:
+    Clone
+    + fmt::Debug
+    + serde::Serialize
+    + DeserializeOwned
+    + From<RpcStub>
+    + Into<RpcStub>
+    + Into<Value>
+    + Send
+    + Sync
+    + 'static
+{
+    /// The untyped stub, for calls by name.
+    fn raw(stub: &Self) -> &RpcStub;
+
+    /// A typed view of an untyped stub. Nothing is checked: calls on a stub of the wrong
+    /// type fail when made, as they would in JavaScript.
+    fn from_raw(stub: RpcStub) -> Self {
+        <Self as From<RpcStub>>::from(stub)
+    }
+
+    /// The untyped stub, for calls by name.
+    fn into_raw(stub: Self) -> RpcStub {
+        <Self as Into<RpcStub>>::into(stub)
+    }
+
+    /// A stub to a target in this process (a `#[rpc_target]` type, or a type implementing
+    /// an interface, whose stub is the interface's). `target.into()` does the same for a
+    /// `#[rpc_target]` type.
+    fn local<T>(target: T) -> Self
+    where
+        T: RpcTarget<Client = Self> + crate::RpcObject,
+    {
+        Self::from_raw(RpcStub::new(target))
+    }
+
+    /// `stub`, each call made through it timing out `timeout` after it is made; see
+    /// [`RpcStub::with_timeout`].
+    ///
+    /// ```
+    /// use capwire::{Stub, TypedStub};
+    /// use std::time::Duration;
+    /// # struct Reports;
+    /// # #[capwire::rpc_target]
+    /// # impl Reports { pub async fn slow_report(&self) -> String { String::new() } }
+    /// # async fn demo(reports: Stub<Reports>) -> Result<(), capwire::RpcError> {
+    /// let reports = TypedStub::with_timeout(&reports, Duration::from_secs(5));
+    /// match reports.slow_report().await {
+    ///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s"),
+    ///     other => println!("{}", other?),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn with_timeout(stub: &Self, timeout: impl Into<Option<Duration>>) -> Self {
+        Self::from_raw(Self::raw(stub).with_timeout(timeout))
+    }
+
+    /// Runs `callback` once if this stub breaks; see [`RpcStub::on_broken`].
+    fn on_broken(stub: &Self, callback: impl FnOnce(RpcError) + Send + 'static) {
+        Self::raw(stub).on_broken(callback);
+    }
+}
+
+/// What every promise of a typed stub ([`StubPromise<T>`]) has, as associated functions
+/// rather than methods, so that they never hide a method of the target:
+/// `TypedPromise::with_timeout(promise, d)`, not `promise.with_timeout(d)`. The macros
+/// implement it for the promise types they generate.
+///
+/// ```
+/// use capwire::{RpcError, Stub, StubPromise, TypedPromise, TypedStub};
+/// use std::time::Duration;
+/// # pub struct Session;
+/// # #[capwire::rpc_target]
+/// # impl Session { pub fn pull(&self) -> u32 { 7 } }
+/// # pub struct Api;
+/// # #[capwire::rpc_target]
+/// # impl Api { pub fn open(&self) -> Session { Session } }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), RpcError> {
+/// # let api: Stub<Api> = TypedStub::local(Api);
+/// let session: StubPromise<Session> = api.open();
+/// assert_eq!(session.pull().await?, 7); // the target's own `pull`, pipelined
+/// TypedPromise::pull(&session); // capwire's: ask for the result now
+/// let session = TypedPromise::with_timeout(session, Duration::from_secs(5));
+/// let _stub: Stub<Session> = session.await?;
+/// # Ok(()) }
+/// ```
+pub trait TypedPromise:
+    IntoFuture<Output = Result<Self::Stub, RpcError>, IntoFuture = RpcPromise<Self::Stub>>
+    + private::FromPromise
+    + Clone
+    + fmt::Debug
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The stub it resolves to.
+    type Stub: TypedStub;
+
+    /// A typed view of an untyped promise (`promise.typed()` makes one of any promise).
+    /// Nothing is checked, as for [`TypedStub::from_raw`].
+    fn from_raw(promise: RpcPromise<Self::Stub>) -> Self;
+
+    /// The untyped promise, for pipelined calls by name (`.call`, `.get`, `.map`).
+    fn raw(promise: &Self) -> &RpcPromise<Self::Stub>;
+
+    /// The untyped promise, which is also what `.await` polls.
+    fn into_raw(promise: Self) -> RpcPromise<Self::Stub> {
+        IntoFuture::into_future(promise)
+    }
+
+    /// A typed stub on the promised object: calls on it are pipelined, as calls on the
+    /// promise are, and it can be passed where a `Stub<T>` is expected.
+    fn as_stub(promise: &Self) -> Self::Stub {
+        TypedStub::from_raw(Self::raw(promise).as_stub())
+    }
+
+    /// `promise`, giving up `timeout` from now; see [`RpcPromise::with_timeout`].
+    fn with_timeout(promise: Self, timeout: impl Into<Option<Duration>>) -> Self {
+        Self::from_raw(RpcPromise::with_timeout(Self::into_raw(promise), timeout))
+    }
+
+    /// Runs `callback` once if this promise rejects or its stub breaks; see
+    /// [`RpcPromise::on_broken`].
+    fn on_broken(promise: &Self, callback: impl FnOnce(RpcError) + Send + 'static) {
+        Self::raw(promise).on_broken(callback);
+    }
+
+    /// Asks for the result now, without waiting for it; see [`RpcPromise::pull`].
+    fn pull(promise: &Self) {
+        Self::raw(promise).pull();
+    }
 }
 
 /// What a caller receives for a value of type `Self` returned by a remote method: the value
@@ -29,145 +243,101 @@ pub trait RpcTarget: 'static {
 pub trait Remote {
     /// The caller's view of the value.
     type Output: DeserializeOwned + Send + 'static;
+    /// What a typed call of a method returning `Self` gives back: an [`RpcPromise`] of
+    /// the data, or the [`StubPromise`] of a target, whose methods are the target's.
+    type Promise: private::FromPromise + IntoFuture<Output = Result<Self::Output, RpcError>>;
 }
 
 impl<T: DeserializeOwned + Send + 'static> Remote for T {
     type Output = T;
+    type Promise = RpcPromise<T>;
 }
 
-/// A typed stub: a reference to a `T` that may live in another process. Its methods (by
-/// deref to the generated client) are `T`'s public methods, each returning a promise.
+/// What a typed call of a method returning `Result<T, E>` gives back, `E` being an error
+/// type of yours ([`AppError`](crate::AppError)): awaited, `Ok(Ok(t))` for a value,
+/// `Ok(Err(e))` for the method's own error, decoded as `E`, and `Err(RpcError)` when the
+/// call itself failed (the session ended, a timeout, a panic on the server, an error
+/// that is not an `E`). So `?` on the await passes the call's failure on, and the method's
+/// own `Result` is left to match:
 ///
 /// ```
-/// use capwire::{Stub, RpcStub};
-/// # struct Counter;
+/// # use capwire::{RpcError, Stub};
+/// # #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// # pub struct Full { pub capacity: u32 }
+/// # impl std::fmt::Display for Full {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "full") }
+/// # }
+/// # impl std::error::Error for Full {}
+/// # pub struct Queue;
 /// # #[capwire::rpc_target]
-/// # impl Counter { pub fn increment(&self, by: Option<i64>) -> i64 { by.unwrap_or(1) } }
-/// # async fn demo(raw: RpcStub) -> Result<(), capwire::RpcError> {
-/// let counter: Stub<Counter> = Stub::from_raw(raw);
-/// let n: i64 = counter.increment(Some(2)).await?;
+/// # impl Queue { pub fn push(&self, item: String) -> Result<u32, Full> { Err(Full { capacity: 8 }) } }
+/// # async fn demo(queue: Stub<Queue>) -> Result<(), RpcError> {
+/// match queue.push("job").await? {
+///     Ok(position) => println!("queued at {position}"),
+///     Err(Full { capacity }) => println!("the queue holds {capacity}: try later"),
+/// }
 /// # Ok(()) }
 /// ```
-pub struct Stub<T: ?Sized + RpcTarget> {
-    client: T::Client,
-    _target: PhantomData<fn() -> Box<T>>,
+///
+/// Calls can be pipelined on it as on the [`RpcPromise`] it derefs to (untyped).
+pub struct TryPromise<T, E> {
+    promise: RpcPromise<T>,
+    /// The name `E` travels under.
+    name: &'static str,
+    _error: std::marker::PhantomData<fn() -> E>,
 }
 
-impl<T: ?Sized + RpcTarget> Stub<T> {
-    /// A typed view of an untyped stub. Nothing is checked: calls on a stub of the wrong
-    /// type fail when made, as they would in JavaScript.
-    pub fn from_raw(stub: RpcStub) -> Self {
-        Stub {
-            client: T::Client::from(stub),
-            _target: PhantomData,
+impl<T, E> TryPromise<T, E> {
+    /// `promise`, giving up `timeout` from now; see [`RpcPromise::with_timeout`].
+    pub fn with_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        TryPromise {
+            promise: self.promise.with_timeout(timeout),
+            ..self
         }
     }
+}
 
-    /// The untyped stub, for calls by name.
-    pub fn raw(&self) -> &RpcStub {
-        self.client.as_ref()
-    }
+impl<T, E> std::ops::Deref for TryPromise<T, E> {
+    type Target = RpcPromise<T>;
 
-    /// The untyped stub, for calls by name.
-    pub fn into_raw(self) -> RpcStub {
-        self.client.as_ref().clone()
-    }
-
-    /// `stub`, each call made through it timing out `timeout` after it is made; see
-    /// [`RpcStub::with_timeout`]. An associated function, `Stub::with_timeout(&stub, d)`,
-    /// so that it never hides a method of `T` of the same name.
-    ///
-    /// ```
-    /// use capwire::Stub;
-    /// use std::time::Duration;
-    /// # struct Reports;
-    /// # #[capwire::rpc_target]
-    /// # impl Reports { pub async fn slow_report(&self) -> String { String::new() } }
-    /// # async fn demo(reports: Stub<Reports>) -> Result<(), capwire::RpcError> {
-    /// let reports = Stub::with_timeout(&reports, Duration::from_secs(5));
-    /// match reports.slow_report().await {
-    ///     Err(e) if e.is_timeout() => eprintln!("no report within 5 s"),
-    ///     other => println!("{}", other?),
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn with_timeout(stub: &Self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
-        Stub::from_raw(stub.raw().with_timeout(timeout))
-    }
-
-    /// Runs `callback` once if this stub breaks; see [`RpcStub::on_broken`].
-    pub fn on_broken(&self, callback: impl FnOnce(RpcError) + Send + 'static) {
-        self.raw().on_broken(callback);
+    fn deref(&self) -> &RpcPromise<T> {
+        &self.promise
     }
 }
 
-impl<T: ?Sized + RpcTarget> Deref for Stub<T> {
-    type Target = T::Client;
-
-    fn deref(&self) -> &T::Client {
-        &self.client
-    }
-}
-
-impl<T: ?Sized + RpcTarget> Clone for Stub<T> {
+impl<T, E> Clone for TryPromise<T, E> {
     fn clone(&self) -> Self {
-        Stub::from_raw(self.raw().clone())
+        TryPromise {
+            promise: self.promise.clone(),
+            name: self.name,
+            _error: std::marker::PhantomData,
+        }
     }
 }
 
-impl<T: ?Sized + RpcTarget> fmt::Debug for Stub<T> {
+impl<T, E> fmt::Debug for TryPromise<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Stub<{}>({:?})", std::any::type_name::<T>(), self.raw())
+        write!(f, "TryPromise<{}>({:?})", self.name, self.promise)
     }
 }
 
-impl<T: ?Sized + RpcTarget> From<Stub<T>> for Value {
-    fn from(s: Stub<T>) -> Value {
-        Value::Stub(s.into_raw())
-    }
-}
+impl<T: DeserializeOwned, E: crate::AppError> std::future::Future for TryPromise<T, E> {
+    type Output = Result<Result<T, E>, RpcError>;
 
-impl<T: ?Sized + RpcTarget> From<Stub<T>> for RpcStub {
-    fn from(s: Stub<T>) -> RpcStub {
-        s.into_raw()
-    }
-}
-
-impl<T: ?Sized + RpcTarget> serde::Serialize for Stub<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.raw().serialize(serializer)
-    }
-}
-
-impl<'de, T: ?Sized + RpcTarget> serde::Deserialize<'de> for Stub<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        RpcStub::deserialize(deserializer).map(Stub::from_raw)
-    }
-}
-
-impl<T: RpcTarget + crate::RpcObject> Stub<T> {
-    /// A stub to a local object, served in this process.
-    pub fn local(target: T) -> Self {
-        Stub::from_raw(RpcStub::new(target))
-    }
-}
-
-/// A target moved into a stub, to travel by reference (`Stub::local`).
-impl<T: RpcTarget + crate::RpcObject> From<T> for Stub<T> {
-    fn from(target: T) -> Self {
-        Stub::local(target)
-    }
-}
-
-/// A promise of a target: calls on it are pipelined, through the same generated client.
-impl<T: ?Sized + RpcTarget> Deref for RpcPromise<Stub<T>> {
-    type Target = T::Client;
-
-    fn deref(&self) -> &T::Client {
-        self.client_cell()
-            .get_or_init(|| Box::new(T::Client::from(self.as_stub())))
-            .downcast_ref::<T::Client>()
-            .expect("the client cell holds this promise's client type")
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.promise)
+            .poll(cx)
+            .map(|r| match r {
+                Ok(t) => Ok(Ok(t)),
+                Err(e) => match e.to_app::<E>(this.name) {
+                    Some(app) => Ok(Err(app)),
+                    None => Err(e),
+                },
+            })
     }
 }
 
@@ -196,15 +366,9 @@ pub trait FromStub: Sized {
     fn from_stub(stub: RpcStub) -> Self;
 }
 
-impl FromStub for RpcStub {
+impl<S: From<RpcStub>> FromStub for S {
     fn from_stub(stub: RpcStub) -> Self {
-        stub
-    }
-}
-
-impl<T: ?Sized + RpcTarget> FromStub for Stub<T> {
-    fn from_stub(stub: RpcStub) -> Self {
-        Stub::from_raw(stub)
+        S::from(stub)
     }
 }
 
@@ -215,8 +379,62 @@ pub mod private {
     use crate::stub::object::CallFuture;
     use std::future::Future;
 
+    pub use crate::__capwire_stub_types as stub_types;
     pub use crate::__capwire_typescript as typescript;
     pub use crate::stub::object::arg;
+    pub use serde;
+
+    /// Makes a typed call's result from the untyped promise of the call: an
+    /// [`RpcPromise<T>`] of data, or a [`StubPromise`] of a target.
+    pub trait FromPromise {
+        /// The conversion.
+        fn from_promise(promise: RpcPromise) -> Self;
+    }
+
+    impl<T> FromPromise for RpcPromise<T> {
+        fn from_promise(promise: RpcPromise) -> Self {
+            promise.typed()
+        }
+    }
+
+    /// What a generated method calls through: the stub of a [`Stub<T>`], or the promise
+    /// of a [`StubPromise<T>`] (pipelined).
+    pub trait Caller {
+        fn call_by_name<A: serde::Serialize>(&self, method: &str, args: A) -> RpcPromise;
+        fn get_by_name(&self, name: &str) -> RpcPromise;
+    }
+
+    impl Caller for RpcStub {
+        fn call_by_name<A: serde::Serialize>(&self, method: &str, args: A) -> RpcPromise {
+            self.call(method, args)
+        }
+        fn get_by_name(&self, name: &str) -> RpcPromise {
+            self.get(name)
+        }
+    }
+
+    impl<T> Caller for RpcPromise<T> {
+        fn call_by_name<A: serde::Serialize>(&self, method: &str, args: A) -> RpcPromise {
+            self.call(method, args)
+        }
+        fn get_by_name(&self, name: &str) -> RpcPromise {
+            self.get(name)
+        }
+    }
+
+    /// Checks that a method's result written `Stub<T>` is capwire's: the typed client
+    /// returns a [`StubPromise<T>`] for it.
+    pub const fn stub_of<S, T: ?Sized + RpcTarget<Client = S>>() {}
+
+    /// `Debug` of a generated stub or promise type.
+    pub fn debug_typed(
+        f: &mut fmt::Formatter<'_>,
+        kind: &str,
+        target: &str,
+        inner: &dyn fmt::Debug,
+    ) -> fmt::Result {
+        write!(f, "{kind}<{target}>({inner:?})")
+    }
 
     pub use crate::stub::object::Args;
 
@@ -275,6 +493,24 @@ pub mod private {
 
     pub fn into_error<E: Into<RpcError>>(e: E) -> RpcError {
         e.into()
+    }
+
+    /// A method's own error (`Result<T, E>` with `E` an [`AppError`](crate::AppError)),
+    /// as it travels: named `name`.
+    pub fn app_error<E: crate::AppError>(name: &str, e: &E) -> RpcError {
+        RpcError::from_app(name, e)
+    }
+
+    /// Checks a method's error type, as [`argument`] does.
+    pub const fn app_error_type<E: crate::AppError>() {}
+
+    /// The typed result of a call whose method returns `Result<T, E>`.
+    pub fn try_call<T, E>(promise: RpcPromise<T>, name: &'static str) -> TryPromise<T, E> {
+        TryPromise {
+            promise,
+            name,
+            _error: std::marker::PhantomData,
+        }
     }
 
     /// Answers a call whose result is known now.
@@ -346,12 +582,12 @@ pub mod private {
     macro_rules! calls {
         ($($call:ident($($arg:ident: $ty:ident),*);)*) => {$(
             #[allow(clippy::too_many_arguments)]
-            pub fn $call<R, $($ty: Argument),*>(
-                stub: &RpcStub,
+            pub fn $call<P: FromPromise, $($ty: Argument),*>(
+                on: &impl Caller,
                 method: &str,
                 $($arg: $ty),*
-            ) -> RpcPromise<R> {
-                stub.call(method, ($($arg,)*)).typed()
+            ) -> P {
+                P::from_promise(on.call_by_name(method, ($($arg,)*)))
             }
         )*};
     }
@@ -377,7 +613,166 @@ pub mod private {
     }
 
     /// A typed property read, for generated clients.
-    pub fn get<R>(stub: &RpcStub, name: &str) -> RpcPromise<R> {
-        stub.get(name).typed()
+    pub fn get<P: FromPromise>(on: &impl Caller, name: &str) -> P {
+        P::from_promise(on.get_by_name(name))
     }
+}
+
+/// The client and promise types of a target, and what they implement: what
+/// `#[rpc_target]` generates for every target (its methods aside), kept here so that the
+/// expansion is one line. Not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __capwire_stub_types {
+    (
+        target = $target:ty,
+        $(#[$client_attr:meta])* client = $client:ident,
+        $(#[$promise_attr:meta])* promise = $promise:ident $(,)?
+    ) => {
+        $(#[$client_attr])*
+        #[repr(transparent)]
+        pub struct $client($crate::RpcStub);
+
+        impl ::core::clone::Clone for $client {
+            fn clone(&self) -> Self {
+                $client(::core::clone::Clone::clone(&self.0))
+            }
+        }
+
+        impl ::core::fmt::Debug for $client {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                $crate::__private::debug_typed(f, "Stub", ::core::stringify!($target), &self.0)
+            }
+        }
+
+        impl ::core::convert::From<$crate::RpcStub> for $client {
+            fn from(stub: $crate::RpcStub) -> Self {
+                $client(stub)
+            }
+        }
+
+        impl ::core::convert::From<$client> for $crate::RpcStub {
+            fn from(stub: $client) -> Self {
+                stub.0
+            }
+        }
+
+        impl ::core::convert::From<$client> for $crate::Value {
+            fn from(stub: $client) -> Self {
+                $crate::Value::Stub(stub.0)
+            }
+        }
+
+        impl $crate::__private::serde::Serialize for $client {
+            fn serialize<S: $crate::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                $crate::__private::serde::Serialize::serialize(&self.0, serializer)
+            }
+        }
+
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $client {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                <$crate::RpcStub as $crate::__private::serde::Deserialize<'de>>::deserialize(
+                    deserializer,
+                )
+                .map($client)
+            }
+        }
+
+        impl $crate::TypedStub for $client {
+            fn raw(stub: &Self) -> &$crate::RpcStub {
+                &stub.0
+            }
+        }
+
+        $(#[$promise_attr])*
+        pub struct $promise($crate::RpcPromise<$client>);
+
+        impl ::core::clone::Clone for $promise {
+            fn clone(&self) -> Self {
+                $promise(::core::clone::Clone::clone(&self.0))
+            }
+        }
+
+        impl ::core::fmt::Debug for $promise {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                $crate::__private::debug_typed(
+                    f,
+                    "StubPromise",
+                    ::core::stringify!($target),
+                    &self.0,
+                )
+            }
+        }
+
+        impl ::core::future::IntoFuture for $promise {
+            type Output = ::core::result::Result<$client, $crate::RpcError>;
+            type IntoFuture = $crate::RpcPromise<$client>;
+
+            fn into_future(self) -> $crate::RpcPromise<$client> {
+                self.0
+            }
+        }
+
+        impl $crate::__private::serde::Serialize for $promise {
+            fn serialize<S: $crate::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                $crate::__private::serde::Serialize::serialize(&self.0, serializer)
+            }
+        }
+
+        impl $crate::__private::FromPromise for $promise {
+            fn from_promise(promise: $crate::RpcPromise) -> Self {
+                $promise($crate::__private::FromPromise::from_promise(promise))
+            }
+        }
+
+        impl $crate::TypedPromise for $promise {
+            type Stub = $client;
+
+            fn from_raw(promise: $crate::RpcPromise<$client>) -> Self {
+                $promise(promise)
+            }
+
+            fn raw(promise: &Self) -> &$crate::RpcPromise<$client> {
+                &promise.0
+            }
+        }
+
+        impl $crate::RpcTarget for $target {
+            type Client = $client;
+            type Promise = $promise;
+        }
+
+        $crate::__capwire_typescript! {
+            impl $crate::__private::ts::TS for $client {
+                type WithoutGenerics = Self;
+                type OptionInnerType = Self;
+                fn name(cfg: &$crate::__private::ts::Config) -> ::std::string::String {
+                    $crate::__private::ts::stub_name::<$target>(cfg)
+                }
+                fn inline(cfg: &$crate::__private::ts::Config) -> ::std::string::String {
+                    <Self as $crate::__private::ts::TS>::name(cfg)
+                }
+                fn visit_dependencies(v: &mut impl $crate::__private::ts::TypeVisitor)
+                where
+                    Self: 'static,
+                {
+                    v.visit::<$target>();
+                }
+                fn visit_generics(v: &mut impl $crate::__private::ts::TypeVisitor)
+                where
+                    Self: 'static,
+                {
+                    v.visit::<$target>();
+                }
+            }
+        }
+    };
 }

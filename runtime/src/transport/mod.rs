@@ -220,7 +220,7 @@ impl Session {
     /// Ends the session, failing every pending call.
     pub fn close(&self) {
         self.inner.shutdown(
-            RpcError::error("RPC session was closed by the local side"),
+            RpcError::ended("RPC session was closed by the local side"),
             false,
         );
     }
@@ -344,7 +344,7 @@ fn handle_incoming<F: Into<crate::wire::Frame<'static>>>(
             true
         }
         Some(Err(e)) if e.bad_input => {
-            inner.shutdown(RpcError::type_error(e.message), true);
+            inner.shutdown(RpcError::protocol(e.message), true);
             false
         }
         Some(Err(e)) => {

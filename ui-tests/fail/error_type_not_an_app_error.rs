@@ -1,5 +1,5 @@
-// The error of a `Result` must convert into `RpcError`; the error should point at the
-// return type.
+// The error of a `Result` must be `RpcError` (or `io::Error`) or a type that travels as
+// itself (serde and `std::error::Error`): the custom message points at the error type.
 use capwire::rpc_target;
 
 pub struct MyError;
