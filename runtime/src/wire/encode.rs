@@ -26,6 +26,9 @@ impl Message {
     }
 }
 
+/// Bytes a [`Limited`] buffer starts with.
+const INITIAL_CAPACITY: usize = 96;
+
 /// A buffer that refuses to grow past `limit` bytes.
 pub(crate) struct Limited {
     buf: Vec<u8>,
@@ -35,7 +38,9 @@ pub(crate) struct Limited {
 impl Limited {
     pub(crate) fn new(limit: usize) -> Limited {
         Limited {
-            buf: Vec::new(),
+            // A call or an answer is a few dozen bytes: one allocation, where growing from
+            // empty took four.
+            buf: Vec::with_capacity(INITIAL_CAPACITY.min(limit)),
             limit,
         }
     }
