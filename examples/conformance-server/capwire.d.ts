@@ -78,6 +78,12 @@ export interface TestTarget extends RpcTarget {
    */
   delay(ms: number, v: unknown): unknown;
   /**
+   * At once, a promise made from a future that settles to `v` after `ms` milliseconds:
+   * calls pipelined on it (`later(50, makeCounter(1)).increment(2)`) wait for it, then
+   * are delivered in the order they were made.
+   */
+  later(ms: number, v: unknown): unknown;
+  /**
    * A stub of the Durable Object `DurableCounter` named `name`: every session reaches
    * the same object, and so does the same server after a restart with the same
    * `--data-dir`.

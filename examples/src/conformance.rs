@@ -194,6 +194,16 @@ impl TestTarget {
         v
     }
 
+    /// At once, a promise made from a future that settles to `v` after `ms` milliseconds:
+    /// calls pipelined on it (`later(50, makeCounter(1)).increment(2)`) wait for it, then
+    /// are delivered in the order they were made.
+    pub fn later(&self, ms: f64, v: Value) -> RpcPromise {
+        RpcPromise::from_future(async move {
+            tokio::time::sleep(Duration::from_secs_f64(ms.max(0.0) / 1000.0)).await;
+            Ok(v)
+        })
+    }
+
     /// A stub of the Durable Object `DurableCounter` named `name`: every session reaches
     /// the same object, and so does the same server after a restart with the same
     /// `--data-dir`.

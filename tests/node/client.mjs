@@ -790,6 +790,25 @@ const CHECKS = [
       expectEq(sv, "slow", "delay(300, \"slow\")");
     }],
 
+  ["later",
+    async () => {
+      const s = api();
+      // A promise made from a future: calls pipelined on it wait for it, then run in order.
+      const c = s.later(50, s.makeCounter(1));
+      const a = c.increment(2);
+      const b = c.increment(3);
+      expectEq([await a, await b], [3, 6], "later(50, makeCounter(1)).increment(2), .increment(3)");
+      expectEq(await c.value, 6, "later(...).value");
+      expectEq(await s.later(10, "v"), "v", 'later(10, "v")');
+    },
+    async () => {
+      const s = api();
+      const c = s.later(50, s.makeCounter(1));
+      const [a, b, v] = await Promise.all([c.increment(2), c.increment(3), s.later(10, "v")]);
+      expectEq([a, b], [3, 6], "later(50, makeCounter(1)).increment(2), .increment(3)");
+      expectEq(v, "v", 'later(10, "v")');
+    }],
+
   ["vault",
     async () => {
       const v = await api().makeVault(SECRET);
