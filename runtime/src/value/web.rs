@@ -258,13 +258,16 @@ impl From<Response> for http::Response<crate::Body> {
 // ---------------------------------------------------------------------------------------
 // Wire forms
 
+/// The headers as the wire carries them: each value a JavaScript byte string, one
+/// character U+0000–U+00FF per byte (the Fetch standard's isomorphic decoding), so that
+/// bytes that are not UTF-8 arrive as they were sent.
 pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
             (
                 k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                v.as_bytes().iter().map(|&b| char::from(b)).collect(),
             )
         })
         .collect()
@@ -284,7 +287,17 @@ pub(crate) fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, 
     for (k, v) in pairs {
         let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| RpcError::type_error(format!("invalid header name: {k:?}")))?;
-        let value = http::HeaderValue::from_str(v)
+        // A byte string, as JavaScript's `Headers` holds one: a byte per character.
+        let bytes = v
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).ok())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| {
+                RpcError::type_error(format!(
+                    "invalid value of header {k}: a character beyond U+00FF is not a byte"
+                ))
+            })?;
+        let value = http::HeaderValue::from_bytes(&bytes)
             .map_err(|_| RpcError::type_error(format!("invalid value of header {k}")))?;
         map.append(name, value);
     }
@@ -482,4 +495,31 @@ via_value! {
     Response => Response, "a Response";
     Headers => Headers (|h: &Headers| header_pairs(&h.0), |p: Vec<(String, String)>| header_map(&p).map(Headers)), "headers";
     Url => Url (|u: &Url| u.0.clone(), |u| Ok::<_, RpcError>(Url(u))), "a URL";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_round_trip_as_bytes() {
+        let mut map = http::HeaderMap::new();
+        let bytes = [0x66, 0xFF, 0x80, 0x20, 0x7E];
+        map.insert("x-bin", http::HeaderValue::from_bytes(&bytes).unwrap());
+        map.insert(
+            "x-utf8",
+            http::HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        let pairs = header_pairs(&map);
+        assert_eq!(pairs[0], ("x-bin".to_owned(), "f\u{ff}\u{80} ~".to_owned()));
+        // UTF-8 bytes read as JavaScript reads them from an HTTP response: a byte each.
+        assert_eq!(pairs[1].1, "caf\u{c3}\u{a9}");
+        assert_eq!(header_map(&pairs).unwrap(), map);
+        // A JavaScript byte string: "\u00e9" is the byte 0xE9.
+        let from_js = header_map(&[("x-latin".into(), "\u{e9}".into())]).unwrap();
+        assert_eq!(from_js["x-latin"].as_bytes(), [0xE9]);
+        // JavaScript's `Headers` refuses a character that is not a byte; so does this.
+        let e = header_map(&[("x".into(), "€".into())]).unwrap_err();
+        assert!(e.message().contains("U+00FF"), "{e}");
+    }
 }
