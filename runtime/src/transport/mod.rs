@@ -231,9 +231,9 @@ impl Session {
 /// and the reason when this side sent an `abort` (as capnweb does), else plainly.
 async fn drive<T, F>(
     inner: Arc<SessionInner>,
-    mut transport: T,
+    transport: T,
     close_with: CloseWith<T>,
-    mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
     mut ev_rx: tokio::sync::mpsc::UnboundedReceiver<crate::session::Event>,
 ) where
     T: Stream<Item = Result<F, TransportError>>
@@ -243,9 +243,21 @@ async fn drive<T, F>(
         + 'static,
     F: Into<crate::wire::Frame<'static>> + Send + 'static,
 {
+    // Reading and writing run side by side, on both cores: this loop reads and handles
+    // what the peer sends, a writer task sends what is queued (in the order queued).
+    let (sink, mut stream) = transport.split();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(
+        write_loop(inner.clone(), sink, out_rx, stopped, drained.clone())
+            .instrument(tracing::Span::current()),
+    );
     // The close a transport error asked for.
     let mut close = None;
     loop {
+        // While more than a little waits to be sent, the peer's next messages wait: a peer
+        // that reads slowly cannot make us queue ever more answers for it.
+        let paused = inner.unsent_bytes() > MAX_UNSENT_BEFORE_READING;
         tokio::select! {
             biased;
             Some(event) = ev_rx.recv() => {
@@ -253,23 +265,18 @@ async fn drive<T, F>(
                     break;
                 }
             }
-            Some(text) = out_rx.recv() => {
-                if let Err(e) = feed_all(&inner, &mut transport, text, &mut out_rx).await {
-                    inner.shutdown(e, false);
-                    break;
-                }
-            }
-            // While more than a little waits to be sent, the peer's next messages wait:
-            // a peer that reads slowly cannot make us queue ever more answers for it.
-            incoming = transport.next(), if inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING => {
-                // Handle every message that is already here before answering, so that the
-                // answers to a burst of calls leave in one write, and the callers awaiting
-                // the results it brings are woken once, after it.
+            // The writer sent some: check again (its word comes after each send, so none
+            // is missed; a stale one costs one more turn).
+            () = drained.notified(), if paused => {}
+            incoming = stream.next(), if !paused => {
+                // Handle every message that is already here before the writer runs, so
+                // that the answers to a burst of calls leave in one write, and the callers
+                // awaiting the results it brings are woken once, after it.
                 let open = crate::session::wake_after_burst(|| {
                     let mut open = handle_incoming(&inner, incoming, &mut close);
                     let mut handled = 1;
                     while open && handled < BURST && inner.unsent_bytes() <= MAX_UNSENT_BEFORE_READING {
-                        let Some(more) = transport.next().now_or_never() else { break };
+                        let Some(more) = stream.next().now_or_never() else { break };
                         open = handle_incoming(&inner, more, &mut close);
                         handled += 1;
                     }
@@ -278,15 +285,17 @@ async fn drive<T, F>(
                 if !open {
                     break;
                 }
-                if let Ok(text) = out_rx.try_recv()
-                    && let Err(e) = feed_all(&inner, &mut transport, text, &mut out_rx).await
-                {
-                    inner.shutdown(e, false);
-                    break;
-                }
             }
         }
     }
+    // The writer stops after what it is sending; the rest is sent below.
+    let _ = stop.send(());
+    let Ok((sink, mut out_rx)) = writer.await else {
+        return;
+    };
+    let Ok(mut transport) = sink.reunite(stream) else {
+        return;
+    };
     if let Some(close) = close.or_else(|| {
         inner
             .abort_sent()
@@ -309,6 +318,36 @@ async fn drive<T, F>(
     while let Ok(text) = out_rx.try_recv() {
         inner.unqueued(text.len());
     }
+}
+
+/// Sends what is queued, several messages per flush, until told to stop (or the transport
+/// fails, which ends the session), telling `drained` after each send; gives back the sink
+/// and the queue, for the farewell.
+async fn write_loop<S>(
+    inner: Arc<SessionInner>,
+    mut sink: S,
+    mut out_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    drained: Arc<tokio::sync::Notify>,
+) -> (S, tokio::sync::mpsc::UnboundedReceiver<String>)
+where
+    S: Sink<String, Error = TransportError> + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            Some(text) = out_rx.recv() => {
+                if let Err(e) = feed_all(&inner, &mut sink, text, &mut out_rx).await {
+                    inner.shutdown(e, false);
+                    break;
+                }
+                drained.notify_one();
+            }
+            else => break,
+        }
+    }
+    (sink, out_rx)
 }
 
 /// Bytes of queued outgoing messages past which the session stops reading its peer.
