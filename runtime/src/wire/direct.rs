@@ -144,6 +144,15 @@ impl<'a, 'l> Direct<'a, 'l> {
         Some(message)
     }
 
+    /// Whether `digits` are a `bigint`'s as this reader takes them (the tree parser takes
+    /// the rest): an optional `-` and decimal digits, within `max_bigint_digits`.
+    fn bigint_digits(&self, digits: &str) -> bool {
+        let decimal = digits.strip_prefix('-').unwrap_or(digits);
+        digits.len() <= self.limits.max_bigint_digits
+            && !decimal.is_empty()
+            && decimal.bytes().all(|b| b.is_ascii_digit())
+    }
+
     fn plain_call(&mut self) -> Option<PlainCall> {
         self.take(b'[')?;
         let stream = match self.borrowed_string()?.as_ref() {
@@ -261,11 +270,7 @@ impl<'a, 'l> Direct<'a, 'l> {
                             "bigint" => {
                                 self.take(b',')?;
                                 let digits = self.borrowed_string()?;
-                                let decimal = digits.strip_prefix('-').unwrap_or(&digits);
-                                let valid = digits.len() <= self.limits.max_bigint_digits
-                                    && !decimal.is_empty()
-                                    && decimal.bytes().all(|b| b.is_ascii_digit());
-                                valid.then_some(())?;
+                                self.bigint_digits(&digits).then_some(())?;
                             }
                             _ => return None,
                         }
@@ -381,11 +386,8 @@ impl<'a, 'l> Direct<'a, 'l> {
             "bigint" => {
                 self.take(b',')?;
                 let digits = self.string()?;
-                let decimal = digits.strip_prefix('-').unwrap_or(&digits);
-                let valid = digits.len() <= self.limits.max_bigint_digits
-                    && !decimal.is_empty()
-                    && decimal.bytes().all(|b| b.is_ascii_digit());
-                valid.then_some(Expr::BigInt(digits))?
+                self.bigint_digits(&digits)
+                    .then_some(Expr::BigInt(digits))?
             }
             "import" | "pipeline" => {
                 self.take(b',')?;
@@ -497,13 +499,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn leaves_every_other_form_and_every_error_to_the_tree_parser() {
-        let limits = Limits {
+    /// Limits small enough to test their edges with short texts.
+    fn small_limits() -> Limits {
+        Limits {
             max_depth: 4,
             max_bigint_digits: 5,
             ..Limits::default()
-        };
+        }
+    }
+
+    #[test]
+    fn leaves_every_other_form_and_every_error_to_the_tree_parser() {
+        let limits = small_limits();
         for text in [
             // Other forms: read by the tree parser.
             r#"["pipe"]"#,
@@ -574,11 +581,7 @@ mod tests {
 
     #[test]
     fn a_call_of_plain_data_is_found_with_its_arguments_text() {
-        let limits = Limits {
-            max_depth: 4,
-            max_bigint_digits: 5,
-            ..Limits::default()
-        };
+        let limits = small_limits();
         for text in [
             r#"["push",["pipeline",0,["add"],[1,2]]]"#,
             r#"["stream",["pipeline",3,["a","b"],[]]]"#,
