@@ -4,7 +4,8 @@
 //! is in rooms named for what they do: `import` and `export` (the two tables),
 //! `outgoing` (the send queue, calls, encoding a value's capabilities), `incoming` (each
 //! message from the peer), `codec` (a [`Value`] to an expression), `eval` (an expression
-//! to a [`Value`], and pipelined calls on results) and `map` (the `remap` instruction
+//! to a [`Value`], and pipelined calls on results), `text` (a call's plain arguments read
+//! from the message text straight into serde types) and `map` (the `remap` instruction
 //! recorder). It sits on [`crate::wire`], [`crate::value`] and [`crate::stub`]; transports
 //! drive it from above.
 //!
@@ -20,6 +21,7 @@ mod import;
 mod incoming;
 pub(crate) mod map;
 mod outgoing;
+pub(crate) mod text;
 
 use export::{ENTRY_COST, ExportEntry, ExportKind};
 pub(crate) use import::{BrokenCallback, Import, wake_after_burst};

@@ -134,7 +134,7 @@ pub fn arg<T: DeserializeOwned>(
 
 /// A call's positional arguments: values, or (for a call whose arguments hold no
 /// capability) the message's text and where each argument is in it, read into a
-/// parameter's type without a [`Value`] in between (see `value::text`). What generated
+/// parameter's type without a [`Value`] in between (see `session::text`). What generated
 /// code takes arguments from; not a public API.
 #[doc(hidden)]
 pub struct Args(ArgsInner);
@@ -195,11 +195,10 @@ impl Args {
                 ranges,
                 limits,
             } => match ranges.get(index) {
-                Some(range) => {
-                    crate::value::text::from_text(&text[range.clone()], limits).map_err(|e| {
+                Some(range) => crate::session::text::from_text(&text[range.clone()], limits)
+                    .map_err(|e| {
                         arg_error(method, index, name, &RpcError::type_error(e.to_string()))
-                    })
-                }
+                    }),
                 None => crate::from_value(Value::Undefined)
                     .map_err(|e| arg_error(method, index, name, &e)),
             },
@@ -217,7 +216,7 @@ impl Args {
             } => ranges
                 .into_iter()
                 .map(|r| {
-                    crate::value::text::value_of(&text[r], &limits)
+                    crate::session::text::value_of(&text[r], &limits)
                         .map_err(|e| RpcError::type_error(e.to_string()))
                 })
                 .collect(),

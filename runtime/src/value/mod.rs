@@ -11,7 +11,6 @@
 
 pub(crate) mod de;
 pub(crate) mod ser;
-pub(crate) mod text;
 pub(crate) mod web;
 
 use crate::error::RpcError;

@@ -1,4 +1,5 @@
-//! Message text straight to serde types: the typed path for a call's arguments.
+//! Message text straight to serde types: the typed path for a call's arguments. (In the
+//! session's layer: a form other than plain JSON is read by the evaluator, with no session.)
 //!
 //! A call whose arguments hold no capabilities (checked when the message is read, see
 //! `wire::direct::plain_call`) need not become a [`Value`] first: its arguments are read
