@@ -26,10 +26,10 @@ impl SessionInner {
         self: &Arc<Self>,
         text: crate::wire::Frame<'_>,
     ) -> Result<(), ProtocolError> {
+        if let Some(e) = self.broken() {
+            return Err(ProtocolError::Session(e));
+        }
         if let Some(call) = crate::wire::plain_call(&text, &self.limits) {
-            if let Some(e) = self.broken() {
-                return Err(ProtocolError::Session(e));
-            }
             let size = text.len();
             self.handle_plain_call(call, text.into_static(), size)?;
         } else {
@@ -58,10 +58,8 @@ impl SessionInner {
         }
     }
 
+    /// Handles one message of a session that is not broken.
     pub(super) fn handle_message(self: &Arc<Self>, text: &str) -> Result<(), ProtocolError> {
-        if let Some(e) = self.broken() {
-            return Err(ProtocolError::Session(e));
-        }
         match Message::parse(text, &self.limits)? {
             Message::Push(expr) => {
                 self.handle_push(expr, false, text.len())?;

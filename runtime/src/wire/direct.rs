@@ -172,25 +172,14 @@ impl<'a, 'l> Direct<'a, 'l> {
         self.take(b',')?;
         self.take(b'[')?;
         let mut args = Vec::new();
-        if self.peek()? == b']' {
-            self.reader.at += 1;
-        } else {
-            loop {
-                self.reader.skip_space();
-                let start = self.reader.at;
-                // Arguments are at depth 1, as `expr` reads them inside a `push`.
-                self.plain(1)?;
-                args.push(start..self.reader.at);
-                match self.peek()? {
-                    b',' => self.reader.at += 1,
-                    b']' => {
-                        self.reader.at += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
+        self.plain_list(|r| {
+            r.reader.skip_space();
+            let start = r.reader.at;
+            // Arguments are at depth 1, as `expr` reads them inside a `push`.
+            r.plain(1)?;
+            args.push(start..r.reader.at);
+            Some(())
+        })?;
         self.take(b']')?;
         self.take(b']')?;
         Some(PlainCall {
@@ -199,6 +188,25 @@ impl<'a, 'l> Direct<'a, 'l> {
             path,
             args,
         })
+    }
+
+    /// The items of a list whose `[` is taken, each read by `item`, up to and with its `]`.
+    fn plain_list(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.peek()? == b']' {
+            self.reader.at += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.peek()? {
+                b',' => self.reader.at += 1,
+                b']' => {
+                    self.reader.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// Steps over one expression of plain data, checking it as [`Self::expr`] would read
@@ -239,21 +247,7 @@ impl<'a, 'l> Direct<'a, 'l> {
                 match self.peek()? {
                     b'[' => {
                         self.reader.at += 1;
-                        if self.peek()? == b']' {
-                            self.reader.at += 1;
-                        } else {
-                            loop {
-                                self.plain(depth + 1)?;
-                                match self.peek()? {
-                                    b',' => self.reader.at += 1,
-                                    b']' => {
-                                        self.reader.at += 1;
-                                        break;
-                                    }
-                                    _ => return None,
-                                }
-                            }
-                        }
+                        self.plain_list(|r| r.plain(depth + 1))?;
                         self.take(b']')
                     }
                     b'"' => {
