@@ -147,14 +147,15 @@ impl Drop for Charge {
 /// once past `cap`.
 pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
     use crate::Value;
-    const NODE: usize = std::mem::size_of::<Value>();
+    // A scalar (most results) is measured without the walk's stack.
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return own_size(value);
+    }
     let mut total = 0usize;
     let mut stack: Vec<&Value> = vec![value];
     while let Some(v) = stack.pop() {
-        total = total.saturating_add(NODE);
+        total = total.saturating_add(own_size(v));
         match v {
-            Value::String(s) | Value::Url(s) => total = total.saturating_add(s.len()),
-            Value::Bytes(b) => total = total.saturating_add(b.data.len()),
             Value::Array(a) => stack.extend(a.iter()),
             Value::Object(o) => {
                 for (k, v) in o.iter() {
@@ -162,10 +163,6 @@ pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
                     stack.push(v);
                 }
             }
-            Value::Headers(h) => {
-                total = total.saturating_add(h.iter().map(|(k, v)| k.len() + v.len()).sum());
-            }
-            Value::Blob(b) => total = total.saturating_add(b.len()),
             _ => {}
         }
         if total > cap {
@@ -173,6 +170,19 @@ pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
         }
     }
     total
+}
+
+/// What one value node holds by itself, without the values inside it.
+fn own_size(value: &crate::Value) -> usize {
+    use crate::Value;
+    const NODE: usize = std::mem::size_of::<Value>();
+    NODE.saturating_add(match value {
+        Value::String(s) | Value::Url(s) => s.len(),
+        Value::Bytes(b) => b.data.len(),
+        Value::Headers(h) => h.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        Value::Blob(b) => b.len(),
+        _ => 0,
+    })
 }
 
 #[cfg(test)]

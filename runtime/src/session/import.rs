@@ -23,8 +23,9 @@ pub(crate) struct Import {
     pub(super) announced: AtomicBool,
     /// Who awaits the resolution: woken once it is announced (a list under a lock, not a
     /// `Notify`: most imports have one awaiter, and waking is deferred to the end of a
-    /// burst, see [`wake_after_burst`]).
-    pub(super) awaiting: Mutex<Vec<std::task::Waker>>,
+    /// burst, see [`wake_after_burst`]). Room for one inline: no allocation for the
+    /// common case.
+    pub(super) awaiting: Mutex<smallvec::SmallVec<[std::task::Waker; 1]>>,
     /// Callbacks of `on_broken`, run when this settles.
     pub(super) watchers: Mutex<Vec<BrokenCallback>>,
 }

@@ -194,7 +194,12 @@ impl SessionInner {
                     .into_values()
                     .map_err(|e| ProtocolError::Invalid(e.message().to_owned()))?;
                 Ok(crate::session::eval::hook_of(
-                    crate::session::eval::reference_value(&hook, Some(path), Some(args), true),
+                    crate::session::eval::reference_value(
+                        &hook,
+                        Some(path.into_vec()),
+                        Some(args),
+                        true,
+                    ),
                 ))
             })?;
             Ok((hook, span))

@@ -57,20 +57,27 @@ impl SessionInner {
         let Some((id, call)) = deferred.as_ref() else {
             return;
         };
-        if *id != import.id || state.broken.is_some() {
+        const PUSH: &str = r#"["push","#;
+        const STREAM: &str = r#"["stream","#;
+        if *id != import.id
+            || state.broken.is_some()
+            || !call.starts_with(PUSH)
+            || call.len() - PUSH.len() + STREAM.len() > self.limits.max_message_size
+        {
             return;
         }
-        let stream = call
-            .strip_prefix(r#"["push","#)
-            .map(|rest| format!(r#"["stream",{rest}"#))
-            .filter(|text| text.len() <= self.limits.max_message_size);
-        let (Some(stream), Some(slot)) = (stream, state.imports.get_mut(&import.id)) else {
+        let Some(slot) = state.imports.get_mut(&import.id) else {
             return;
+        };
+        let Some((_, mut stream)) = deferred.take() else {
+            return; // (present: matched above)
         };
         slot.remote_refcount = 0;
         import.pulled.store(true, Ordering::Release);
         import.sent_as_stream.store(true, Ordering::Release);
-        *deferred = None;
+        // Rewritten in place (a call's text is shorter than its buffer, so this does not
+        // reallocate).
+        stream.replace_range(..PUSH.len(), STREAM);
         // Counted as the transport counts it when taken: every `stream` message is.
         let size = stream.len();
         self.unsent_stream_bytes.fetch_add(size, Ordering::AcqRel);
@@ -138,7 +145,7 @@ impl SessionInner {
             sent_as_stream: AtomicBool::new(false),
             resolution: OnceLock::new(),
             announced: AtomicBool::new(false),
-            awaiting: Mutex::new(Vec::new()),
+            awaiting: Mutex::default(),
             watchers: Mutex::default(),
         });
         state.imports.insert(
@@ -166,15 +173,12 @@ impl SessionInner {
             None => None,
         };
         let defer = self.defers_calls.load(Ordering::Relaxed) && pending.is_empty();
-        let import = self.push_maybe_deferred(
-            Expr::Pipeline {
-                id,
-                path: Some(path.to_vec()),
-                args,
-            },
-            pending,
-            defer,
-        )?;
+        let text = self.text_within_limit(&crate::wire::PushCall {
+            id,
+            path,
+            args: args.as_deref(),
+        });
+        let import = self.push_text(text, pending, defer)?;
         tracing::trace!(
             parent: &self.span,
             id = import.id,
@@ -187,9 +191,11 @@ impl SessionInner {
 
     /// The text of `msg`, or an error naming `max_message_size` if it would be longer (a
     /// message the peer would have to abort on is never sent).
-    pub(super) fn text_within_limit(&self, msg: &Message) -> Result<String, RpcError> {
-        msg.to_text_within(self.limits.max_message_size)
-            .ok_or_else(|| self.too_big())
+    pub(super) fn text_within_limit(
+        &self,
+        msg: &impl serde::Serialize,
+    ) -> Result<String, RpcError> {
+        crate::wire::text_within(msg, self.limits.max_message_size).ok_or_else(|| self.too_big())
     }
 
     /// The error for a message that would pass `max_message_size`.
@@ -207,18 +213,20 @@ impl SessionInner {
         expr: Expr,
         pending: Pending,
     ) -> Result<Arc<Import>, RpcError> {
-        self.push_maybe_deferred(expr, pending, false)
+        let text = self.text_within_limit(&Message::Push(expr));
+        self.push_text(text, pending, false)
     }
 
-    /// [`Self::push`]; with `defer` (a call that started nothing of its own), it waits
-    /// as the deferred call (see [`Self::send_as_stream`]).
-    pub(super) fn push_maybe_deferred(
+    /// Sends a `push` whose text is `text` (or fails with its encoding error); with
+    /// `defer` (a call that started nothing of its own), it waits as the deferred call
+    /// (see [`Self::send_as_stream`]).
+    fn push_text(
         self: &Arc<Self>,
-        expr: Expr,
+        text: Result<String, RpcError>,
         pending: Pending,
         defer: bool,
     ) -> Result<Arc<Import>, RpcError> {
-        let text = match self.text_within_limit(&Message::Push(expr)) {
+        let text = match text {
             Ok(text) => text,
             Err(e) => {
                 self.abandon(pending);

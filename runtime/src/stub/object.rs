@@ -143,7 +143,7 @@ enum ArgsInner {
     Values(Vec<Value>),
     Text {
         text: crate::wire::Frame<'static>,
-        ranges: Vec<std::ops::Range<usize>>,
+        ranges: crate::wire::ArgRanges,
         limits: crate::limits::Limits,
     },
 }
@@ -163,7 +163,7 @@ impl Args {
     /// Arguments at `ranges` of `text`, each checked to be plain data.
     pub(crate) fn text(
         text: crate::wire::Frame<'static>,
-        ranges: Vec<std::ops::Range<usize>>,
+        ranges: crate::wire::ArgRanges,
         limits: crate::limits::Limits,
     ) -> Self {
         Args(ArgsInner::Text {

@@ -32,10 +32,14 @@ pub(crate) struct PlainCall {
     pub(crate) stream: bool,
     /// The ID it calls (an export of the receiving side).
     pub(crate) id: i64,
-    pub(crate) path: Vec<PathKey>,
+    /// (A method name is one key: kept inline, as the argument ranges are.)
+    pub(crate) path: smallvec::SmallVec<[PathKey; 1]>,
     /// Where each argument's text is.
-    pub(crate) args: Vec<std::ops::Range<usize>>,
+    pub(crate) args: ArgRanges,
 }
+
+/// Where each argument of a [`PlainCall`] is in its text (inline for up to four).
+pub(crate) type ArgRanges = smallvec::SmallVec<[std::ops::Range<usize>; 4]>;
 
 /// Reads `text` as a [`PlainCall`], or `None` if it is anything else (a message to read
 /// with [`message`]).
@@ -171,7 +175,7 @@ impl<'a, 'l> Direct<'a, 'l> {
         let path = self.path()?;
         self.take(b',')?;
         self.take(b'[')?;
-        let mut args = Vec::new();
+        let mut args = ArgRanges::new();
         self.plain_list(|r| {
             r.reader.skip_space();
             let start = r.reader.at;
@@ -410,15 +414,15 @@ impl<'a, 'l> Direct<'a, 'l> {
     }
 
     /// A property path: an array of names and indexes.
-    fn path(&mut self) -> Option<Vec<PathKey>> {
+    fn path<C: Default + Extend<PathKey>>(&mut self) -> Option<C> {
         self.take(b'[')?;
-        let mut keys = Vec::new();
+        let mut keys = C::default();
         if self.peek()? == b']' {
             self.reader.at += 1;
             return Some(keys);
         }
         loop {
-            keys.push(match self.peek()? {
+            keys.extend(Some(match self.peek()? {
                 b'"' => PathKey::Name(self.string()?),
                 _ => match self.number()? {
                     (_, Some(i)) => PathKey::Index(u64::try_from(i).ok()?),
@@ -426,7 +430,7 @@ impl<'a, 'l> Direct<'a, 'l> {
                         PathKey::Index((f.fract() == 0.0 && f >= 0.0).then_some(f as u64)?)
                     }
                 },
-            });
+            }));
             match self.peek()? {
                 b',' => self.reader.at += 1,
                 b']' => {
@@ -563,7 +567,7 @@ mod tests {
         let Expr::Pipeline { id, path, args } = expr else {
             panic!("{text}: a plain call that is not a pipeline");
         };
-        assert_eq!((id, path), (call.id, Some(call.path.clone())), "{text}");
+        assert_eq!((id, path), (call.id, Some(call.path.to_vec())), "{text}");
         let texts: Vec<Expr> = call
             .args
             .iter()

@@ -13,9 +13,7 @@ impl Message {
     /// `limit` bytes: then `None`, having written no more than the limit (a message over
     /// the limit is never built whole).
     pub fn to_text_within(&self, limit: usize) -> Option<String> {
-        let mut out = Limited::new(limit);
-        serde_json::to_writer(&mut out, self).ok()?;
-        out.into_string()
+        text_within(self, limit)
     }
 
     /// Encodes the message as one line of JSON text.
@@ -24,6 +22,13 @@ impl Message {
         // a string cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// `message` as one line of JSON text, unless that would be longer than `limit` bytes.
+pub(crate) fn text_within(message: &impl serde::Serialize, limit: usize) -> Option<String> {
+    let mut out = Limited::new(limit);
+    serde_json::to_writer(&mut out, message).ok()?;
+    out.into_string()
 }
 
 /// Bytes a [`Limited`] buffer starts with.
@@ -238,5 +243,61 @@ impl serde::Serialize for Message {
             Message::Abort(e) => json_array!(s; "abort", e),
             Message::Pipe => json_array!(s; "pipe"),
         }
+    }
+}
+
+/// The message `["push", ["pipeline", id, path, args]]` (a call), written from borrowed
+/// parts, so that sending a call does not copy its path into an [`Expr`] first.
+pub(crate) struct PushCall<'a> {
+    pub(crate) id: i64,
+    pub(crate) path: &'a [PathKey],
+    pub(crate) args: Option<&'a [Expr]>,
+}
+
+impl serde::Serialize for PushCall<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct Pipeline<'a>(&'a PushCall<'a>);
+        impl serde::Serialize for Pipeline<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let call = self.0;
+                reference(s, "pipeline", call.id, Some(call.path), call.args)
+            }
+        }
+        json_array!(s; "push", Pipeline(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_written_from_borrowed_parts_is_the_push_of_its_pipeline() {
+        let path = [PathKey::from("counter"), PathKey::Index(2)];
+        let args = [Expr::Number(1.5), Expr::String("x".into()), Expr::Undefined];
+        for args in [None, Some(&args[..]), Some(&[][..])] {
+            let borrowed = text_within(
+                &PushCall {
+                    id: -3,
+                    path: &path,
+                    args,
+                },
+                usize::MAX,
+            );
+            let owned = Message::Push(Expr::Pipeline {
+                id: -3,
+                path: Some(path.to_vec()),
+                args: args.map(<[Expr]>::to_vec),
+            })
+            .to_text();
+            assert_eq!(borrowed.as_deref(), Some(owned.as_str()));
+        }
+        let call = PushCall {
+            id: 0,
+            path: &path,
+            args: None,
+        };
+        assert_eq!(text_within(&call, 10), None, "over the limit");
     }
 }

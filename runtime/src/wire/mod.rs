@@ -23,7 +23,7 @@ mod javascript_inputs;
 pub(crate) mod json;
 mod parse;
 
-pub(crate) use direct::{PlainCall, plain_call};
+pub(crate) use direct::{ArgRanges, PlainCall, plain_call};
 
 /// A message's text as it arrived: borrowed (a line of a batch body), owned, or shared
 /// with the transport's buffer (a WebSocket frame's payload, not copied).
@@ -78,7 +78,7 @@ impl From<tokio_tungstenite::tungstenite::Utf8Bytes> for Frame<'static> {
         Frame::Shared(text)
     }
 }
-pub(crate) use encode::{Limited, number_text};
+pub(crate) use encode::{Limited, PushCall, number_text, text_within};
 
 /// One element of a property path: a property name or an array index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
