@@ -522,19 +522,19 @@ fn object_impl_with(
                 method: &str,
                 args: ::std::vec::Vec<#krate::Value>,
             ) -> #krate::CallFuture {
-                #from_values
+                #krate::__private::Answer::into_future({ #from_values })
             }
 
             fn call_args(
                 self: ::std::sync::Arc<Self>,
                 method: &str,
                 args: #krate::__private::Args,
-            ) -> #krate::CallFuture {
+            ) -> #krate::__private::Answer {
                 #as_arrived
             }
 
             fn get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
-                #get
+                #krate::__private::Answer::into_future({ #get })
             }
 
             #extra
@@ -619,7 +619,7 @@ fn inherent(t: &Target) -> TokenStream {
                 self: ::std::sync::Arc<Self>,
                 method: &str,
                 args: #krate::__private::Args,
-            ) -> #krate::CallFuture {
+            ) -> #krate::__private::Answer {
                 #call
             }
         }
@@ -678,13 +678,13 @@ fn rewrite_trait(tr: &mut syn::ItemTrait, t: &Target) {
             self: ::std::sync::Arc<Self>,
             method: &str,
             args: #krate::__private::Args,
-        ) -> #krate::CallFuture {
+        ) -> #krate::__private::Answer {
             #call
         }
     });
     tr.items.push(syn::parse_quote! {
         #[doc(hidden)]
-        fn __capwire_get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::CallFuture {
+        fn __capwire_get(self: ::std::sync::Arc<Self>, name: &str) -> #krate::__private::Answer {
             #get
         }
     });

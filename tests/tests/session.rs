@@ -217,6 +217,51 @@ async fn a_panic_in_a_served_method_rejects_the_call() {
     assert_eq!(api.call("ok", ()).await.unwrap().as_str(), Some("fine"));
 }
 
+/// A generated target: its calls with plain arguments take the path that answers a method
+/// that is not `async` without a future, and polls an `async` one once before boxing it.
+struct GeneratedPanicker;
+
+#[capwire::rpc_target]
+impl GeneratedPanicker {
+    pub fn sync_panic(&self, n: u32) -> u32 {
+        if n > 0 {
+            panic!("sync bug {n}");
+        }
+        n
+    }
+
+    pub async fn early_panic(&self, n: u32) -> u32 {
+        if n > 0 {
+            panic!("early bug {n}");
+        }
+        n
+    }
+
+    pub async fn late_panic(&self, n: u32) -> u32 {
+        tokio::task::yield_now().await;
+        if n > 0 {
+            panic!("late bug {n}");
+        }
+        n
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_generated_method_rejects_the_call_at_any_point() {
+    let (client, _server, _, _) = pair(RpcStub::new(GeneratedPanicker));
+    let api = client.main();
+    for (method, text) in [
+        ("syncPanic", "sync bug 3"),
+        ("earlyPanic", "early bug 3"),
+        ("latePanic", "late bug 3"),
+    ] {
+        let err = api.call(method, (3,)).await.unwrap_err();
+        assert!(err.message().contains(text), "{method}: {err}");
+        let fine = api.call(method, (0,)).await.unwrap();
+        assert_eq!(fine.as_f64(), Some(0.0), "{method}: the session goes on");
+    }
+}
+
 #[tokio::test]
 async fn unknown_methods_reject_with_type_error_and_the_session_goes_on() {
     let (client, _server, _, _) = pair(RpcStub::new(TestTarget));

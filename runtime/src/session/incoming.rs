@@ -186,7 +186,7 @@ impl SessionInner {
                 if let (Hook::Local(object), [PathKey::Name(name)]) = (&hook, &path[..])
                     && !crate::stub::is_prototype_name(name)
                 {
-                    return Ok(Hook::invoke(|| object.clone().call_args(name, args)));
+                    return Ok(Hook::invoke_answer(|| object.clone().call_args(name, args)));
                 }
                 // Any other callee (a promise, an import, a path): the arguments as values,
                 // which is what evaluating the message would have made of them.

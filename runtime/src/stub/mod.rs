@@ -12,7 +12,7 @@ pub(crate) mod typed;
 
 use crate::error::RpcError;
 use crate::session::{BrokenCallback, Import};
-use crate::stub::object::{CallFuture, RpcObject};
+use crate::stub::object::{Answer, CallFuture, RpcObject};
 use crate::value::Value;
 use crate::wire::PathKey;
 use futures::FutureExt;
@@ -277,6 +277,17 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The rejection for a panic in application code, logged at error level (in the span of
 /// the call, when it came from a peer).
+/// `fut` boxed, with a panic inside it turned into a rejection.
+fn caught<F>(fut: F) -> BoxFuture<'static, Result<Value, RpcError>>
+where
+    F: Future<Output = Result<Value, RpcError>> + Send + 'static,
+{
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .map(|r| r.unwrap_or_else(|p| Err(panicked(&*p))))
+        .boxed()
+}
+
 fn panicked(payload: &(dyn std::any::Any + Send)) -> RpcError {
     let message = panic_message(payload);
     tracing::error!(panic = %message, "capwire: application code panicked");
@@ -332,10 +343,25 @@ impl Hook {
 
     /// Calls into application code: a panic there becomes a rejection.
     pub(crate) fn invoke(call: impl FnOnce() -> CallFuture) -> Hook {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
-            Ok(fut) => Hook::start(fut),
-            Err(p) => Hook::Error(panicked(&*p)),
-        }
+        Hook::invoke_answer(|| Answer::Later(call()))
+    }
+
+    /// [`Hook::invoke`] for generated dispatch, which answers a method that is not `async`
+    /// at once. A future is polled here first, as [`Hook::start`] does, and boxed again
+    /// (to catch its panics) only if it is not done.
+    pub(crate) fn invoke_answer(call: impl FnOnce() -> Answer) -> Hook {
+        let first_poll = |mut fut: CallFuture| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(r) => Hook::ready(r),
+                Poll::Pending => Hook::spawn(caught(fut)),
+            }
+        };
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call() {
+            Answer::Now(result) => Hook::ready(result),
+            Answer::Later(fut) => first_poll(fut),
+        }));
+        answer.unwrap_or_else(|p| Hook::Error(panicked(&*p)))
     }
 
     /// Starts `fut` now: it runs up to its first suspension point before this returns (so
@@ -345,42 +371,44 @@ impl Hook {
     where
         F: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        let mut fut = std::panic::AssertUnwindSafe(fut)
-            .catch_unwind()
-            .map(|r| r.unwrap_or_else(|p| Err(panicked(&*p))))
-            .boxed();
+        let mut fut = caught(fut);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready(r) => Hook::ready(r),
-            Poll::Pending => match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    // When nothing wants the result any more (its holders were dropped, or
-                    // its session ended), the task is cancelled rather than left running.
-                    let turns = Arc::<Turns>::default();
-                    let settled = turns.clone();
-                    let task = AbortOnDrop(
-                        rt.spawn(
-                            async move {
-                                let result = fut.await;
-                                settled.settle(&result);
-                                result
-                            }
-                            .in_current_span(),
-                        ),
-                    );
-                    Hook::Pending(
+            Poll::Pending => Hook::spawn(fut),
+        }
+    }
+
+    /// Runs `fut`, polled once already, on the runtime, in the span current now.
+    fn spawn(fut: BoxFuture<'static, Result<Value, RpcError>>) -> Hook {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                // When nothing wants the result any more (its holders were dropped, or
+                // its session ended), the task is cancelled rather than left running.
+                let turns = Arc::<Turns>::default();
+                let settled = turns.clone();
+                let task = AbortOnDrop(
+                    rt.spawn(
                         async move {
-                            task.await.unwrap_or_else(|e| {
-                                Err(RpcError::error(format!("call cancelled: {e}")))
-                            })
+                            let result = fut.await;
+                            settled.settle(&result);
+                            result
                         }
-                        .boxed()
-                        .shared(),
-                        turns,
-                    )
-                }
-                Err(_) => Hook::Pending(fut.shared(), Arc::default()),
-            },
+                        .in_current_span(),
+                    ),
+                );
+                Hook::Pending(
+                    async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(RpcError::error(format!("call cancelled: {e}")))
+                        })
+                    }
+                    .boxed()
+                    .shared(),
+                    turns,
+                )
+            }
+            Err(_) => Hook::Pending(fut.shared(), Arc::default()),
         }
     }
 

@@ -59,10 +59,10 @@ pub trait RpcObject: Send + Sync + 'static {
     /// capabilities. Not for implementing by hand: the default calls
     /// [`RpcObject::call`] with the arguments as values.
     #[doc(hidden)]
-    fn call_args(self: Arc<Self>, method: &str, args: Args) -> CallFuture {
+    fn call_args(self: Arc<Self>, method: &str, args: Args) -> Answer {
         match args.into_values() {
-            Ok(values) => self.call(method, values),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Ok(values) => Answer::Later(self.call(method, values)),
+            Err(e) => Answer::Now(Err(e)),
         }
     }
 
@@ -138,6 +138,27 @@ pub fn arg<T: DeserializeOwned>(
 /// code takes arguments from; not a public API.
 #[doc(hidden)]
 pub struct Args(ArgsInner);
+
+/// What generated dispatch gives for a call: its result, when the method returned it at
+/// once (a method that is not `async`: no future to allocate), or the future of it. Not a
+/// public API.
+#[doc(hidden)]
+pub enum Answer {
+    /// The result, known now.
+    Now(Result<Value, RpcError>),
+    /// The result to come.
+    Later(CallFuture),
+}
+
+impl Answer {
+    /// The answer as a future, for [`RpcObject::call`].
+    pub fn into_future(self) -> CallFuture {
+        match self {
+            Answer::Now(result) => Box::pin(std::future::ready(result)),
+            Answer::Later(fut) => fut,
+        }
+    }
+}
 
 enum ArgsInner {
     Values(Vec<Value>),

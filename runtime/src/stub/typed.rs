@@ -376,7 +376,6 @@ impl<S: From<RpcStub>> FromStub for S {
 #[doc(hidden)]
 pub mod private {
     use super::*;
-    use crate::stub::object::CallFuture;
     use std::future::Future;
 
     pub use crate::__capwire_stub_types as stub_types;
@@ -436,7 +435,7 @@ pub mod private {
         write!(f, "{kind}<{target}>({inner:?})")
     }
 
-    pub use crate::stub::object::Args;
+    pub use crate::stub::object::{Answer, Args};
 
     /// [`Args::take`]: argument `index` of `method` as `T`.
     pub fn take_arg<T: serde::de::DeserializeOwned>(
@@ -514,16 +513,16 @@ pub mod private {
     }
 
     /// Answers a call whose result is known now.
-    pub fn ready(result: Result<Value, RpcError>) -> CallFuture {
-        Box::pin(std::future::ready(result))
+    pub fn ready(result: Result<Value, RpcError>) -> Answer {
+        Answer::Now(result)
     }
 
     /// Answers a call whose result comes later.
-    pub fn later<F>(fut: F) -> CallFuture
+    pub fn later<F>(fut: F) -> Answer
     where
         F: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        Box::pin(fut)
+        Answer::Later(Box::pin(fut))
     }
 
     /// What an entrypoint's `fetch` may return: a response, or a `Result` of one.
@@ -552,27 +551,24 @@ pub mod private {
     }
 
     /// Method `name` of `target` read as a property: a function that calls it.
-    pub fn method<T: crate::RpcObject>(
-        target: std::sync::Arc<T>,
-        name: &'static str,
-    ) -> CallFuture {
+    pub fn method<T: crate::RpcObject>(target: std::sync::Arc<T>, name: &'static str) -> Answer {
         ready(Ok(Value::Stub(crate::stub::function::bound_method(
             target, name,
         ))))
     }
 
-    pub fn not_a_function(method: &str) -> CallFuture {
+    pub fn not_a_function(method: &str) -> Answer {
         ready(Err(RpcError::not_a_function(method)))
     }
 
     /// The answer to `connect` on an entrypoint.
-    pub fn connect_unsupported() -> CallFuture {
+    pub fn connect_unsupported() -> Answer {
         ready(Err(RpcError::type_error(
             "connect() (a TCP socket to the entrypoint) is not supported by capwire",
         )))
     }
 
-    pub fn undefined() -> CallFuture {
+    pub fn undefined() -> Answer {
         ready(Ok(Value::Undefined))
     }
 
