@@ -412,7 +412,15 @@ where
     T: Sink<String, Error = TransportError> + Unpin,
 {
     let limit = inner.limits().send_timeout;
-    match tokio::time::timeout(limit, feed_all_now(inner, transport, first, out_rx)).await {
+    let work = feed_all_now(inner, transport, first, out_rx);
+    tokio::pin!(work);
+    // Most writes finish in their first poll (the socket has room): no timer for those. The
+    // send timeout runs from the first time the peer takes nothing.
+    let done = match futures::poll!(&mut work) {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(limit, work).await,
+    };
+    match done {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(RpcError::disconnected("the transport failed while sending")),
         Err(_) => Err(RpcError::disconnected(&format!(
