@@ -9,7 +9,7 @@ use futures::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 /// Adapts a WebSocket (a stream and sink of tungstenite messages) into a message
 /// transport.
@@ -19,7 +19,14 @@ pub(crate) struct WsTransport<S> {
     max_message_size: usize,
     /// The close frame to send when the transport is closed (see [`WsTransport::close_with`]).
     closing: Option<CloseFrame>,
+    /// Where small outgoing frames are built: one buffer, reused for every frame (see
+    /// [`WsTransport::frame`]).
+    frames: bytes::BytesMut,
 }
+
+/// Messages up to this size are framed from the reused buffer; larger ones (stream chunks)
+/// are handed over as they are, without a copy.
+const FRAMED_IN_PLACE: usize = 4096;
 
 impl<S> WsTransport<S> {
     pub(crate) fn new(socket: S, limits: &Limits) -> Self {
@@ -27,6 +34,7 @@ impl<S> WsTransport<S> {
             socket,
             max_message_size: limits.max_message_size,
             closing: None,
+            frames: bytes::BytesMut::new(),
         }
     }
 
@@ -119,6 +127,27 @@ where
     }
 }
 
+impl<S> WsTransport<S> {
+    /// The payload of the frame carrying `text`. A small message is copied into the reused
+    /// buffer, which tungstenite takes the frame from at once (it writes it into its own
+    /// output buffer in `start_send`), so the space is free again by the next frame: no
+    /// allocation per message, where handing over the `String` itself costs one (its
+    /// capacity is larger than its length, so `Bytes` must allocate a shared header).
+    fn frame(&mut self, text: String) -> Result<Utf8Bytes, TransportError> {
+        if text.len() > FRAMED_IN_PLACE {
+            return Ok(Utf8Bytes::from(text));
+        }
+        if self.frames.capacity() < text.len() {
+            // Takes the buffer's space back once the frames split off it are gone (else
+            // starts a new buffer).
+            self.frames.reserve(FRAMED_IN_PLACE);
+        }
+        self.frames.extend_from_slice(text.as_bytes());
+        Utf8Bytes::try_from(self.frames.split().freeze())
+            .map_err(|e| TransportError::new(format!("an outgoing message is not UTF-8: {e}")))
+    }
+}
+
 impl<S> Sink<String> for WsTransport<S>
 where
     S: Sink<Message, Error = WsError> + Unpin,
@@ -131,8 +160,10 @@ where
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn start_send(self: Pin<&mut Self>, item: String) -> Result<(), TransportError> {
-        Pin::new(&mut self.get_mut().socket)
-            .start_send(Message::text(item))
+        let this = self.get_mut();
+        let text = this.frame(item)?;
+        Pin::new(&mut this.socket)
+            .start_send(Message::Text(text))
             .map_err(|e| TransportError::new(e.to_string()))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
@@ -290,4 +321,37 @@ pub(crate) async fn connect_bearer(
     let mut headers = http::HeaderMap::new();
     headers.insert(http::header::AUTHORIZATION, value);
     connect_with_headers(url, headers, None, limits).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frames_are_built_in_one_reused_buffer() {
+        let mut transport = WsTransport::new((), &Limits::default());
+        let ptr = |t: &Utf8Bytes| t.as_str().as_ptr() as usize;
+        // Two frames alive at once sit side by side in one buffer, not each in an
+        // allocation of its own.
+        let (a, b) = (r#"["pull",1]"#, r#"["release",1,1]"#);
+        let (first, second) = (transport.frame(a.into()), transport.frame(b.into()));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!((first.as_str(), second.as_str()), (a, b));
+        assert_eq!(ptr(&second), ptr(&first) + a.len());
+        let start = ptr(&first);
+        drop((first, second));
+        // Enough frames to fill the buffer many times over, each gone before the next:
+        // every time, the buffer's space is taken back rather than a new buffer made.
+        for i in 0..5000 {
+            let text = format!(r#"["release",{i},1]"#);
+            let frame = transport.frame(text.clone()).unwrap();
+            assert_eq!(frame.as_str(), text);
+            assert!(
+                (start..start + FRAMED_IN_PLACE).contains(&ptr(&frame)),
+                "frame {i}"
+            );
+        }
+        let big = "x".repeat(FRAMED_IN_PLACE + 1);
+        assert_eq!(transport.frame(big.clone()).unwrap().as_str(), big);
+    }
 }
