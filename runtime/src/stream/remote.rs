@@ -204,7 +204,7 @@ impl RemoteWriter {
 }
 
 /// Feeds `source` into a pipe at the peer: every chunk is written under flow control, the
-/// end closes the pipe, an error aborts it. If the peer stops reading, the source is
+/// end closes the pipe, an error aborts it once the chunks before it were acknowledged. If the peer stops reading, the source is
 /// dropped (cancelled). `busy` is dropped once the last message is sent.
 pub(crate) async fn pump(
     mut source: BoxStream<'static, Result<Chunk, RpcError>>,
@@ -222,7 +222,16 @@ pub(crate) async fn pump(
                     return;
                 }
             }
-            Some(Err(e)) => return writer.abort(e),
+            Some(Err(e)) => {
+                // The chunks before the error first: a capnweb reader's pipe drops what its
+                // reader has not taken when it is aborted, so the abort waits until every
+                // write was acknowledged (or one failed, or the session ended).
+                tokio::select! {
+                    _ = writer.shared.wait(|state| state.flow.in_flight() == 0) => {}
+                    () = writer.session_ended() => return,
+                }
+                return writer.abort(e);
+            }
             None => {
                 if writer.shared.check().is_ok() {
                     let closed = writer.send_close();
