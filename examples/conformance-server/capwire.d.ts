@@ -115,6 +115,12 @@ export interface TestTarget extends RpcTarget {
    */
   writeBytes(n: number | bigint, w: WritableStream<Uint8Array>): number | bigint;
   /**
+   * A stream of any values back: the same values in the same order (objects, strings,
+   * numbers, stubs; a stub chunk still calls its original object). Each chunk goes on
+   * as it arrives, under flow control both ways.
+   */
+  echoStream(stream: ReadableStream<unknown>): ReadableStream<unknown>;
+  /**
    * The same bytes and type.
    */
   echoBlob(blob: Blob): Blob;

@@ -266,6 +266,13 @@ impl TestTarget {
         Ok(n)
     }
 
+    /// A stream of any values back: the same values in the same order (objects, strings,
+    /// numbers, stubs; a stub chunk still calls its original object). Each chunk goes on
+    /// as it arrives, under flow control both ways.
+    pub fn echo_stream(&self, stream: ReadableStream<Value>) -> ReadableStream<Value> {
+        stream
+    }
+
     /// The same bytes and type.
     pub fn echo_blob(&self, blob: Blob) -> Blob {
         blob

@@ -108,7 +108,8 @@
 //!   reference; [`RpcPromise::map`] runs a mapper where a value lives.
 //! - **Errors** are [`RpcError`]s: a JavaScript error name, a message and properties. A
 //!   method returning `Result<T, E>` (with `E: Into<RpcError>`) rejects its call on `Err`.
-//! - **Streams** ([`ReadableStream`], [`WritableStream`]) are moved to the receiver and
+//! - **Streams** ([`ReadableStream`], [`WritableStream`]) of bytes, or of any serde type
+//!   (`ReadableStream<T>`, stubs inside chunks included), are moved to the receiver and
 //!   flow with flow control; [`Request`], [`Response`] (with streaming bodies, converting
 //!   to the `http` crate's types), [`Blob`], [`Headers`] and [`Url`] travel as the web
 //!   platform's values do. See [`stream`] and the README.

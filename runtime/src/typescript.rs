@@ -66,13 +66,17 @@
 //! | [`RpcStub`](crate::RpcStub) | `RpcStub<any>` |
 //! | [`Function<(A, B), R>`](crate::Function) | `RpcStub<(arg0: A, arg1: B) => R>` (`=> void` when `R` is `()`) |
 //! | [`RpcPromise<T>`](crate::RpcPromise) | `T` (promises in values are resolved before delivery) |
-//! | [`ReadableStream`](crate::ReadableStream), [`WritableStream`](crate::WritableStream) | `ReadableStream<Uint8Array>`, `WritableStream<Uint8Array>` |
+//! | `bytes::Bytes` in a signature | `Uint8Array` |
+//! | [`ReadableStream`](crate::ReadableStream), [`WritableStream`](crate::WritableStream) (of bytes) | `ReadableStream<Uint8Array>`, `WritableStream<Uint8Array>` |
+//! | `ReadableStream<T>`, `WritableStream<T>` | `ReadableStream<T>`, `WritableStream<T>` of `T`'s TypeScript type |
 //! | [`Blob`](crate::Blob), [`Request`](crate::Request), [`Response`](crate::Response), [`Headers`](crate::Headers), [`Url`](crate::Url) | `Blob`, `Request`, `Response`, `Headers`, `URL` |
 //! | `Result<T, E>` as a method's result | `T` (an `Err` rejects the call) |
 //!
 //! Known gaps of the data-type side (ts-rs's own mapping): `usize`/`isize` fields are
 //! `number` although a value beyond 2⁵³−1 would arrive as a bigint, and a `()` field is
-//! `null` although it travels as `undefined`.
+//! `null` although it travels as `undefined`; a `bytes::Bytes` field is ts-rs's
+//! `Array<number>` although it travels as a `Uint8Array` (use [`Bytes`](crate::Bytes),
+//! or `#[ts(type = "Uint8Array")]`).
 //!
 //! A type in a method's signature that does not implement [`TS`] is declared `unknown`,
 //! and [`Declarations::problems`] names it (so [`Declarations::write_to`] refuses it):
@@ -290,14 +294,49 @@ fn collect_missing<R>(f: impl FnOnce() -> R) -> (R, Vec<&'static str>) {
     (out, missing.unwrap_or_default())
 }
 
-/// The name of `T` where a value of it is written (`()` travels as `undefined`).
+/// The name of `T` where a value of it is written (`()` travels as `undefined`, and
+/// `bytes::Bytes`, which ts-rs calls an array of numbers, as a `Uint8Array`).
 fn name_of<T: TS + ?Sized + 'static>(cfg: &ts_rs::Config) -> String {
     if TypeId::of::<T>() == TypeId::of::<()>() {
         "undefined".to_owned()
+    } else if TypeId::of::<T>() == TypeId::of::<bytes::Bytes>() {
+        "Uint8Array".to_owned()
     } else {
         T::name(cfg)
     }
 }
+
+/// Streams of `T`: `ReadableStream<T>` and `WritableStream<T>` of `T`'s TypeScript type
+/// (`Uint8Array` for bytes).
+macro_rules! stream_ts {
+    ($($ty:ident),*) => {$(
+        impl<T: TS + 'static> TS for crate::$ty<T> {
+            type WithoutGenerics = Self;
+            type OptionInnerType = Self;
+            fn name(cfg: &ts_rs::Config) -> String {
+                format!(concat!(stringify!($ty), "<{}>"), name_of::<T>(cfg))
+            }
+            fn inline(cfg: &ts_rs::Config) -> String {
+                <Self as TS>::name(cfg)
+            }
+            fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor)
+            where
+                Self: 'static,
+            {
+                <Self as TS>::visit_generics(v);
+            }
+            fn visit_generics(v: &mut impl ts_rs::TypeVisitor)
+            where
+                Self: 'static,
+            {
+                T::visit_generics(v);
+                v.visit::<T>();
+            }
+        }
+    )*};
+}
+
+stream_ts!(ReadableStream, WritableStream);
 
 /// Implements `TS` for capwire's own leaf types.
 macro_rules! leaf {
@@ -321,8 +360,6 @@ leaf! {
     crate::BigInt => "bigint",
     crate::Bytes => "Uint8Array",
     crate::Date => "Date",
-    crate::ReadableStream => "ReadableStream<Uint8Array>",
-    crate::WritableStream => "WritableStream<Uint8Array>",
     crate::Blob => "Blob",
     crate::Request => "Request",
     crate::Response => "Response",

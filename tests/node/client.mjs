@@ -506,6 +506,14 @@ async function consumeBytes(stream, onChunk, what) {
   }
 }
 
+/** Reads a stream of any values to its end. */
+async function readValues(stream, what) {
+  if (!(stream instanceof ReadableStream)) fail(`${what}: got ${show(stream)}, expected a ReadableStream`);
+  const out = [];
+  for await (const chunk of stream) out.push(chunk);
+  return out;
+}
+
 /** Checks that `chunks` (arriving in order) are exactly n bytes of the k % 251 pattern. */
 function patternChecker(n, what) {
   let offset = 0;
@@ -1219,6 +1227,24 @@ const CHECKS = [
       if (aborted !== null) fail(`writeBytes sink was aborted: ${errText(aborted)}`);
       if (!closed) fail("writeBytes sink was not closed");
       check.end();
+    },
+    null],
+
+  // A stream of any values comes back the same, in order; a stub chunk still calls the object it
+  // came from (this client's own). Not in batch mode: the server's echo is written into the
+  // client's pipe, chunk by chunk, and no acknowledgement comes back within one batch.
+  ["echoStream",
+    async () => {
+      const s = api();
+      const target = new LocalTarget();
+      const sent = [{ id: 1, tags: ["a", "b"], nested: { ok: true, n: null } }, "text é🙂", 42, -0.5, [1, "two"], target];
+      const back = await readValues(await s.echoStream(chunkStream(sent)), "echoStream(<6 chunks>)");
+      if (back.length !== sent.length) fail(`echoStream: ${back.length} chunks came back, expected ${sent.length}`);
+      expectEq(back.slice(0, 5), sent.slice(0, 5), "echoStream(<objects, strings, numbers, arrays>)");
+      expectEq(await back[5].ping("x"), "pong x", "echoStream(<stub>): the echoed stub's call");
+      expectEq(target.hits, 1, "echoStream(<stub>): calls on the echoed stub reach this client's own object");
+      dispose(back[5]);
+      expectEq(await readValues(await s.echoStream(chunkStream([])), "echoStream(<empty>)"), [], "echoStream(<empty>)");
     },
     null],
 

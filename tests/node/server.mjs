@@ -13,7 +13,7 @@
 // Every session's main object is a fresh TestTarget.
 //
 // Implements every TestTarget method of CONFORMANCE.md, including the stream/Blob/Request ones
-// (readBytes, sumBytes, writeBytes, echoBlob, echoRequest).
+// (readBytes, sumBytes, writeBytes, echoStream, echoBlob, echoRequest).
 // Harness-only extras, not in CONFORMANCE.md: `disposedCounters()`, for release tests, and
 // `closeSocket(code, reason)`, which closes the session's WebSocket with that code and
 // reason and nothing before it (as capnweb's transport does when its `abort` message cannot
@@ -232,6 +232,11 @@ class TestTarget extends RpcTarget {
     }
     await writer.close();
     return n;
+  }
+  echoStream(stream) {
+    // Relayed, as echoRequest's body is (see relay): each chunk, a stub inside it included, goes
+    // back as it arrives.
+    return relay(stream);
   }
   async echoBlob(blob) {
     return new Blob([await blob.arrayBuffer()], { type: blob.type });

@@ -89,6 +89,22 @@ export async function run(url: string): Promise<void> {
     });
     const n: number | bigint = await api.writeBytes(500, sink);
     check("writeBytes", n === 500 && written === 500);
+    const values = new ReadableStream<unknown>({
+      start(controller) {
+        controller.enqueue({ a: 1 });
+        controller.enqueue("two");
+        controller.close();
+      },
+    });
+    const echoedStream: ReadableStream<unknown> = await api.echoStream(values);
+    const reader = echoedStream.getReader();
+    const back: unknown[] = [];
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) break;
+      back.push(next.value);
+    }
+    check("echoStream", back.length === 2 && back[1] === "two");
     const blob: Blob = await api.echoBlob(new Blob(["hi"], { type: "text/plain" }));
     check("echoBlob", blob.type === "text/plain" && (await blob.text()) === "hi");
     const response: Response = await api.echoRequest(

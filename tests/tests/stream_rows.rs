@@ -1,14 +1,15 @@
 //! The stream rows of the conformance service (`readBytes`, `sumBytes`, `writeBytes`,
-//! `echoBlob`, `echoRequest`), driven by the Rust client over WebSocket against capnweb's
-//! Node server and against the Rust one: byte streams both ways, 40 MiB through a stream,
-//! errors across the link, Blob and Request/Response.
+//! `echoStream`, `echoBlob`, `echoRequest`), driven by the Rust client over WebSocket
+//! against capnweb's Node server and against the Rust one: byte streams both ways, 40 MiB
+//! through a stream, errors across the link, streams of values (stubs included), Blob and
+//! Request/Response.
 
 mod support;
 
 use capwire::http::{Method, StatusCode};
 use capwire::{Blob, ReadableStream, Request, RpcError, Stub, TypedStub, WritableStream};
 use capwire_examples::conformance::{ByteSum, TestTarget, pattern};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 fn sum_of(data: &[u8]) -> ByteSum {
     ByteSum {
@@ -110,6 +111,59 @@ async fn stream_rows(url: &str) {
     );
     let data = read.await.expect("reader task").expect("read");
     assert!(data == pattern(0, 100_000), "writeBytes into an AsyncWrite");
+
+    // echoStream: values of every kind, typed and not, come back in order; a stub chunk
+    // still calls its original object (here, ours).
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Todo {
+        title: String,
+        done: bool,
+    }
+    let todos = [("a", true), ("b", false)].map(|(title, done)| Todo {
+        title: title.into(),
+        done,
+    });
+    let echoed: Vec<Todo> = TypedStub::raw(&api)
+        .call("echoStream", (ReadableStream::from_values(todos),))
+        .typed::<ReadableStream<Todo>>()
+        .await
+        .expect("echoStream(todos)")
+        .try_collect()
+        .await
+        .expect("read the echoed todos");
+    assert_eq!(
+        echoed.iter().map(|t| &t.title[..]).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let counter: Stub<capwire_examples::conformance::Counter> =
+        TypedStub::local(capwire_examples::conformance::Counter::new(40));
+    let sent = vec![
+        capwire::Value::from("text é🙂"),
+        capwire::Value::Number(42.0),
+        capwire::to_value(&serde_json::json!({ "nested": { "list": [1, "two", null] } })).unwrap(),
+        counter.clone().into(),
+    ];
+    let back: Vec<capwire::Value> = api
+        .echo_stream(ReadableStream::from_values(sent.clone()))
+        .await
+        .expect("echoStream(values)")
+        .try_collect()
+        .await
+        .expect("read the echoed values");
+    assert_eq!(back.len(), 4, "{back:?}");
+    assert_eq!(back[..3], sent[..3]);
+    let capwire::Value::Stub(stub) = &back[3] else {
+        panic!("the stub chunk came back as {:?}", back[3]);
+    };
+    assert_eq!(
+        stub.call("increment", (2,)).await.unwrap().as_i64(),
+        Some(42)
+    );
+    assert_eq!(
+        counter.value().await.unwrap(),
+        42,
+        "the original object was called"
+    );
 
     // echoBlob: text, binary, empty.
     for blob in [

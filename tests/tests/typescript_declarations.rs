@@ -36,6 +36,13 @@ pub struct Listing {
     pub describe: Function<(u32,), String>,
 }
 
+/// A row, reached only through a stream of rows.
+#[derive(Serialize, Deserialize, TS)]
+#[ts(crate = "capwire::typescript::ts_rs")]
+pub struct Row {
+    pub n: u32,
+}
+
 /// Data without a TypeScript description.
 #[derive(Serialize, Deserialize)]
 pub struct Opaque {
@@ -69,6 +76,17 @@ impl Shop {
     pub fn listing(&self, id: u64) -> Listing {
         let _ = id;
         unimplemented!()
+    }
+
+    /// Streams of values, of bytes, and a sink of strings.
+    pub fn streams(
+        &self,
+        shapes: capwire::ReadableStream<Shape>,
+        raw: capwire::ReadableStream,
+        out: capwire::WritableStream<String>,
+    ) -> capwire::ReadableStream<Row> {
+        let _ = (shapes, raw, out);
+        capwire::ReadableStream::from_values([Row { n: 1 }])
     }
 
     pub fn find(&self, query: String, limit: Option<u32>, cursor: Option<String>) -> Vec<Shape> {
@@ -232,12 +250,18 @@ fn arguments_and_results_map_as_the_wire_carries_them() {
         &ts,
         "misc(stub: RpcStub<any>, headers: Headers, url: URL, blob: Blob): RpcStub<any>;",
     );
+    // Streams of their chunks' type; of bytes, `Uint8Array`; the chunk type is declared.
+    has_line(
+        &ts,
+        "streams(shapes: ReadableStream<Shape>, raw: ReadableStream<Uint8Array>, out: WritableStream<string>): ReadableStream<Row>;",
+    );
+    has_line(&ts, "export type Row = { n: number, };");
 }
 
 /// A client of `Shop` that uses every mapped type as capnweb's types see it.
 const SHOP_CLIENT: &str = r#"
 import { newWebSocketRpcSession, RpcTarget } from "capnweb";
-import type { Greeter, Listing, Shape, Shop } from "./shop";
+import type { Greeter, Listing, Row, Shape, Shop } from "./shop";
 
 class Local extends RpcTarget implements Greeter {
   greet(name: string): string {
@@ -279,8 +303,12 @@ export async function use(url: string): Promise<void> {
   const renamed: string = await shop.newThing("e");
   const later: string | null = await shop.later(1);
   const stub = await shop.misc(greeter, new Headers(), new URL("https://example.com/"), new Blob([]));
+  const rows: ReadableStream<Row> = await shop.streams(
+    new ReadableStream<Shape>(), new ReadableStream<Uint8Array>(), new WritableStream<string>());
+  // @ts-expect-error: a stream of strings is not a stream of shapes
+  await shop.streams(new ReadableStream<string>(), new ReadableStream<Uint8Array>(), new WritableStream<string>());
   void [ids, owner, pair, tag, described, viaListing, shapes, wide, any, hello, pipelined];
-  void [relayed, viaLocal, nothing, count, renamed, later, stub];
+  void [relayed, viaLocal, nothing, count, renamed, later, stub, rows];
   // @ts-expect-error: wide integers are numbers or bigints, not strings
   await shop.wide("1", 2n, 3);
   // @ts-expect-error: a required argument after an optional one cannot be left out

@@ -232,7 +232,7 @@ pub(crate) struct Pending {
     exported: Vec<i64>,
     promises: Vec<i64>,
     pumps: Vec<(
-        BoxStream<'static, Result<bytes::Bytes, RpcError>>,
+        BoxStream<'static, Result<crate::stream::Chunk, RpcError>>,
         RemoteWriter,
     )>,
 }

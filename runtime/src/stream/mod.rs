@@ -1,4 +1,5 @@
-//! Byte streams over RPC: [`ReadableStream`] and [`WritableStream`].
+//! Streams over RPC: [`ReadableStream`] and [`WritableStream`], of bytes by default or of
+//! any serde type.
 //!
 //! A stream travels by moving it: put a `ReadableStream` in a call's arguments or a result
 //! and the receiver reads what the sender's source produces; put a `WritableStream` there
@@ -6,10 +7,22 @@
 //! `pipe`, `stream`, `readable` and `writable`, so the peer may be capnweb in JavaScript,
 //! where they are a `ReadableStream` and a `WritableStream`.
 //!
+//! **Chunk types.** `ReadableStream` alone is `ReadableStream<Bytes>`: a stream of byte
+//! chunks, which travel as bytes without any conversion. `ReadableStream<T>` and
+//! `WritableStream<T>` carry chunks of any [`StreamValue`] (any type that is
+//! `Serialize + DeserializeOwned + Send + 'static`): strings, numbers, structs, stubs
+//! ([`Stub<X>`](crate::Stub), [`RpcStub`](crate::RpcStub)), [`Value`]s. Each chunk is
+//! sent as capnweb sends a chunk of its object streams, one `write` call whose argument is
+//! the chunk's value; a stub inside a chunk is exported with it, and stays alive as long as
+//! the receiver holds the chunk (dropping it releases the stub). A chunk that does not read
+//! as the receiver's `T` is an error at the reader, a `TypeError` naming the type.
+//!
 //! **Flow control.** The sending side keeps at most a window of unacknowledged bytes in
-//! flight, and the receiving side acknowledges a chunk only when its reader has taken it,
+//! flight, counted as the encoded size of the `stream` messages (whatever the chunks
+//! hold), and the receiving side acknowledges a chunk only when its reader has taken it,
 //! so a slow reader slows the writer down instead of filling memory. The window adapts to
-//! the link, as capnweb's does.
+//! the link, as capnweb's does. What a peer wrote and no reader has taken counts against
+//! the session's `max_stream_buffer` (bytes for bytes, the held size of a value).
 //!
 //! **Ownership and errors.** A stream sent over RPC is moved: the sender's copy can no
 //! longer be read or written. Dropping a `WritableStream` without [`close`] aborts the
@@ -36,10 +49,46 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A stream of values:
+//!
+//! ```
+//! use capwire::{ReadableStream, RpcError};
+//! use futures::TryStreamExt;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct Todo {
+//!     title: String,
+//!     done: bool,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), RpcError> {
+//! let todos = ReadableStream::from_values([
+//!     Todo { title: "write".into(), done: true },
+//!     Todo { title: "test".into(), done: false },
+//! ]);
+//! let read: Vec<Todo> = todos.try_collect().await?;
+//! assert_eq!(read[1].title, "test");
+//!
+//! let (mut writer, reader) = capwire::stream::pipe_of::<String>();
+//! tokio::spawn(async move {
+//!     writer.write("one").await?;
+//!     writer.write("two").await?;
+//!     writer.close().await
+//! });
+//! assert_eq!(reader.try_collect::<Vec<_>>().await?, ["one", "two"]);
+//! # Ok(()) }
+//! ```
+//!
 //! [`close`]: WritableStream::close
 
+mod chunk;
 mod flow;
 mod remote;
+
+pub(crate) use chunk::Chunk;
+pub use chunk::StreamValue;
+use chunk::{from_chunk, into_chunk};
 
 pub(crate) use remote::{RemoteWriter, pump};
 
@@ -51,6 +100,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::fmt;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,44 +135,87 @@ fn moved(what: &str) -> RpcError {
 // ReadableStream
 
 enum Source {
-    Open(BoxStream<'static, Result<Bytes, RpcError>>),
+    Open(BoxStream<'static, Result<Chunk, RpcError>>),
     /// Sent over RPC (or otherwise taken): reading it fails once, then ends.
     Moved,
     Done,
 }
 
-/// A stream of byte chunks that can be read here or sent over RPC.
+/// A stream of chunks that can be read here or sent over RPC: byte chunks by default
+/// (`ReadableStream` is `ReadableStream<Bytes>`), or values of any [`StreamValue`] `T`.
 ///
-/// It is a [`Stream`] of `Result<Bytes, RpcError>`; [`ReadableStream::into_async_read`]
-/// gives a tokio `AsyncRead`, and [`ReadableStream::from_async_read`] makes one from any
-/// `AsyncRead`. Sent over RPC (as an argument or a result) it is moved: the receiver reads
-/// the chunks, with flow control. Clones refer to the same stream, which only one of them
-/// can read.
-#[derive(Clone)]
-pub struct ReadableStream {
+/// It is a [`Stream`] of `Result<T, RpcError>`. For bytes,
+/// [`ReadableStream::into_async_read`] gives a tokio `AsyncRead`, and
+/// [`ReadableStream::from_async_read`] makes one from any `AsyncRead`. Sent over RPC (as an
+/// argument or a result) it is moved: the receiver reads the chunks, with flow control.
+/// Clones refer to the same stream, which only one of them can read.
+///
+/// A stream of values (here a stub in each chunk, which the reader can call):
+///
+/// ```
+/// use capwire::{ReadableStream, RpcError, Stub, TypedStub, rpc_target};
+/// use futures::StreamExt;
+///
+/// pub struct Greeter {
+///     name: String,
+/// }
+///
+/// #[rpc_target]
+/// impl Greeter {
+///     pub fn greet(&self) -> String {
+///         format!("hello from {}", self.name)
+///     }
+/// }
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Entry {
+///     name: String,
+///     greeter: Stub<Greeter>,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), RpcError> {
+/// let entries = ReadableStream::from_values(["a", "b"].map(|name| Entry {
+///     name: name.into(),
+///     greeter: TypedStub::local(Greeter { name: name.into() }),
+/// }));
+/// let mut entries = std::pin::pin!(entries);
+/// while let Some(entry) = entries.next().await {
+///     let entry = entry?;
+///     assert_eq!(entry.greeter.greet().await?, format!("hello from {}", entry.name));
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ReadableStream<T = Bytes> {
     source: Arc<Mutex<Source>>,
+    chunk: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ReadableStream<T> {
+    /// A handle on the same stream (which only one handle can read).
+    fn clone(&self) -> Self {
+        ReadableStream {
+            source: self.source.clone(),
+            chunk: PhantomData,
+        }
+    }
 }
 
 impl ReadableStream {
-    /// A stream of the chunks `stream` yields. Its errors reach the reader (a remote one
-    /// included) as errors.
+    /// A stream of the byte chunks `stream` yields. Its errors reach the reader (a remote
+    /// one included) as errors. (For chunks of another type, see
+    /// [`ReadableStream::from_stream`].)
     pub fn new<S, B, E>(stream: S) -> ReadableStream
     where
         S: Stream<Item = Result<B, E>> + Send + 'static,
         B: Into<Bytes>,
         E: Into<RpcError>,
     {
-        ReadableStream::from_boxed(
+        ReadableStream::from_chunks(
             stream
-                .map(|r| r.map(Into::into).map_err(Into::into))
+                .map(|r| r.map(|b| Chunk::Bytes(b.into())).map_err(Into::into))
                 .boxed(),
         )
-    }
-
-    pub(crate) fn from_boxed(stream: BoxStream<'static, Result<Bytes, RpcError>>) -> Self {
-        ReadableStream {
-            source: Arc::new(Mutex::new(Source::Open(stream))),
-        }
     }
 
     /// A stream of one chunk (none if `data` is empty).
@@ -164,9 +257,88 @@ impl ReadableStream {
             _ => chunks.concat().into(),
         })
     }
+}
+
+impl<T: StreamValue> ReadableStream<T> {
+    /// A stream of the chunks `stream` yields, of any [`StreamValue`] type. Its errors
+    /// reach the reader (a remote one included) as errors; so does a chunk that cannot be
+    /// sent (one that does not serialize).
+    ///
+    /// ```
+    /// use capwire::{ReadableStream, RpcError};
+    /// use futures::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), RpcError> {
+    /// let squares = futures::stream::iter((1..=3).map(|i| Ok::<u32, RpcError>(i * i)));
+    /// let stream = ReadableStream::from_stream(squares);
+    /// assert_eq!(stream.try_collect::<Vec<u32>>().await?, [1, 4, 9]);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_stream<S, E>(stream: S) -> ReadableStream<T>
+    where
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        E: Into<RpcError>,
+    {
+        ReadableStream::from_chunks(
+            stream
+                .map(|r| r.map_err(Into::into).and_then(into_chunk))
+                .boxed(),
+        )
+    }
+
+    /// A stream of the values `values` yields, then its end.
+    ///
+    /// ```
+    /// use capwire::{ReadableStream, RpcError};
+    /// use futures::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), RpcError> {
+    /// let words = ReadableStream::from_values(["to", "be"].map(String::from));
+    /// assert_eq!(words.try_collect::<Vec<_>>().await?, ["to", "be"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_values<I>(values: I) -> ReadableStream<T>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        ReadableStream::from_stream(futures::stream::iter(
+            values.into_iter().map(Ok::<_, RpcError>),
+        ))
+    }
+
+    /// The same stream, its chunks read as `U` (each an error if it is not one). A stream
+    /// received inside a [`Value`] is a `ReadableStream` of bytes until read as another
+    /// type with this.
+    ///
+    /// ```
+    /// use capwire::{ReadableStream, Value};
+    /// use futures::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), capwire::RpcError> {
+    /// let numbers = ReadableStream::from_values([1.5, 2.5]);
+    /// let values: Vec<Value> = numbers.typed::<Value>().try_collect().await?;
+    /// assert_eq!(values, [Value::Number(1.5), Value::Number(2.5)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn typed<U: StreamValue>(self) -> ReadableStream<U> {
+        ReadableStream {
+            source: self.source,
+            chunk: PhantomData,
+        }
+    }
+}
+
+impl<T> ReadableStream<T> {
+    pub(crate) fn from_chunks(stream: BoxStream<'static, Result<Chunk, RpcError>>) -> Self {
+        ReadableStream {
+            source: Arc::new(Mutex::new(Source::Open(stream))),
+            chunk: PhantomData,
+        }
+    }
 
     /// Takes the source out, to be sent over RPC.
-    pub(crate) fn take(&self) -> Result<BoxStream<'static, Result<Bytes, RpcError>>, RpcError> {
+    pub(crate) fn take(&self) -> Result<BoxStream<'static, Result<Chunk, RpcError>>, RpcError> {
         let mut source = lock(&self.source);
         match std::mem::replace(&mut *source, Source::Moved) {
             Source::Open(s) => Ok(s),
@@ -177,23 +349,37 @@ impl ReadableStream {
         }
     }
 
-    pub(crate) fn same(&self, other: &ReadableStream) -> bool {
+    pub(crate) fn same<U>(&self, other: &ReadableStream<U>) -> bool {
         Arc::ptr_eq(&self.source, &other.source)
+    }
+
+    /// The same stream, untyped: how a [`Value`] holds it.
+    pub(crate) fn erased(self) -> ReadableStream {
+        ReadableStream {
+            source: self.source,
+            chunk: PhantomData,
+        }
     }
 }
 
-impl Stream for ReadableStream {
-    type Item = Result<Bytes, RpcError>;
+impl<T: StreamValue> Stream for ReadableStream<T> {
+    type Item = Result<T, RpcError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut source = lock(&self.source);
         match &mut *source {
             Source::Open(s) => {
-                let item = s.poll_next_unpin(cx);
-                if let Poll::Ready(None | Some(Err(_))) = &item {
+                let item = match std::task::ready!(s.poll_next_unpin(cx)) {
+                    Some(Ok(chunk)) => Some(from_chunk::<T>(chunk)),
+                    Some(Err(e)) => Some(Err(e)),
+                    None => None,
+                };
+                // The end, an error, or a chunk that is not a `T`: the stream is over, and
+                // dropping its source tells the writer.
+                if let None | Some(Err(_)) = &item {
                     *source = Source::Done;
                 }
-                item
+                Poll::Ready(item)
             }
             Source::Moved => {
                 *source = Source::Done;
@@ -204,7 +390,7 @@ impl Stream for ReadableStream {
     }
 }
 
-impl fmt::Debug for ReadableStream {
+impl<T> fmt::Debug for ReadableStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ReadableStream")
     }
@@ -229,17 +415,33 @@ impl From<ReadableStream> for crate::Body {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for ReadableStream {
+impl<T> serde::Serialize for ReadableStream<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::value::ser::serialize_special(&Value::Readable(self.clone().erased()), serializer)
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for ReadableStream<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match crate::value::de::deserialize_value(deserializer)? {
-            Value::Readable(r) => Ok(r),
-            Value::Bytes(b) => Ok(ReadableStream::from_bytes(b.data)),
-            Value::String(s) => Ok(ReadableStream::from_bytes(s)),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a ReadableStream, found {}",
-                other.type_name()
-            ))),
-        }
+        let erased = match crate::value::de::deserialize_value(deserializer)? {
+            Value::Readable(r) => r,
+            Value::Bytes(b) => ReadableStream::from_bytes(b.data),
+            // Text where a stream is expected: one chunk (of bytes, for a byte stream).
+            Value::String(s) if s.is_empty() => ReadableStream::empty(),
+            Value::String(s) => ReadableStream::from_chunks(
+                futures::stream::iter([Ok(Chunk::Value(Value::String(s)))]).boxed(),
+            ),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a ReadableStream, found {}",
+                    other.type_name()
+                )));
+            }
+        };
+        Ok(ReadableStream {
+            source: erased.source,
+            chunk: PhantomData,
+        })
     }
 }
 
@@ -251,7 +453,7 @@ impl<'de> serde::Deserialize<'de> for ReadableStream {
 /// charge against the session's stream buffer, given back when the chunk is taken (or
 /// dropped unread).
 pub(crate) enum Command {
-    Write(Bytes, Ack, Option<Charge>),
+    Write(Chunk, Ack, Option<Charge>),
     Close(Ack),
     Abort(RpcError),
 }
@@ -290,7 +492,7 @@ impl PipeWriter {
         async move { acked.await.unwrap_or_else(|_| Err(reader_cancelled())) }.boxed()
     }
 
-    fn write(&self, chunk: Bytes) -> BoxFuture<'static, Result<(), RpcError>> {
+    fn write(&self, chunk: Chunk) -> BoxFuture<'static, Result<(), RpcError>> {
         if self.finished.load(Ordering::Acquire) {
             return futures::future::ready(Err(RpcError::type_error(
                 "Cannot write to a WritableStream that was closed or aborted.",
@@ -298,7 +500,7 @@ impl PipeWriter {
             .boxed();
         }
         let charge = match &self.budget {
-            Some(budget) => match budget.charge(chunk.len()) {
+            Some(budget) => match budget.charge(chunk.held_size(budget.limit())) {
                 Some(charge) => Some(charge),
                 None => {
                     let full = budget.exceeded_budget();
@@ -336,19 +538,6 @@ impl Drop for PipeWriter {
     }
 }
 
-/// A chunk as a peer may write it: bytes, or text (written as UTF-8).
-fn chunk_of(value: Option<&Value>) -> Result<Bytes, RpcError> {
-    match value {
-        Some(Value::Bytes(b)) => Ok(b.data.clone()),
-        Some(Value::String(s)) => Ok(Bytes::copy_from_slice(s.as_bytes())),
-        Some(other) => Err(RpcError::type_error(format!(
-            "a byte stream chunk must be bytes or a string, not {}",
-            other.type_name()
-        ))),
-        None => Err(RpcError::type_error("write() needs a chunk")),
-    }
-}
-
 /// The reason of an `abort(reason)` call, as an error.
 fn reason_of(value: Option<&Value>) -> RpcError {
     match value {
@@ -362,9 +551,15 @@ fn reason_of(value: Option<&Value>) -> RpcError {
 impl RpcObject for PipeWriter {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallFuture {
         let done = match method {
-            "write" => match chunk_of(args.first()) {
-                Ok(chunk) => self.write(chunk),
-                Err(e) => return Box::pin(std::future::ready(Err(e))),
+            // Any value: whether it is a chunk of the reader's type is for the reader to
+            // tell (a byte stream takes bytes and strings).
+            "write" => match args.into_iter().next() {
+                Some(chunk) => self.write(Chunk::of_value(chunk)),
+                None => {
+                    return Box::pin(std::future::ready(Err(RpcError::type_error(
+                        "write() needs a chunk",
+                    ))));
+                }
             },
             "close" => self.close(),
             "abort" => {
@@ -387,7 +582,7 @@ struct PipeReader {
 }
 
 impl Stream for PipeReader {
-    type Item = Result<Bytes, RpcError>;
+    type Item = Result<Chunk, RpcError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
@@ -417,7 +612,7 @@ pub(crate) fn pipe_ends(budget: Option<Arc<Budget>>) -> (Arc<PipeWriter>, Readab
     let (tx, rx) = mpsc::unbounded_channel();
     (
         PipeWriter::new(tx, budget),
-        ReadableStream::from_boxed(PipeReader { rx, done: false }.boxed()),
+        ReadableStream::from_chunks(PipeReader { rx, done: false }.boxed()),
     )
 }
 
@@ -438,14 +633,36 @@ pub(crate) fn pipe_ends(budget: Option<Arc<Budget>>) -> (Arc<PipeWriter>, Readab
 /// # Ok(()) }
 /// ```
 pub fn pipe() -> (WritableStream, ReadableStream) {
+    pipe_of::<Bytes>()
+}
+
+/// A pipe of chunks of any [`StreamValue`] type: [`pipe`] for values.
+///
+/// ```
+/// use futures::StreamExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), capwire::RpcError> {
+/// let (mut w, mut r) = capwire::stream::pipe_of::<(u32, String)>();
+/// tokio::spawn(async move {
+///     w.write((1, "one".to_owned())).await?;
+///     w.close().await
+/// });
+/// assert_eq!(r.next().await.transpose()?, Some((1, "one".to_owned())));
+/// assert!(r.next().await.is_none());
+/// # Ok(()) }
+/// ```
+pub fn pipe_of<T: StreamValue>() -> (WritableStream<T>, ReadableStream<T>) {
     let (writer, reader) = pipe_ends(None);
-    (WritableStream::from_writer(Writer::Pipe(writer)), reader)
+    (
+        WritableStream::from_writer(Writer::Pipe(writer)),
+        reader.typed(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
 // WritableStream
 
-type LocalSink = Pin<Box<dyn Sink<Bytes, Error = RpcError> + Send>>;
+type LocalSink = Pin<Box<dyn Sink<Chunk, Error = RpcError> + Send>>;
 
 /// Where a writable stream's writes go.
 pub(crate) enum Writer {
@@ -458,7 +675,7 @@ pub(crate) enum Writer {
 }
 
 impl Writer {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), RpcError> {
+    async fn write(&mut self, chunk: Chunk) -> Result<(), RpcError> {
         match self {
             Writer::Local(sink) => sink.send(chunk).await,
             Writer::Pipe(pipe) => pipe.write(chunk).await,
@@ -579,45 +796,56 @@ impl Drop for InUse {
     }
 }
 
-/// A sink for byte chunks that can be written here or sent over RPC.
+/// A sink for chunks that can be written here or sent over RPC: byte chunks by default
+/// (`WritableStream` is `WritableStream<Bytes>`), or values of any [`StreamValue`] `T`.
 ///
 /// Write with [`write`](Self::write), then [`close`](Self::close) (which reports whether
 /// every chunk was accepted) or [`abort`](Self::abort). It is also a
-/// [`futures::Sink`] of [`Bytes`], and [`into_async_write`](Self::into_async_write) gives
+/// [`futures::Sink`] of `T`; for bytes, [`into_async_write`](Self::into_async_write) gives
 /// a tokio `AsyncWrite`. Sent over RPC it is moved, and the receiver writes into it.
 /// Dropping a stream received from a peer without closing it aborts it there.
-pub struct WritableStream {
+///
+/// ```
+/// use capwire::{RpcError, WritableStream};
+/// use futures::SinkExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), RpcError> {
+/// let (tx, mut rx) = futures::channel::mpsc::unbounded::<serde_json::Value>();
+/// let mut sink = WritableStream::from_sink(tx.sink_map_err(|e| RpcError::error(e.to_string())));
+/// sink.write(serde_json::json!({ "n": 1 })).await?;
+/// sink.close().await?;
+/// assert_eq!(rx.try_next().ok().flatten(), Some(serde_json::json!({ "n": 1 })));
+/// # Ok(()) }
+/// ```
+pub struct WritableStream<T = Bytes> {
     slot: Arc<Mutex<Slot>>,
     /// The operation a `Sink` user started, until it completes (in a `Mutex` only to be
     /// `Sync`: it is reached through `&mut self`).
     op: Mutex<Option<BoxFuture<'static, Result<(), RpcError>>>>,
+    chunk: PhantomData<fn(T)>,
 }
 
-impl Clone for WritableStream {
+impl<T> Clone for WritableStream<T> {
     /// A handle on the same stream (which only one handle can use at a time).
     fn clone(&self) -> Self {
         WritableStream {
             slot: self.slot.clone(),
             op: Mutex::default(),
+            chunk: PhantomData,
         }
     }
 }
 
 impl WritableStream {
-    pub(crate) fn from_writer(writer: Writer) -> Self {
-        WritableStream {
-            slot: Arc::new(Mutex::new(Slot::Ready(writer))),
-            op: Mutex::default(),
-        }
-    }
-
-    /// A stream that writes into `sink`.
+    /// A stream that writes byte chunks into `sink`. (For chunks of another type, see
+    /// [`WritableStream::from_sink`].)
     pub fn new<S, E>(sink: S) -> WritableStream
     where
         S: Sink<Bytes, Error = E> + Send + 'static,
         E: Into<RpcError> + 'static,
     {
-        WritableStream::from_writer(Writer::Local(Box::pin(sink.sink_map_err(Into::into))))
+        WritableStream::from_sink(sink)
     }
 
     /// A stream that writes into `writer` (closing it shuts `writer` down).
@@ -633,6 +861,57 @@ impl WritableStream {
         tokio_util::io::SinkWriter::new(tokio_util::io::CopyToBytes::new(
             self.sink_map_err(std::io::Error::other),
         ))
+    }
+}
+
+impl<T: StreamValue> WritableStream<T> {
+    /// A stream that writes chunks of any [`StreamValue`] type into `sink`. A chunk a peer
+    /// writes that is not a `T` fails its write (and the stream) with a `TypeError`.
+    pub fn from_sink<S, E>(sink: S) -> WritableStream<T>
+    where
+        S: Sink<T, Error = E> + Send + 'static,
+        E: Into<RpcError> + 'static,
+    {
+        let sink = sink
+            .sink_map_err(Into::into)
+            .with(|chunk: Chunk| std::future::ready(from_chunk::<T>(chunk)));
+        WritableStream::from_writer(Writer::Local(Box::pin(sink)))
+    }
+
+    /// Writes a chunk. It completes once flow control lets another write go (for a stream
+    /// at a peer), not when the peer has read it: an error may show only on a later write
+    /// or on [`close`](Self::close).
+    pub async fn write(&mut self, chunk: impl Into<T>) -> Result<(), RpcError> {
+        let chunk = into_chunk(chunk.into())?;
+        self.write_op(chunk).await
+    }
+
+    /// The same stream, written with chunks of `U`.
+    pub fn typed<U: StreamValue>(self) -> WritableStream<U> {
+        WritableStream {
+            slot: self.slot.clone(),
+            op: Mutex::default(),
+            chunk: PhantomData,
+        }
+    }
+}
+
+impl<T> WritableStream<T> {
+    pub(crate) fn from_writer(writer: Writer) -> Self {
+        WritableStream {
+            slot: Arc::new(Mutex::new(Slot::Ready(writer))),
+            op: Mutex::default(),
+            chunk: PhantomData,
+        }
+    }
+
+    /// The same stream, untyped: how a [`Value`] holds it.
+    pub(crate) fn erased(&self) -> WritableStream {
+        WritableStream {
+            slot: self.slot.clone(),
+            op: Mutex::default(),
+            chunk: PhantomData,
+        }
     }
 
     fn take_writer(&self) -> Result<InUse, RpcError> {
@@ -659,7 +938,7 @@ impl WritableStream {
         writer.into_target(budget)
     }
 
-    fn write_op(&self, chunk: Bytes) -> BoxFuture<'static, Result<(), RpcError>> {
+    fn write_op(&self, chunk: Chunk) -> BoxFuture<'static, Result<(), RpcError>> {
         let taken = self.take_writer();
         async move {
             let mut in_use = taken?;
@@ -688,13 +967,6 @@ impl WritableStream {
             result
         }
         .boxed()
-    }
-
-    /// Writes a chunk. It completes once flow control lets another write go (for a stream
-    /// at a peer), not when the peer has read it: an error may show only on a later write
-    /// or on [`close`](Self::close).
-    pub async fn write(&mut self, chunk: impl Into<Bytes>) -> Result<(), RpcError> {
-        self.write_op(chunk.into()).await
     }
 
     /// Closes the stream: the reader sees its end. Returns an error if any chunk was
@@ -730,18 +1002,22 @@ impl WritableStream {
             None => Poll::Ready(Ok(())),
         }
     }
+
+    pub(crate) fn same<U>(&self, other: &WritableStream<U>) -> bool {
+        Arc::ptr_eq(&self.slot, &other.slot)
+    }
 }
 
-impl Sink<Bytes> for WritableStream {
+impl<T: StreamValue> Sink<T> for WritableStream<T> {
     type Error = RpcError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         self.get_mut().poll_op(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, chunk: Bytes) -> Result<(), RpcError> {
+    fn start_send(self: Pin<&mut Self>, chunk: T) -> Result<(), RpcError> {
         let this = self.get_mut();
-        let op = this.write_op(chunk);
+        let op = this.write_op(into_chunk(chunk)?);
         *this.op_slot() = Some(op);
         Ok(())
     }
@@ -762,14 +1038,30 @@ impl Sink<Bytes> for WritableStream {
     }
 }
 
-impl fmt::Debug for WritableStream {
+impl<T> fmt::Debug for WritableStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WritableStream")
     }
 }
 
-impl WritableStream {
-    pub(crate) fn same(&self, other: &WritableStream) -> bool {
-        Arc::ptr_eq(&self.slot, &other.slot)
+impl<T> serde::Serialize for WritableStream<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::value::ser::serialize_special(&Value::Writable(self.erased()), serializer)
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for WritableStream<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match crate::value::de::deserialize_value(deserializer)? {
+            Value::Writable(w) => Ok(WritableStream {
+                slot: w.slot.clone(),
+                op: Mutex::default(),
+                chunk: PhantomData,
+            }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a WritableStream, found {}",
+                other.type_name()
+            ))),
+        }
     }
 }

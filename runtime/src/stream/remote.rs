@@ -1,8 +1,8 @@
 //! Writing into a writable that lives at a peer, under flow control, and pumping a local
 //! stream into a pipe at a peer.
 
-use super::MAX_CHUNK;
 use super::flow::{FlowController, Sent};
+use super::{Chunk, MAX_CHUNK};
 use crate::error::RpcError;
 use crate::session::{Import, Pumping};
 use crate::stub::Hook;
@@ -78,6 +78,12 @@ impl Shared {
     }
 }
 
+/// One `write` message's chunk.
+enum Piece {
+    Bytes(Bytes),
+    Value(Value),
+}
+
 fn method(name: &str) -> [PathKey; 1] {
     [PathKey::from(name)]
 }
@@ -96,21 +102,29 @@ impl RemoteWriter {
         }
     }
 
-    /// Writes `chunk`, split into messages of at most [`MAX_CHUNK`] bytes. Completes when
-    /// the window has room for more.
-    pub(crate) async fn write(&mut self, mut chunk: Bytes) -> Result<(), RpcError> {
-        while !chunk.is_empty() {
-            let piece = chunk.split_to(chunk.len().min(MAX_CHUNK));
-            self.write_piece(piece).await?;
+    /// Writes `chunk`: bytes split into messages of at most [`MAX_CHUNK`] bytes, a value
+    /// as one message. Completes when the window has room for more.
+    pub(crate) async fn write(&mut self, chunk: Chunk) -> Result<(), RpcError> {
+        match chunk {
+            Chunk::Bytes(mut bytes) => {
+                while !bytes.is_empty() {
+                    let piece = bytes.split_to(bytes.len().min(MAX_CHUNK));
+                    self.write_piece(Piece::Bytes(piece)).await?;
+                }
+                Ok(())
+            }
+            Chunk::Value(value) => self.write_piece(Piece::Value(value)).await,
         }
-        Ok(())
     }
 
-    async fn write_piece(&mut self, piece: Bytes) -> Result<(), RpcError> {
+    async fn write_piece(&mut self, piece: Piece) -> Result<(), RpcError> {
         self.shared.check()?;
         let Hook::Import(import) = &self.target else {
             // A writable in this process: each write in turn, no window.
-            let args = vec![Value::Bytes(piece.into())];
+            let args = vec![match piece {
+                Piece::Bytes(b) => Value::Bytes(b.into()),
+                Piece::Value(v) => v,
+            }];
             return self
                 .target
                 .op(&method("write"), Some(args))
@@ -118,7 +132,13 @@ impl RemoteWriter {
                 .await
                 .map(drop);
         };
-        let (ack, size) = import.stream_write(&piece)?;
+        // Bytes are written straight into the message; a value is encoded as a call's
+        // argument, its stubs exported with it. Either way the window counts the
+        // message's length, as capnweb's does.
+        let (ack, size) = match piece {
+            Piece::Bytes(b) => import.stream_write(&b)?,
+            Piece::Value(v) => import.stream_call("write", vec![v])?,
+        };
         let sent = super::lock(&self.shared.state)
             .flow
             .on_send(size, Instant::now());
@@ -184,10 +204,10 @@ impl RemoteWriter {
 }
 
 /// Feeds `source` into a pipe at the peer: every chunk is written under flow control, the
-/// end closes the pipe, an error aborts it. If the peer stops reading, the source is
+/// end closes the pipe, an error aborts it once the chunks before it were acknowledged. If the peer stops reading, the source is
 /// dropped (cancelled). `busy` is dropped once the last message is sent.
 pub(crate) async fn pump(
-    mut source: BoxStream<'static, Result<Bytes, RpcError>>,
+    mut source: BoxStream<'static, Result<Chunk, RpcError>>,
     mut writer: RemoteWriter,
     busy: Pumping,
 ) {
@@ -202,7 +222,16 @@ pub(crate) async fn pump(
                     return;
                 }
             }
-            Some(Err(e)) => return writer.abort(e),
+            Some(Err(e)) => {
+                // The chunks before the error first: a capnweb reader's pipe drops what its
+                // reader has not taken when it is aborted, so the abort waits until every
+                // write was acknowledged (or one failed, or the session ended).
+                tokio::select! {
+                    _ = writer.shared.wait(|state| state.flow.in_flight() == 0) => {}
+                    () = writer.session_ended() => return,
+                }
+                return writer.abort(e);
+            }
             None => {
                 if writer.shared.check().is_ok() {
                     let closed = writer.send_close();

@@ -356,7 +356,6 @@ macro_rules! deserialize_via_value {
 deserialize_via_value!(
     Date => Date, "a date";
     RpcError => Error, "an error";
-    crate::stream::WritableStream => Writable, "a WritableStream";
     crate::value::web::Blob => Blob, "a Blob"
 );
 

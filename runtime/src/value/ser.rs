@@ -375,7 +375,5 @@ serialize_via_value!(
     BigInt => BigInt,
     crate::value::Date => Date,
     Bytes => Bytes,
-    crate::stream::ReadableStream => Readable,
-    crate::stream::WritableStream => Writable,
     crate::value::web::Blob => Blob
 );
