@@ -119,6 +119,21 @@ impl Values {
         }))
     }
 
+    /// Chunks of 16,384 zeros without end, counted as they are made: about 32 KiB of
+    /// text each, but a megabyte to hold once read into values.
+    pub fn numbers_forever(&self) -> ReadableStream<Vec<u32>> {
+        let produced = self.produced.clone();
+        ReadableStream::from_stream(futures::stream::repeat_with(move || {
+            produced.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, RpcError>(vec![0u32; 16_384])
+        }))
+    }
+
+    /// One small chunk, then one too big for any message.
+    pub fn oversized(&self) -> ReadableStream<String> {
+        ReadableStream::from_values(["small".to_owned(), "o".repeat(33 << 20)])
+    }
+
     /// Keeps the stream without reading it.
     pub fn hold(&self, stream: ReadableStream<Value>) {
         self.held.lock().unwrap().push(stream);
@@ -364,6 +379,38 @@ async fn flow_control_counts_value_chunks_by_their_encoded_size() {
     assert!(stalled - 100 < 1100, "{} writes in flight", stalled - 100);
 }
 
+#[tokio::test]
+async fn a_chunk_the_sender_cannot_send_reaches_the_reader_as_its_error() {
+    let s = served();
+    let mut stream = s.api.oversized().await.unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), "small");
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(err.message().contains("max_message_size"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sender_within_its_window_stays_within_the_readers_budget() {
+    // The reader charges what a chunk holds (a node per number), not its text (two
+    // characters per number): the window counts the larger, so that an honest sender
+    // does not run the reader past its `max_stream_buffer` and get the session aborted.
+    let s = served();
+    let mut stream = s.api.numbers_forever().await.unwrap();
+    for _ in 0..20 {
+        s.api
+            .count_done(ReadableStream::from_values([]))
+            .await
+            .expect("the session lives");
+    }
+    let produced = s.produced.load(Ordering::SeqCst);
+    assert!(
+        produced <= 8,
+        "{produced} chunks of a megabyte each to hold were sent to a reader that reads none"
+    );
+    for _ in 0..produced + 20 {
+        assert_eq!(stream.next().await.unwrap().unwrap().len(), 16_384);
+    }
+}
+
 /// Raw frames from a peer, to a session serving [`Values`] with `limits`.
 async fn raw_peer(limits: capwire::Limits) -> capwire::transport::memory::MemoryTransport {
     let (raw, end) = capwire::transport::memory::channel(std::time::Duration::ZERO);
@@ -413,6 +460,22 @@ async fn a_peer_flooding_value_chunks_into_a_reader_that_does_not_read_is_cut_of
     let abort = next_abort(&mut raw).await;
     assert!(abort.contains("max_stream_buffer"), "{abort}");
 
+    // Errors, whose message and stack are what they hold.
+    let mut raw = raw_peer(limits).await;
+    raw.send(r#"["pipe"]"#.to_owned()).await.unwrap();
+    raw.send(r#"["push",["pipeline",0,["hold"],[["readable",1]]]]"#.to_owned())
+        .await
+        .unwrap();
+    let write =
+        format!(r#"["stream",["pipeline",1,["write"],[["error","Error","{pad}","{pad}"]]]]"#);
+    for _ in 0..64 {
+        if raw.send(write.clone()).await.is_err() {
+            break;
+        }
+    }
+    let abort = next_abort(&mut raw).await;
+    assert!(abort.contains("max_stream_buffer"), "errors: {abort}");
+
     // Small chunks, each holding a stub of the peer's: what the chunks and their stubs
     // hold is bounded too.
     let mut raw = raw_peer(limits).await;
@@ -433,4 +496,33 @@ async fn a_peer_flooding_value_chunks_into_a_reader_that_does_not_read_is_cut_of
         abort.contains("max_stream_buffer") || abort.contains("max_session_memory"),
         "after {sent} chunks: {abort}"
     );
+}
+
+#[tokio::test]
+async fn an_error_waits_for_unacknowledged_writes_no_longer_than_send_timeout() {
+    use futures::SinkExt;
+    // A peer that takes the stream but never acknowledges its writes: the source's error
+    // waits for them (so that it does not overtake them), but only for `send_timeout`.
+    let limits = capwire::Limits {
+        send_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut raw = raw_peer(limits).await;
+    raw.send(r#"["push",["pipeline",0,["failing"],[]]]"#.to_owned())
+        .await
+        .unwrap();
+    raw.send(r#"["pull",1]"#.to_owned()).await.unwrap();
+    let abort = async {
+        loop {
+            match raw.next().await {
+                Some(Ok(text)) if text.contains(r#"["abort"]"#) => return text,
+                Some(Ok(_)) => {}
+                other => panic!("no abort of the stream, but {other:?}"),
+            }
+        }
+    };
+    let abort = tokio::time::timeout(std::time::Duration::from_secs(10), abort)
+        .await
+        .expect("the stream's error was held back for good");
+    assert!(abort.contains("the list broke"), "{abort}");
 }

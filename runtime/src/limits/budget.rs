@@ -148,7 +148,7 @@ impl Drop for Charge {
 pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
     use crate::Value;
     // A scalar (most results) is measured without the walk's stack.
-    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+    if !matches!(value, Value::Array(_) | Value::Object(_) | Value::Error(_)) {
         return own_size(value);
     }
     let mut total = 0usize;
@@ -159,6 +159,12 @@ pub(crate) fn value_size(value: &crate::Value, cap: usize) -> usize {
             Value::Array(a) => stack.extend(a.iter()),
             Value::Object(o) => {
                 for (k, v) in o.iter() {
+                    total = total.saturating_add(k.len() + 2 * std::mem::size_of::<usize>());
+                    stack.push(v);
+                }
+            }
+            Value::Error(e) => {
+                for (k, v) in e.props().into_iter().flat_map(|props| props.iter()) {
                     total = total.saturating_add(k.len() + 2 * std::mem::size_of::<usize>());
                     stack.push(v);
                 }
@@ -181,13 +187,50 @@ fn own_size(value: &crate::Value) -> usize {
         Value::Bytes(b) => b.data.len(),
         Value::Headers(h) => h.iter().map(|(k, v)| k.len() + v.len()).sum(),
         Value::Blob(b) => b.len(),
+        Value::Error(e) => e.name().len() + e.message().len() + e.stack().map_or(0, str::len),
+        Value::Request(r) => {
+            r.url.len() + header_map_size(&r.headers) + r.body.as_ref().map_or(0, |b| b.buffered())
+        }
+        Value::Response(r) => {
+            r.status_text.len()
+                + header_map_size(&r.headers)
+                + r.body.as_ref().map_or(0, |b| b.buffered())
+        }
         _ => 0,
     })
+}
+
+/// The bytes of a header map's names and values, with a word of overhead each.
+fn header_map_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 2 * std::mem::size_of::<usize>())
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_requests_and_responses_count_what_they_hold() {
+        use crate::Value;
+        let node = value_size(&Value::Null, usize::MAX);
+        let long = "z".repeat(10_000);
+        let error = crate::RpcError::error(long.clone());
+        assert!(value_size(&Value::Error(error), usize::MAX) >= node + 10_000);
+        let error = crate::RpcError::error("short").with_prop("detail", long.clone());
+        assert!(value_size(&Value::Error(error), usize::MAX) >= 2 * node + 10_000);
+        let mut request = crate::Request::new(http::Method::POST, "https://a.example/");
+        request.headers.insert("x-big", long.parse().unwrap());
+        request.body = Some(crate::ReadableStream::from_bytes(long.clone()));
+        let size = value_size(&Value::Request(Box::new(request)), usize::MAX);
+        assert!(size >= node + 20_000, "headers and the inline body: {size}");
+        let mut response = crate::Response::new(http::StatusCode::OK);
+        response.body = Some(crate::ReadableStream::from_bytes(long));
+        let size = value_size(&Value::Response(Box::new(response)), usize::MAX);
+        assert!(size >= node + 10_000, "the inline body: {size}");
+    }
 
     #[test]
     fn a_charge_counts_along_the_chain_until_dropped() {

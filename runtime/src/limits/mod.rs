@@ -40,7 +40,9 @@ pub struct Limits {
     /// the limit; the session goes on.
     pub max_map_work: usize,
     /// Longest the peer may leave our messages untaken (its socket without room for them)
-    /// before the session ends as stalled, and its memory is freed (default 30 s).
+    /// before the session ends as stalled, and its memory is freed (default 30 s). Also how
+    /// long a stream whose source failed waits for the peer to acknowledge the writes
+    /// before the error, so that the error does not overtake them.
     pub send_timeout: Duration,
     /// Longest a call from the peer may run here (default: no limit). A call still
     /// running after it is stopped: its future is dropped (so the method is cancelled at

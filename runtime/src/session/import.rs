@@ -161,6 +161,11 @@ impl Import {
         self.session.closed().await;
     }
 
+    /// How long the session waits for a peer that takes nothing (`send_timeout`).
+    pub(crate) fn send_timeout(&self) -> std::time::Duration {
+        self.session.limits().send_timeout
+    }
+
     /// Waits until the session's queue of stream writes has room.
     pub(crate) async fn stream_queue_room(&self) {
         self.session.stream_queue_room().await;

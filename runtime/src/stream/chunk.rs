@@ -9,7 +9,9 @@ use std::any::Any;
 /// A type a [`ReadableStream`](super::ReadableStream) or
 /// [`WritableStream`](super::WritableStream) can carry: any serde type that can be sent
 /// over RPC, stubs and targets inside it included. Implemented for every such type;
-/// [`Bytes`] (the default) and [`Value`] are carried as they are, without serde.
+/// [`Bytes`] (`bytes::Bytes`, the default) and [`Value`] are carried as they are, without
+/// serde; every other type goes through a [`Value`], also between the two ends of a local
+/// pipe.
 pub trait StreamValue: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> StreamValue for T {}

@@ -7,9 +7,11 @@
 //! `pipe`, `stream`, `readable` and `writable`, so the peer may be capnweb in JavaScript,
 //! where they are a `ReadableStream` and a `WritableStream`.
 //!
-//! **Chunk types.** `ReadableStream` alone is `ReadableStream<Bytes>`: a stream of byte
-//! chunks, which travel as bytes without any conversion. `ReadableStream<T>` and
-//! `WritableStream<T>` carry chunks of any [`StreamValue`] (any type that is
+//! **Chunk types.** `ReadableStream` alone is `ReadableStream<bytes::Bytes>` (the `bytes`
+//! crate's type, not [`capwire::Bytes`](crate::Bytes)): a stream of byte chunks, which
+//! travel as bytes without any conversion. (A `Vec<u8>` chunk is a serde sequence, and
+//! travels as an array of numbers: use `bytes::Bytes`, or `serde_bytes`, for binary.)
+//! `ReadableStream<T>` and `WritableStream<T>` carry chunks of any [`StreamValue`] (any type that is
 //! `Serialize + DeserializeOwned + Send + 'static`): strings, numbers, structs, stubs
 //! ([`Stub<X>`](crate::Stub), [`RpcStub`](crate::RpcStub)), [`Value`]s. Each chunk is
 //! sent as capnweb sends a chunk of its object streams, one `write` call whose argument is
@@ -142,7 +144,7 @@ enum Source {
 }
 
 /// A stream of chunks that can be read here or sent over RPC: byte chunks by default
-/// (`ReadableStream` is `ReadableStream<Bytes>`), or values of any [`StreamValue`] `T`.
+/// (`ReadableStream` is `ReadableStream<bytes::Bytes>`), or values of any [`StreamValue`] `T`.
 ///
 /// It is a [`Stream`] of `Result<T, RpcError>`. For bytes,
 /// [`ReadableStream::into_async_read`] gives a tokio `AsyncRead`, and
@@ -188,6 +190,9 @@ enum Source {
 /// ```
 pub struct ReadableStream<T = Bytes> {
     source: Arc<Mutex<Source>>,
+    /// Bytes the stream holds in memory already (a body that came inline), counted where
+    /// the value holding it is measured for a memory budget.
+    buffered: usize,
     chunk: PhantomData<fn() -> T>,
 }
 
@@ -196,6 +201,7 @@ impl<T> Clone for ReadableStream<T> {
     fn clone(&self) -> Self {
         ReadableStream {
             source: self.source.clone(),
+            buffered: self.buffered,
             chunk: PhantomData,
         }
     }
@@ -221,8 +227,12 @@ impl ReadableStream {
     /// A stream of one chunk (none if `data` is empty).
     pub fn from_bytes(data: impl Into<Bytes>) -> ReadableStream {
         let data = data.into();
+        let buffered = data.len();
         let chunks = if data.is_empty() { None } else { Some(data) };
-        ReadableStream::new(futures::stream::iter(chunks.map(Ok::<_, RpcError>)))
+        ReadableStream {
+            buffered,
+            ..ReadableStream::new(futures::stream::iter(chunks.map(Ok::<_, RpcError>)))
+        }
     }
 
     /// A stream that ends at once.
@@ -324,6 +334,7 @@ impl<T: StreamValue> ReadableStream<T> {
     pub fn typed<U: StreamValue>(self) -> ReadableStream<U> {
         ReadableStream {
             source: self.source,
+            buffered: self.buffered,
             chunk: PhantomData,
         }
     }
@@ -333,8 +344,14 @@ impl<T> ReadableStream<T> {
     pub(crate) fn from_chunks(stream: BoxStream<'static, Result<Chunk, RpcError>>) -> Self {
         ReadableStream {
             source: Arc::new(Mutex::new(Source::Open(stream))),
+            buffered: 0,
             chunk: PhantomData,
         }
+    }
+
+    /// Bytes the stream holds in memory already (see [`ReadableStream::from_bytes`]).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
     }
 
     /// Takes the source out, to be sent over RPC.
@@ -357,6 +374,7 @@ impl<T> ReadableStream<T> {
     pub(crate) fn erased(self) -> ReadableStream {
         ReadableStream {
             source: self.source,
+            buffered: self.buffered,
             chunk: PhantomData,
         }
     }
@@ -440,6 +458,7 @@ impl<'de, T> serde::Deserialize<'de> for ReadableStream<T> {
         };
         Ok(ReadableStream {
             source: erased.source,
+            buffered: erased.buffered,
             chunk: PhantomData,
         })
     }
@@ -797,7 +816,7 @@ impl Drop for InUse {
 }
 
 /// A sink for chunks that can be written here or sent over RPC: byte chunks by default
-/// (`WritableStream` is `WritableStream<Bytes>`), or values of any [`StreamValue`] `T`.
+/// (`WritableStream` is `WritableStream<bytes::Bytes>`), or values of any [`StreamValue`] `T`.
 ///
 /// Write with [`write`](Self::write), then [`close`](Self::close) (which reports whether
 /// every chunk was accepted) or [`abort`](Self::abort). It is also a

@@ -134,10 +134,17 @@ impl RemoteWriter {
         };
         // Bytes are written straight into the message; a value is encoded as a call's
         // argument, its stubs exported with it. Either way the window counts the
-        // message's length, as capnweb's does.
+        // message's length, as capnweb's does; for a value, at least what it will cost
+        // the reader to hold, which is what a capwire reader charges against its
+        // `max_stream_buffer` (a list of small numbers holds more than its text): a
+        // sender within its window then stays within the reader's budget.
         let (ack, size) = match piece {
             Piece::Bytes(b) => import.stream_write(&b)?,
-            Piece::Value(v) => import.stream_call("write", vec![v])?,
+            Piece::Value(v) => {
+                let held = crate::limits::budget::value_size(&v, usize::MAX);
+                let (ack, size) = import.stream_call("write", vec![v])?;
+                (ack, size.max(held))
+            }
         };
         let sent = super::lock(&self.shared.state)
             .flow
@@ -192,6 +199,15 @@ impl RemoteWriter {
         }
     }
 
+    /// How long to wait for a peer that takes nothing: the session's `send_timeout` (the
+    /// default limits' for a writable in this process).
+    fn send_timeout(&self) -> std::time::Duration {
+        match &self.target {
+            Hook::Import(import) => import.send_timeout(),
+            _ => crate::Limits::default().send_timeout,
+        }
+    }
+
     /// Completes when the session the writable lives in has ended.
     async fn session_ended(&self) {
         match &self.target {
@@ -218,16 +234,25 @@ pub(crate) async fn pump(
         };
         match item {
             Some(Ok(chunk)) => {
-                if writer.write(chunk).await.is_err() {
+                if let Err(e) = writer.write(chunk).await {
+                    // Failed here (a chunk over `max_message_size`, say), not at the peer:
+                    // the reader learns why, rather than that the writer went away.
+                    if writer.shared.check().is_ok() {
+                        writer.abort(e);
+                    }
                     return;
                 }
             }
             Some(Err(e)) => {
                 // The chunks before the error first: a capnweb reader's pipe drops what its
                 // reader has not taken when it is aborted, so the abort waits until every
-                // write was acknowledged (or one failed, or the session ended).
+                // write was acknowledged (or one failed, or the session ended), for no
+                // longer than `send_timeout`, without holding the source meanwhile.
+                drop(source);
+                let limit = writer.send_timeout();
+                let acked = writer.shared.wait(|state| state.flow.in_flight() == 0);
                 tokio::select! {
-                    _ = writer.shared.wait(|state| state.flow.in_flight() == 0) => {}
+                    _ = tokio::time::timeout(limit, acked) => {}
                     () = writer.session_ended() => return,
                 }
                 return writer.abort(e);
