@@ -219,19 +219,11 @@ async fn value_streams_interoperate_with_capnweb_both_ways() {
     let main = shared.clone();
     tokio::spawn(server.serve(move || Api(main.clone())));
     let url = format!("ws://{addr}/");
-    let (ok, stdout, stderr) =
-        tokio::task::spawn_blocking(move || support::run_node(&["value-streams.mjs", &url], None))
-            .await
-            .expect("node");
-    let failed: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains("\"ok\":false"))
-        .collect();
-    assert!(
-        ok && failed.is_empty() && stdout.contains("\"failed\":0"),
-        "value-streams.mjs failed checks:\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        failed.join("\n")
-    );
+    tokio::task::spawn_blocking(move || {
+        support::assert_node_checks_pass(&["value-streams.mjs", &url])
+    })
+    .await
+    .expect("node");
     // What Rust read, typed, from Node's objects (the failing upload's first one included).
     let received = shared.received.lock().unwrap().clone();
     let titles: Vec<&str> = received.iter().map(|t| t.title.as_str()).collect();

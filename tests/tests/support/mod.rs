@@ -110,14 +110,21 @@ pub fn tsc(args: &[&str]) -> String {
 pub fn assert_node_client_passes(args: &[&str]) {
     let mut all = vec!["client.mjs"];
     all.extend_from_slice(args);
-    let (ok, stdout, stderr) = run_node(&all, None);
+    assert_node_checks_pass(&all);
+}
+
+/// Runs a Node harness script that prints a line per check (`"ok":false` for a failed
+/// one) and a summary (`"failed":0`), and asserts every check passed.
+pub fn assert_node_checks_pass(args: &[&str]) {
+    let (ok, stdout, stderr) = run_node(args, None);
     let failed: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("\"ok\":false"))
         .collect();
     assert!(
         ok && failed.is_empty() && stdout.contains("\"failed\":0"),
-        "capnweb client failed rows:\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        "{} failed checks:\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        args[0],
         failed.join("\n")
     );
 }
