@@ -201,8 +201,7 @@ impl<T> Clone for ReadableStream<T> {
     fn clone(&self) -> Self {
         ReadableStream {
             source: self.source.clone(),
-            buffered: self.buffered,
-            chunk: PhantomData,
+            ..*self
         }
     }
 }
@@ -332,11 +331,7 @@ impl<T: StreamValue> ReadableStream<T> {
     /// # Ok(()) }
     /// ```
     pub fn typed<U: StreamValue>(self) -> ReadableStream<U> {
-        ReadableStream {
-            source: self.source,
-            buffered: self.buffered,
-            chunk: PhantomData,
-        }
+        self.retyped()
     }
 }
 
@@ -372,6 +367,11 @@ impl<T> ReadableStream<T> {
 
     /// The same stream, untyped: how a [`Value`] holds it.
     pub(crate) fn erased(self) -> ReadableStream {
+        self.retyped()
+    }
+
+    /// The same stream, read as chunks of `U`.
+    fn retyped<U>(self) -> ReadableStream<U> {
         ReadableStream {
             source: self.source,
             buffered: self.buffered,
@@ -456,11 +456,7 @@ impl<'de, T> serde::Deserialize<'de> for ReadableStream<T> {
                 )));
             }
         };
-        Ok(ReadableStream {
-            source: erased.source,
-            buffered: erased.buffered,
-            chunk: PhantomData,
-        })
+        Ok(erased.retyped())
     }
 }
 
@@ -848,11 +844,7 @@ pub struct WritableStream<T = Bytes> {
 impl<T> Clone for WritableStream<T> {
     /// A handle on the same stream (which only one handle can use at a time).
     fn clone(&self) -> Self {
-        WritableStream {
-            slot: self.slot.clone(),
-            op: Mutex::default(),
-            chunk: PhantomData,
-        }
+        self.retyped()
     }
 }
 
@@ -907,11 +899,7 @@ impl<T: StreamValue> WritableStream<T> {
 
     /// The same stream, written with chunks of `U`.
     pub fn typed<U: StreamValue>(self) -> WritableStream<U> {
-        WritableStream {
-            slot: self.slot.clone(),
-            op: Mutex::default(),
-            chunk: PhantomData,
-        }
+        self.retyped()
     }
 }
 
@@ -926,6 +914,11 @@ impl<T> WritableStream<T> {
 
     /// The same stream, untyped: how a [`Value`] holds it.
     pub(crate) fn erased(&self) -> WritableStream {
+        self.retyped()
+    }
+
+    /// A handle on the same stream, written with chunks of `U`.
+    fn retyped<U>(&self) -> WritableStream<U> {
         WritableStream {
             slot: self.slot.clone(),
             op: Mutex::default(),
@@ -1072,11 +1065,7 @@ impl<T> serde::Serialize for WritableStream<T> {
 impl<'de, T> serde::Deserialize<'de> for WritableStream<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match crate::value::de::deserialize_value(deserializer)? {
-            Value::Writable(w) => Ok(WritableStream {
-                slot: w.slot.clone(),
-                op: Mutex::default(),
-                chunk: PhantomData,
-            }),
+            Value::Writable(w) => Ok(w.retyped()),
             other => Err(serde::de::Error::custom(format!(
                 "expected a WritableStream, found {}",
                 other.type_name()

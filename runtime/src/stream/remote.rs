@@ -220,8 +220,9 @@ impl RemoteWriter {
 }
 
 /// Feeds `source` into a pipe at the peer: every chunk is written under flow control, the
-/// end closes the pipe, an error aborts it once the chunks before it were acknowledged. If the peer stops reading, the source is
-/// dropped (cancelled). `busy` is dropped once the last message is sent.
+/// end closes the pipe, an error aborts it once the chunks before it were acknowledged. If
+/// the peer stops reading, the source is dropped (cancelled). `busy` is dropped once the
+/// last message is sent.
 pub(crate) async fn pump(
     mut source: BoxStream<'static, Result<Chunk, RpcError>>,
     mut writer: RemoteWriter,

@@ -277,6 +277,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The rejection for a panic in application code, logged at error level (in the span of
 /// the call, when it came from a peer).
+fn panicked(payload: &(dyn std::any::Any + Send)) -> RpcError {
+    let message = panic_message(payload);
+    tracing::error!(panic = %message, "capwire: application code panicked");
+    RpcError::error(format!("internal error: {message}"))
+}
+
 /// `fut` boxed, with a panic inside it turned into a rejection.
 fn caught<F>(fut: F) -> BoxFuture<'static, Result<Value, RpcError>>
 where
@@ -286,12 +292,6 @@ where
         .catch_unwind()
         .map(|r| r.unwrap_or_else(|p| Err(panicked(&*p))))
         .boxed()
-}
-
-fn panicked(payload: &(dyn std::any::Any + Send)) -> RpcError {
-    let message = panic_message(payload);
-    tracing::error!(panic = %message, "capwire: application code panicked");
-    RpcError::error(format!("internal error: {message}"))
 }
 
 /// Resolves every promise inside `value`, as capnweb does before delivering a call.
@@ -350,16 +350,9 @@ impl Hook {
     /// at once. A future is polled here first, as [`Hook::start`] does, and boxed again
     /// (to catch its panics) only if it is not done.
     pub(crate) fn invoke_answer(call: impl FnOnce() -> Answer) -> Hook {
-        let first_poll = |mut fut: CallFuture| {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            match fut.as_mut().poll(&mut cx) {
-                Poll::Ready(r) => Hook::ready(r),
-                Poll::Pending => Hook::spawn(caught(fut)),
-            }
-        };
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call() {
             Answer::Now(result) => Hook::ready(result),
-            Answer::Later(fut) => first_poll(fut),
+            Answer::Later(fut) => Hook::first_poll(fut, caught),
         }));
         answer.unwrap_or_else(|p| Hook::Error(panicked(&*p)))
     }
@@ -371,11 +364,22 @@ impl Hook {
     where
         F: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        let mut fut = caught(fut);
+        Hook::first_poll(caught(fut), std::convert::identity)
+    }
+
+    /// Polls `fut` once, here: done, its result; else it goes on on the runtime, boxed by
+    /// `pending` (as [`caught`] boxes it) if it is not yet.
+    fn first_poll<F>(
+        mut fut: Pin<Box<F>>,
+        pending: impl FnOnce(Pin<Box<F>>) -> BoxFuture<'static, Result<Value, RpcError>>,
+    ) -> Hook
+    where
+        F: Future<Output = Result<Value, RpcError>> + Send + ?Sized + 'static,
+    {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready(r) => Hook::ready(r),
-            Poll::Pending => Hook::spawn(fut),
+            Poll::Pending => Hook::spawn(pending(fut)),
         }
     }
 
