@@ -31,8 +31,15 @@ pub(crate) fn text_within(message: &impl serde::Serialize, limit: usize) -> Opti
     out.into_string()
 }
 
-/// Bytes a [`Limited`] buffer starts with.
-const INITIAL_CAPACITY: usize = 96;
+/// Messages are encoded in a buffer reused by every message this thread encodes, of this
+/// capacity: a message up to this size is copied out of it at its exact length (one
+/// allocation, no growing); a longer one keeps the buffer it grew into, and the thread
+/// starts a new one.
+const SCRATCH: usize = 4096;
+
+thread_local! {
+    static SCRATCH_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// A buffer that refuses to grow past `limit` bytes.
 pub(crate) struct Limited {
@@ -42,17 +49,30 @@ pub(crate) struct Limited {
 
 impl Limited {
     pub(crate) fn new(limit: usize) -> Limited {
-        Limited {
-            // A call or an answer is a few dozen bytes: one allocation, where growing from
-            // empty took four.
-            buf: Vec::with_capacity(INITIAL_CAPACITY.min(limit)),
-            limit,
-        }
+        // (Empty when another message is being encoded on this thread: then a new one.)
+        let mut buf = SCRATCH_BUFFER.take();
+        buf.clear();
+        buf.reserve(SCRATCH.min(limit));
+        Limited { buf, limit }
     }
 
     /// The text written (only ever JSON, so UTF-8).
-    pub(crate) fn into_string(self) -> Option<String> {
-        String::from_utf8(self.buf).ok()
+    pub(crate) fn into_string(mut self) -> Option<String> {
+        let text = if self.buf.capacity() <= SCRATCH {
+            // Copied out at its length; the buffer goes back to the thread (on drop).
+            self.buf.as_slice().to_vec()
+        } else {
+            std::mem::take(&mut self.buf)
+        };
+        String::from_utf8(text).ok()
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        if self.buf.capacity() > 0 && self.buf.capacity() <= SCRATCH {
+            SCRATCH_BUFFER.set(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -299,5 +319,37 @@ mod tests {
             args: None,
         };
         assert_eq!(text_within(&call, 10), None, "over the limit");
+    }
+
+    #[test]
+    fn messages_are_encoded_in_one_reused_buffer_and_copied_out_at_their_length() {
+        let scratch_at = || {
+            let scratch = SCRATCH_BUFFER.take();
+            let at = (scratch.as_ptr() as usize, scratch.capacity());
+            SCRATCH_BUFFER.set(scratch);
+            at
+        };
+        assert_eq!(
+            text_within(&Message::Pull(1), 1 << 20).as_deref(),
+            Some(r#"["pull",1]"#)
+        );
+        let (at, capacity) = scratch_at();
+        assert!(capacity >= SCRATCH);
+        for i in 0..100 {
+            let text = text_within(&Message::Release(i, 1), 1 << 20).unwrap();
+            assert_eq!(text, format!(r#"["release",{i},1]"#));
+            assert_eq!(text.capacity(), text.len(), "copied out at its length");
+            assert_eq!(
+                scratch_at(),
+                (at, capacity),
+                "message {i} was encoded elsewhere"
+            );
+        }
+        // A failed encoding gives the buffer back too.
+        assert_eq!(text_within(&Message::Pull(12345), 5), None);
+        assert_eq!(scratch_at(), (at, capacity));
+        // A longer message keeps what it grew into, whole.
+        let long = Message::Abort(Expr::String("x".repeat(2 * SCRATCH)));
+        assert_eq!(text_within(&long, 1 << 20), Some(long.to_text()));
     }
 }
